@@ -1,0 +1,123 @@
+package broker
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/webinate/broker/codec"
+)
+
+// adminHandler serves the internal listener: the publish API, health and
+// counters. It runs on net/http: its traffic is a few backends, not tens of
+// thousands of sockets.
+func (s *Server) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/api/events", s.servePublish)
+	mux.HandleFunc("/healthz", s.serveHealth)
+	mux.HandleFunc("/stats", s.serveStats)
+	return mux
+}
+
+// servePublish is POST /api/events: one event object or an array of them,
+// published all or nothing.
+func (s *Server) servePublish(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		httpError(w, http.StatusMethodNotAllowed, "use POST")
+		return
+	}
+	if len(s.apiKey) == 0 {
+		httpError(w, http.StatusForbidden, "publishing is disabled: no socketApiKey is configured")
+		return
+	}
+	auth := r.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(auth, "Bearer ")
+	if !ok || !s.keyOK(strings.TrimSpace(tok)) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="broker"`)
+		httpError(w, http.StatusUnauthorized, "missing or invalid bearer key")
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			httpError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
+			return
+		}
+	}
+	if s.draining.Load() {
+		httpError(w, http.StatusServiceUnavailable, "server is shutting down")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxPublishBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			httpError(w, http.StatusRequestEntityTooLarge, "body exceeds "+strconv.FormatInt(s.cfg.MaxPublishBytes, 10)+" bytes")
+			return
+		}
+		httpError(w, http.StatusBadRequest, "reading body: "+err.Error())
+		return
+	}
+	events, err := codec.SplitPublish(body)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	s.publish(events)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	_, _ = w.Write(strconv.AppendInt([]byte(`{"accepted":`), int64(len(events)), 10))
+	_, _ = w.Write([]byte("}"))
+}
+
+// publish encodes every event once and queues the frames for all
+// connections. Frames are packed into items of at most one write chunk, so
+// no single write can exceed a connection's pending-bytes bound, and the
+// items of one request are queued back to back.
+func (s *Server) publish(events [][]byte) {
+	var items []item
+	var buf []byte
+	n := 0
+	for _, e := range events {
+		fs := frameSize(len(e))
+		if len(buf) > 0 && len(buf)+fs > s.hub.chunk {
+			items = append(items, item{buf, n})
+			buf, n = nil, 0
+		}
+		if buf == nil {
+			buf = make([]byte, 0, max(fs, min(s.hub.chunk, 4096)))
+		}
+		buf = appendFrame(buf, opText, e)
+		n++
+	}
+	items = append(items, item{buf, n})
+	s.hub.broadcastItems(items)
+}
+
+func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	if s.draining.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"status":"draining"}`))
+		return
+	}
+	_, _ = w.Write([]byte(`{"status":"ok","connections":` + strconv.FormatInt(s.hub.count.Load(), 10) + `}`))
+}
+
+func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(s.Stats())
+}
+
+// appendJSONError appends {"error":"msg"} with msg JSON-escaped.
+func appendJSONError(dst []byte, msg string) []byte {
+	b, _ := json.Marshal(struct {
+		Error string `json:"error"`
+	}{msg})
+	return append(dst, b...)
+}

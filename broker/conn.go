@@ -1,0 +1,372 @@
+package broker
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/lesismal/nbio"
+	"golang.org/x/time/rate"
+)
+
+// conn is one upgraded WebSocket connection. It is the nbio session of its
+// socket: nbio calls Parse on a poller goroutine with the bytes just read,
+// and CloseAndClean once the socket is gone. There is no goroutine per
+// connection.
+//
+// Concurrency: the read side (rbuf, msg, fragmented, limiters, strikes) is
+// touched only by Parse, which nbio never runs concurrently for one
+// connection. Writes may come from the poller (replies), shard workers
+// (fan-out) and the sweeper (pings); nbio.Conn serialises them, and every
+// write is one or more whole frames so they never interleave mid-frame.
+type conn struct {
+	srv     *Server
+	nbc     *nbio.Conn
+	id      uint64
+	backend bool
+	remote  string
+	origin  string
+
+	idx int // position in its shard, guarded by the shard's mu
+
+	gone atomic.Bool // the socket is closed (CloseAndClean ran)
+
+	ready    atomic.Bool  // set once the fields above are initialised
+	lastRead atomic.Int64 // unix nanos of the last bytes received
+	lastPing atomic.Int64 // unix nanos of the last ping sent
+
+	closing atomic.Bool            // a close frame was sent or the socket is going
+	reason  atomic.Pointer[reason] // why we closed it, if we did
+
+	// read side, poller only.
+	rbuf       []byte
+	msg        []byte
+	fragmented bool
+	desync     bool // after a fatal frame error: discard input until closed
+	msgLimit   *rate.Limiter
+	bcastLimit *rate.Limiter
+	strikes    int
+}
+
+// reason is why the broker closed a connection: the close status sent and
+// a label counted in stats and logs.
+type reason struct {
+	code  int
+	label string
+	text  string
+}
+
+// Close reasons. Labels are stable: they are stats keys.
+var (
+	reasonProtocol   = reason{closeProtocolError, "protocol_error", ""}
+	reasonBinary     = reason{closeUnsupportedData, "binary_message", "binary messages are not supported"}
+	reasonBadUTF8    = reason{closeInvalidPayload, "invalid_utf8", "text message is not valid UTF-8"}
+	reasonTooBig     = reason{closeTooBig, "message_too_big", ""}
+	reasonIdle       = reason{closeGoingAway, "idle_timeout", "idle timeout"}
+	reasonShutdown   = reason{closeGoingAway, "shutdown", "server shutting down"}
+	reasonRate       = reason{closePolicyViolation, "rate_limited", "message rate exceeded"}
+	reasonPanic      = reason{closeInternalError, "internal_error", "internal error"}
+	reasonSlow       = reason{closePolicyViolation, "slow_consumer", "slow consumer"}
+	reasonPeerClosed = reason{closeNormal, "peer_closed", ""}
+)
+
+// UnderlayerConn implements nbhttp.ParserCloser.
+func (c *conn) UnderlayerConn() net.Conn { return c.nbc }
+
+// Parse implements nbhttp.ParserCloser: it consumes the bytes nbio just read.
+// data is nbio's read buffer, valid only during this call: payloads are
+// unmasked in place and whatever must outlive the call is copied.
+func (c *conn) Parse(data []byte) (err error) {
+	// c was built on the handshake goroutine and reached this poller
+	// through nbio's unsynchronised session field; this load pairs with the
+	// store in serveUpgrade so the hand-off is ordered (and visible to the
+	// race detector).
+	_ = c.ready.Load()
+	c.lastRead.Store(c.srv.now())
+	if c.desync {
+		return nil
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			c.srv.log.Error().Uint64("conn", c.id).Interface("panic", p).
+				Bytes("stack", debug.Stack()).Msg("panic while handling a message; closing that connection")
+			c.srv.stats.panics.Add(1)
+			c.desync = true
+			c.closeWith(reasonPanic, "")
+			err = nil
+		}
+	}()
+	if len(c.rbuf) > 0 {
+		c.rbuf = append(c.rbuf, data...)
+		data = c.rbuf
+	}
+	for len(data) > 0 && !c.desync {
+		n := c.frame(data)
+		if n == 0 {
+			break
+		}
+		data = data[n:]
+	}
+	if c.desync {
+		c.rbuf = nil
+		return nil
+	}
+	if len(data) == 0 {
+		// Drop a big buffer left by a big message: idle connections
+		// should cost little memory.
+		if cap(c.rbuf) > 4096 {
+			c.rbuf = nil
+		} else {
+			c.rbuf = c.rbuf[:0]
+		}
+		return nil
+	}
+	// Keep the partial frame. copy handles the overlap when data is
+	// already a suffix of rbuf.
+	if len(c.rbuf) > 0 {
+		c.rbuf = c.rbuf[:copy(c.rbuf, data)]
+	} else {
+		c.rbuf = append(c.rbuf[:0], data...)
+	}
+	return nil
+}
+
+// frame handles the first frame in data and returns the bytes it used, or
+// 0 if the frame is not complete yet. Limits are checked as soon as the
+// header is in, so an oversized frame is refused before it is buffered.
+func (c *conn) frame(data []byte) int {
+	if len(data) < 2 {
+		return 0
+	}
+	b0, b1 := data[0], data[1]
+	fin := b0&0x80 != 0
+	op := b0 & 0x0F
+	if b0&0x70 != 0 {
+		c.fail(reasonProtocol, "reserved bits set without a negotiated extension")
+		return 0
+	}
+	if b1&0x80 == 0 {
+		c.fail(reasonProtocol, "client frames must be masked")
+		return 0
+	}
+	plen := uint64(b1 & 0x7F)
+	hdr := 2
+	switch plen {
+	case 126:
+		if len(data) < 4 {
+			return 0
+		}
+		plen = uint64(binary.BigEndian.Uint16(data[2:4]))
+		hdr = 4
+	case 127:
+		if len(data) < 10 {
+			return 0
+		}
+		plen = binary.BigEndian.Uint64(data[2:10])
+		hdr = 10
+	}
+	hdr += 4 // masking key
+
+	if op >= 0x8 {
+		switch {
+		case op != opClose && op != opPing && op != opPong:
+			c.fail(reasonProtocol, fmt.Sprintf("reserved opcode %#x", op))
+			return 0
+		case !fin:
+			c.fail(reasonProtocol, "fragmented control frame")
+			return 0
+		case plen > maxControlPayload:
+			c.fail(reasonProtocol, "control frame payload over 125 bytes")
+			return 0
+		}
+	} else {
+		switch op {
+		case opContinuation:
+			if !c.fragmented {
+				c.fail(reasonProtocol, "continuation frame without a message to continue")
+				return 0
+			}
+		case opText:
+			if c.fragmented {
+				c.fail(reasonProtocol, "new message while a fragmented message is incomplete")
+				return 0
+			}
+		case opBinary:
+			c.fail(reasonBinary, "")
+			return 0
+		default:
+			c.fail(reasonProtocol, fmt.Sprintf("reserved opcode %#x", op))
+			return 0
+		}
+		if plen > uint64(c.srv.cfg.MaxMessageSize-len(c.msg)) {
+			c.fail(reasonTooBig, fmt.Sprintf("message exceeds %d bytes", c.srv.cfg.MaxMessageSize))
+			return 0
+		}
+	}
+	total := hdr + int(plen)
+	if len(data) < total {
+		return 0
+	}
+	var key [4]byte
+	copy(key[:], data[hdr-4:hdr])
+	payload := data[hdr:total]
+	maskBytes(key, 0, payload)
+
+	switch op {
+	case opText:
+		if fin {
+			c.message(payload)
+		} else {
+			c.fragmented = true
+			c.msg = append(c.msg[:0], payload...)
+		}
+	case opContinuation:
+		c.msg = append(c.msg, payload...)
+		if fin {
+			c.fragmented = false
+			c.message(c.msg)
+			if cap(c.msg) > 4096 {
+				c.msg = nil
+			} else {
+				c.msg = c.msg[:0]
+			}
+		}
+	case opPing:
+		c.writeControl(opPong, payload)
+	case opPong:
+		// lastRead is already updated: that is all a pong is for.
+	case opClose:
+		c.peerClose(payload)
+	}
+	return total
+}
+
+// message handles one complete text message.
+func (c *conn) message(msg []byte) {
+	if c.closing.Load() {
+		return
+	}
+	if !utf8.Valid(msg) {
+		c.fail(reasonBadUTF8, "")
+		return
+	}
+	c.srv.stats.messagesIn.Add(1)
+	c.srv.dispatch(c, msg)
+}
+
+// peerClose answers a close frame from the peer and closes the socket.
+func (c *conn) peerClose(p []byte) {
+	code := closeNoStatus
+	switch {
+	case len(p) == 1:
+		c.fail(reasonProtocol, "close frame with a 1-byte payload")
+		return
+	case len(p) >= 2:
+		code = int(binary.BigEndian.Uint16(p))
+		if !validReceivedCloseCode(code) {
+			c.fail(reasonProtocol, fmt.Sprintf("invalid close code %d", code))
+			return
+		}
+		if !utf8.Valid(p[2:]) {
+			c.fail(reasonBadUTF8, "close reason is not valid UTF-8")
+			return
+		}
+	}
+	c.desync = true
+	if c.closing.Swap(true) {
+		// We started the close; this is the answer.
+		_ = c.nbc.Close()
+		return
+	}
+	r := reasonPeerClosed
+	c.reason.CompareAndSwap(nil, &r)
+	var buf [2 + maxControlPayload]byte
+	var frame []byte
+	if code == closeNoStatus {
+		frame = appendFrame(buf[:0], opClose, nil)
+	} else {
+		frame = appendCloseFrame(buf[:0], code, "")
+	}
+	_, _ = c.nbc.Write(frame)
+	// The server closes the TCP connection first (RFC 6455 section 7.1.1).
+	_ = c.nbc.Close()
+}
+
+// fail closes the connection after a fatal input error; the frame stream
+// cannot be trusted after it, so further input is discarded.
+func (c *conn) fail(r reason, text string) {
+	c.desync = true
+	c.closeWith(r, text)
+}
+
+// closeWith sends a close frame with r's status and closes the socket once
+// the peer answers or CloseTimeout passes. Safe from any goroutine; only
+// the first call has an effect.
+func (c *conn) closeWith(r reason, text string) {
+	if c.closing.Swap(true) {
+		return
+	}
+	if text != "" {
+		r.text = text
+	}
+	c.reason.CompareAndSwap(nil, &r)
+	var buf [2 + maxControlPayload]byte
+	_, _ = c.nbc.Write(appendCloseFrame(buf[:0], r.code, r.text))
+	nbc := c.nbc
+	// Closing at once could reset the connection while the peer still has
+	// unread data in flight, and the peer would never see our close frame.
+	// Waiting for its answer (or a timeout) lets it read the frame.
+	time.AfterFunc(c.srv.cfg.CloseTimeout, func() { _ = nbc.Close() })
+}
+
+// writeControl writes a control frame (ping/pong) with a short payload.
+func (c *conn) writeControl(op byte, payload []byte) {
+	var buf [2 + maxControlPayload]byte
+	_, _ = c.nbc.Write(appendFrame(buf[:0], op, payload))
+}
+
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// writeText writes one text frame to this connection only.
+func (c *conn) writeText(payload []byte) {
+	if c.closing.Load() {
+		return
+	}
+	pb := framePool.Get().(*[]byte)
+	b := appendFrame((*pb)[:0], opText, payload)
+	// nbio copies whatever the kernel does not take at once, so the
+	// buffer can go back to the pool as soon as Write returns.
+	_, _ = c.nbc.Write(b)
+	if cap(b) <= 64<<10 {
+		*pb = b[:0]
+		framePool.Put(pb)
+	}
+}
+
+// CloseAndClean implements nbhttp.ParserCloser: nbio calls it once the
+// socket is closed, for whatever reason.
+func (c *conn) CloseAndClean(err error) {
+	c.closing.Store(true)
+	c.gone.Store(true)
+	c.srv.removeConn(c, err)
+}
+
+// isTimeout reports a read deadline expiry (nbio's own error, or a
+// net.Error that says so).
+func isTimeout(err error) bool {
+	if errors.Is(err, nbio.ErrReadTimeout) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// isOverflow reports nbio closing a socket because its pending writes
+// exceeded MaxWriteBufferSize: a slow consumer.
+func isOverflow(err error) bool { return errors.Is(err, nbio.ErrOverflow) }

@@ -1,0 +1,87 @@
+package broker
+
+import (
+	"golang.org/x/time/rate"
+
+	"github.com/webinate/broker/codec"
+)
+
+// Reasons sent in error events for rate limits.
+const (
+	errRateLimited      = "rate limit exceeded: message dropped"
+	errBroadcastLimited = "echo broadcast rate exceeded: message dropped"
+	errNoBackend        = "no backend available"
+)
+
+// dispatch handles one complete, UTF-8 valid text message from c. It runs
+// on c's poller goroutine and must not block.
+func (s *Server) dispatch(c *conn, msg []byte) {
+	if !c.allow(&c.msgLimit, s.cfg.MessageRate, s.cfg.MessageBurst) {
+		s.limited(c, msg, errRateLimited)
+		return
+	}
+	var m codec.Message
+	if c.backend {
+		m = codec.ClassifyBackend(msg)
+	} else {
+		m = codec.ClassifyClient(msg)
+	}
+	switch m.Kind {
+	case codec.KindEcho:
+		if !m.Broadcast {
+			// The reply is the message as the client sent it, byte for byte.
+			c.writeText(msg)
+			return
+		}
+		if !c.allow(&c.bcastLimit, s.cfg.BroadcastRate, s.cfg.BroadcastBurst) {
+			s.limited(c, msg, errBroadcastLimited)
+			return
+		}
+		c.strikes = 0
+		s.hub.broadcast(appendFrame(nil, opText, msg), 1)
+	case codec.KindServerEvent:
+		// Only backends get this kind: publish to everyone.
+		s.hub.broadcast(appendFrame(nil, opText, msg), 1)
+	case codec.KindMeta:
+		s.replyError(c, codec.MetaRequest, errNoBackend)
+	default:
+		s.replyError(c, m.EventType, m.Reason)
+	}
+}
+
+// allow takes a token from *l, creating the bucket on first use so that a
+// connection that never sends costs no limiter memory.
+func (c *conn) allow(l **rate.Limiter, r float64, burst int) bool {
+	if r < 0 {
+		return true
+	}
+	if *l == nil {
+		*l = rate.NewLimiter(rate.Limit(r), burst)
+	}
+	if (*l).Allow() {
+		if l == &c.msgLimit {
+			c.strikes = 0
+		}
+		return true
+	}
+	return false
+}
+
+// limited answers a rate-limited message with an error event and closes
+// the connection (1008) once it keeps going past RateStrikes in a row.
+func (s *Server) limited(c *conn, msg []byte, reason string) {
+	c.strikes++
+	if c.strikes >= s.cfg.RateStrikes {
+		c.closeWith(reasonRate, "")
+		return
+	}
+	t, _ := codec.PeekEventType(msg)
+	s.replyError(c, t, reason)
+}
+
+// replyError sends {"eventType":t,"error":reason} to c only.
+func (s *Server) replyError(c *conn, t int, reason string) {
+	s.stats.errorsOut.Add(1)
+	var buf [256]byte
+	c.writeText(codec.AppendError(buf[:0], t, reason))
+}

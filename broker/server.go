@@ -1,0 +1,349 @@
+package broker
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lesismal/nbio"
+	"github.com/lesismal/nbio/nbhttp"
+	"github.com/rs/zerolog"
+
+	"github.com/webinate/broker/origin"
+)
+
+// Server is one broker node: the public WebSocket listener on an nbio
+// reactor, the sharded subscriber table and the admin listener.
+type Server struct {
+	cfg     Config
+	log     zerolog.Logger
+	origins *origin.Matcher
+	apiKey  []byte
+	hub     *hub
+	stats   stats
+
+	regMu    sync.RWMutex // see acceptLoop
+	nextID   atomic.Uint64
+	draining atomic.Bool
+
+	mu      sync.Mutex // guards the fields below and start/stop ordering
+	started bool
+	stopped bool
+	engine  *nbhttp.Engine
+	ln      net.Listener
+	admin   *http.Server
+	adminLn net.Listener
+	done    chan struct{}
+	wg      sync.WaitGroup // sweeper and admin server
+}
+
+// New validates cfg, compiles the approved origins and allocates the
+// broker. It opens no socket and starts no goroutine; Start does.
+func New(cfg Config, log zerolog.Logger) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m, err := origin.New(origin.Config{Patterns: cfg.ApprovedOrigins})
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     log.With().Str("component", "broker").Logger(),
+		origins: m,
+		apiKey:  []byte(cfg.APIKey),
+		done:    make(chan struct{}),
+	}
+	// A write call never carries more than a quarter of the pending bound,
+	// so a healthy connection with an empty queue can always take it.
+	chunk := cfg.MaxPendingBytes / 4
+	if chunk > 256<<10 {
+		chunk = 256 << 10
+	}
+	s.hub = newHub(cfg.Shards, chunk, &s.stats)
+	return s, nil
+}
+
+// Config returns the effective configuration, defaults filled in.
+func (s *Server) Config() Config { return s.cfg }
+
+// Start opens the listeners and starts the reactor, the shard workers and
+// the keepalive sweeper. It returns once the broker accepts connections.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return errors.New("broker: already started")
+	}
+	s.started = true
+	setNbioLogger(s.log)
+
+	ln, err := net.Listen("tcp", s.cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("broker: listen %s: %w", s.cfg.ListenAddr, err)
+	}
+	s.ln = ln
+	maxLoad := nbhttp.DefaultMaxLoad
+	if s.cfg.MaxConns > 0 {
+		// nbio drops sockets silently past MaxLoad; keep it above our own
+		// cap so that the refusal is our 503, with a reason.
+		maxLoad = s.cfg.MaxConns + 1024
+	}
+	s.engine = nbhttp.NewEngine(nbhttp.Config{
+		Name:    "broker",
+		Network: "tcp",
+		// No Addrs: the broker runs its own accept loop (acceptLoop).
+		SupportServerOnly:  true,
+		NPoller:            s.cfg.Pollers,
+		ReadBufferSize:     s.cfg.ReadBufferSize,
+		MaxWriteBufferSize: s.cfg.MaxPendingBytes,
+		// The handshake deadline: nbio sets it on accept and we clear it
+		// once the connection is upgraded.
+		KeepaliveTime:   s.cfg.HandshakeTimeout,
+		MaxLoad:         maxLoad,
+		MaxHTTPBodySize: 4 << 10, // upgrade requests have no body
+		// Handshakes and close callbacks run on this pool; they are short,
+		// so a small pool bounds goroutines without queueing for long.
+		MessageHandlerPoolSize: 64,
+		Handler:                http.HandlerFunc(s.serveUpgrade),
+	})
+	if err := s.engine.Start(); err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("broker: start reactor: %w", err)
+	}
+	// Every read first passes regMu, which acceptLoop holds while it
+	// registers a socket: see acceptLoop.
+	s.engine.Engine.OnData(func(c *nbio.Conn, data []byte) {
+		s.regMu.RLock()
+		s.regMu.RUnlock() //nolint:staticcheck // an empty critical section is the point
+		c.DataHandler()(c, data)
+	})
+	s.hub.start()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.acceptLoop()
+	}()
+
+	if s.cfg.AdminAddr != "-" {
+		aln, err := net.Listen("tcp", s.cfg.AdminAddr)
+		if err != nil {
+			s.engine.Stop()
+			s.hub.stop()
+			return fmt.Errorf("broker: listen admin %s: %w", s.cfg.AdminAddr, err)
+		}
+		s.adminLn = aln
+		s.admin = &http.Server{
+			Handler:           s.adminHandler(),
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			IdleTimeout:       120 * time.Second,
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.admin.Serve(aln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error().Err(err).Msg("admin listener stopped")
+			}
+		}()
+	}
+	if s.cfg.PingInterval > 0 || s.cfg.IdleTimeout > 0 {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.sweep()
+		}()
+	}
+	s.log.Info().
+		Str("addr", s.Addr()).
+		Str("admin", s.AdminAddr()).
+		Int("shards", s.cfg.Shards).
+		Int("pollers", s.cfg.Pollers).
+		Int("maxMessage", s.cfg.MaxMessageSize).
+		Int("maxPending", s.cfg.MaxPendingBytes).
+		Int("maxConns", s.cfg.MaxConns).
+		Int("origins", s.origins.Len()).
+		Bool("publishEnabled", len(s.apiKey) > 0).
+		Msg("broker started")
+	return nil
+}
+
+// Addr is the bound public address (useful with port 0).
+func (s *Server) Addr() string {
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// AdminAddr is the bound admin address, or "" when disabled.
+func (s *Server) AdminAddr() string {
+	if s.adminLn == nil {
+		return ""
+	}
+	return s.adminLn.Addr().String()
+}
+
+// Shutdown stops accepting connections and publishes, writes every event
+// already accepted, closes each client with 1001 and stops. It returns
+// ctx.Err() if ctx ends first (the remaining sockets are then cut). It is
+// safe to call more than once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.started || s.stopped {
+		s.mu.Unlock()
+		return nil
+	}
+	s.stopped = true
+	s.mu.Unlock()
+
+	s.draining.Store(true)
+	s.log.Info().Int64("connections", s.hub.count.Load()).Msg("shutting down: draining")
+	// Stop taking new sockets at once; upgrades already in flight see
+	// draining and get 503.
+	_ = s.ln.Close()
+	if s.admin != nil {
+		_ = s.admin.Shutdown(ctx)
+	}
+	var err error
+	if !s.hub.drained(ctx.Done()) {
+		err = ctx.Err()
+	}
+	s.hub.each(func(c *conn) { c.closeWith(reasonShutdown, "") })
+	// Wait for clients to answer the close (or CloseTimeout to cut them).
+	for s.hub.count.Load() > 0 && err == nil {
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	close(s.done)
+	s.hub.stop()
+	s.engine.Stop()
+	s.wg.Wait()
+	s.log.Info().Err(err).Msg("broker stopped")
+	return err
+}
+
+// now is the clock for activity timestamps.
+func (s *Server) now() int64 { return time.Now().UnixNano() }
+
+// keyOK compares a presented key with socketApiKey in constant time. An
+// empty configured key matches nothing.
+func (s *Server) keyOK(k string) bool {
+	return len(s.apiKey) > 0 && subtle.ConstantTimeCompare([]byte(k), s.apiKey) == 1
+}
+
+// removeConn is called once per connection when its socket is gone.
+func (s *Server) removeConn(c *conn, err error) {
+	if !s.hub.remove(c) {
+		return
+	}
+	label := "peer_gone"
+	code := 0
+	switch r := c.reason.Load(); {
+	case r != nil:
+		label, code = r.label, r.code
+	case isOverflow(err):
+		label, code = reasonSlow.label, reasonSlow.code
+	case isTimeout(err):
+		label = "read_timeout"
+	}
+	s.stats.closedBy(label)
+	ev := s.log.Debug()
+	if label == reasonSlow.label {
+		// The pending-bytes bound was hit: the socket is cut without a
+		// close frame, since nothing more can reach the peer in order.
+		ev = s.log.Warn()
+	}
+	ev.Uint64("conn", c.id).Str("remote", c.remote).Bool("backend", c.backend).
+		Str("reason", label).Int("code", code).AnErr("err", err).Msg("connection closed")
+}
+
+// sweep pings connections and closes idle ones. One goroutine walks the
+// whole table once per tick: cheaper than a timer per connection.
+func (s *Server) sweep() {
+	tick := time.Second
+	for _, d := range []time.Duration{s.cfg.PingInterval / 2, s.cfg.IdleTimeout / 4} {
+		if d > 0 && d < tick {
+			tick = d
+		}
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	var idle []*conn
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+		now := s.now()
+		ping := int64(s.cfg.PingInterval)
+		idleNs := int64(s.cfg.IdleTimeout)
+		idle = idle[:0]
+		s.hub.each(func(c *conn) {
+			if c.closing.Load() {
+				return
+			}
+			last := c.lastRead.Load()
+			if idleNs > 0 && now-last > idleNs {
+				idle = append(idle, c)
+				return
+			}
+			if ping > 0 && now-last >= ping && now-c.lastPing.Load() >= ping {
+				c.lastPing.Store(now)
+				c.writeControl(opPing, nil)
+			}
+		})
+		for _, c := range idle {
+			c.closeWith(reasonIdle, "")
+		}
+		clear(idle)
+	}
+}
+
+// acceptLoop accepts public connections and hands each to nbio.
+//
+// nbio's own accept loop hands a socket to a poller through epoll, which
+// the race detector cannot see, so every test run under -race reported
+// nbio's fields as racing. Registering under regMu, which every read
+// passes first, makes the hand-off visible at the cost of one uncontended
+// read-lock per read event.
+func (s *Server) acceptLoop() {
+	var backoff time.Duration
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			if s.draining.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: back off like
+			// net/http does instead of spinning.
+			if backoff == 0 {
+				backoff = 5 * time.Millisecond
+			} else if backoff < time.Second {
+				backoff *= 2
+			}
+			s.log.Error().Err(err).Dur("retryIn", backoff).Msg("accept failed")
+			select {
+			case <-time.After(backoff):
+			case <-s.done:
+				return
+			}
+			continue
+		}
+		backoff = 0
+		s.regMu.Lock()
+		s.engine.AddConnNonTLSNonBlocking(&nbhttp.Conn{Conn: c}, nil, func() {})
+		s.regMu.Unlock()
+	}
+}

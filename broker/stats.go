@@ -1,0 +1,77 @@
+package broker
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// stats are the broker's counters. They are read by the admin /stats
+// endpoint and tests; counting replaces per-message logging on hot paths.
+type stats struct {
+	accepted        atomic.Int64 // upgrades completed
+	refusedOrigin   atomic.Int64 // 403
+	refusedKey      atomic.Int64 // 401
+	refusedFull     atomic.Int64 // 503: max conns or draining
+	badHandshake    atomic.Int64 // 400/405/426
+	messagesIn      atomic.Int64 // complete client messages
+	errorsOut       atomic.Int64 // error events sent
+	eventsPublished atomic.Int64 // events accepted for fan-out
+	deliveries      atomic.Int64 // event copies handed to sockets
+	writes          atomic.Int64 // write calls made by shard workers
+	panics          atomic.Int64
+
+	mu     sync.Mutex
+	closed map[string]int64 // by close reason label
+}
+
+func (s *stats) closedBy(label string) {
+	s.mu.Lock()
+	if s.closed == nil {
+		s.closed = make(map[string]int64)
+	}
+	s.closed[label]++
+	s.mu.Unlock()
+}
+
+// Stats is a snapshot of the broker's counters.
+type Stats struct {
+	Connections     int64            `json:"connections"`
+	Accepted        int64            `json:"accepted"`
+	RefusedOrigin   int64            `json:"refusedOrigin"`
+	RefusedKey      int64            `json:"refusedKey"`
+	RefusedFull     int64            `json:"refusedFull"`
+	BadHandshake    int64            `json:"badHandshake"`
+	MessagesIn      int64            `json:"messagesIn"`
+	ErrorsOut       int64            `json:"errorsOut"`
+	EventsPublished int64            `json:"eventsPublished"`
+	Deliveries      int64            `json:"deliveries"`
+	Writes          int64            `json:"writes"`
+	Panics          int64            `json:"panics"`
+	Closed          map[string]int64 `json:"closed"`
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() Stats {
+	st := &s.stats
+	out := Stats{
+		Connections:     s.hub.count.Load(),
+		Accepted:        st.accepted.Load(),
+		RefusedOrigin:   st.refusedOrigin.Load(),
+		RefusedKey:      st.refusedKey.Load(),
+		RefusedFull:     st.refusedFull.Load(),
+		BadHandshake:    st.badHandshake.Load(),
+		MessagesIn:      st.messagesIn.Load(),
+		ErrorsOut:       st.errorsOut.Load(),
+		EventsPublished: st.eventsPublished.Load(),
+		Deliveries:      st.deliveries.Load(),
+		Writes:          st.writes.Load(),
+		Panics:          st.panics.Load(),
+		Closed:          map[string]int64{},
+	}
+	st.mu.Lock()
+	for k, v := range st.closed {
+		out.Closed[k] = v
+	}
+	st.mu.Unlock()
+	return out
+}

@@ -1,0 +1,165 @@
+package broker
+
+import (
+	"crypto/sha1"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/lesismal/nbio"
+	"github.com/lesismal/nbio/nbhttp"
+)
+
+// backendKeyHeader marks a backend connection (PROTOCOL.md, Handshake).
+const backendKeyHeader = "users-api-key"
+
+// websocketGUID is the RFC 6455 handshake constant.
+const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+// serveUpgrade answers every HTTP request on the public port: any path may
+// upgrade. It runs on nbio's handler pool, not on a poller.
+func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		s.stats.refusedFull.Add(1)
+		httpError(w, http.StatusServiceUnavailable, "server is shutting down")
+		return
+	}
+	if r.Method != http.MethodGet {
+		s.stats.badHandshake.Add(1)
+		w.Header().Set("Allow", "GET")
+		httpError(w, http.StatusMethodNotAllowed, "WebSocket upgrade requires GET")
+		return
+	}
+	if !headerHasToken(r.Header, "Connection", "upgrade") || !headerHasToken(r.Header, "Upgrade", "websocket") {
+		s.stats.badHandshake.Add(1)
+		w.Header().Set("Upgrade", "websocket")
+		httpError(w, http.StatusUpgradeRequired, "this port only serves WebSocket upgrades")
+		return
+	}
+	if r.Header.Get("Sec-WebSocket-Version") != "13" {
+		s.stats.badHandshake.Add(1)
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		httpError(w, http.StatusUpgradeRequired, "unsupported Sec-WebSocket-Version (want 13)")
+		return
+	}
+	key := r.Header.Get("Sec-WebSocket-Key")
+	if k, err := base64.StdEncoding.DecodeString(key); err != nil || len(k) != 16 {
+		s.stats.badHandshake.Add(1)
+		httpError(w, http.StatusBadRequest, "missing or malformed Sec-WebSocket-Key")
+		return
+	}
+
+	origin := r.Header.Get("Origin")
+	backend := false
+	if vals, ok := r.Header[http.CanonicalHeaderKey(backendKeyHeader)]; ok {
+		if len(vals) != 1 || !s.keyOK(vals[0]) {
+			s.stats.refusedKey.Add(1)
+			s.log.Warn().Str("remote", r.RemoteAddr).Str("origin", origin).Msg("connection refused: wrong users-api-key")
+			httpError(w, http.StatusUnauthorized, "invalid users-api-key")
+			return
+		}
+		backend = true
+	} else if !s.origins.Allow(origin) {
+		s.stats.refusedOrigin.Add(1)
+		s.log.Warn().Str("remote", r.RemoteAddr).Str("origin", origin).Msg("connection refused: origin not approved")
+		httpError(w, http.StatusForbidden, "origin not approved")
+		return
+	}
+	if s.cfg.MaxConns > 0 && s.hub.count.Load() >= int64(s.cfg.MaxConns) {
+		s.stats.refusedFull.Add(1)
+		s.log.Warn().Str("remote", r.RemoteAddr).Int("maxConns", s.cfg.MaxConns).Msg("connection refused: at max-conns")
+		w.Header().Set("Retry-After", "5")
+		httpError(w, http.StatusServiceUnavailable, "server is at its connection limit")
+		return
+	}
+
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		httpError(w, http.StatusInternalServerError, "cannot take over the connection")
+		return
+	}
+	raw, _, err := hj.Hijack()
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, "cannot take over the connection")
+		return
+	}
+	hc, ok := raw.(*nbhttp.Conn)
+	var nbc *nbio.Conn
+	if ok {
+		nbc, ok = hc.Conn.(*nbio.Conn)
+	}
+	if !ok {
+		// Only nbio connections reach this handler; anything else is a
+		// programming error, not a client error.
+		s.log.Error().Str("type", fmt.Sprintf("%T", raw)).Msg("upgrade: unexpected connection type")
+		_ = raw.Close()
+		return
+	}
+
+	c := &conn{
+		srv:     s,
+		nbc:     nbc,
+		id:      s.nextID.Add(1),
+		backend: backend,
+		remote:  r.RemoteAddr,
+		origin:  origin,
+	}
+	now := s.now()
+	c.lastRead.Store(now)
+	c.lastPing.Store(now)
+	c.ready.Store(true)
+	// From here on nbio hands this socket's bytes to c.Parse.
+	nbc.SetSession(c)
+	hc.Parser = nil
+	_ = nbc.SetReadDeadline(time.Time{})
+	if s.cfg.SocketWriteBuffer > 0 {
+		_ = nbc.SetWriteBuffer(s.cfg.SocketWriteBuffer)
+	}
+
+	resp := make([]byte, 0, 160)
+	resp = append(resp, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
+	resp = append(resp, acceptKey(key)...)
+	resp = append(resp, "\r\n\r\n"...)
+	// The 101 goes out while c joins the table, under its shard's lock, so
+	// no broadcast frame can precede it and every event published after
+	// the client saw 101 reaches it.
+	if !s.hub.addWith(c, func() bool {
+		_, err := nbc.Write(resp)
+		return err == nil
+	}) {
+		_ = nbc.Close()
+		return
+	}
+	s.stats.accepted.Add(1)
+	if e := s.log.Debug(); e.Enabled() {
+		e.Uint64("conn", c.id).Str("remote", c.remote).Str("origin", origin).Bool("backend", backend).Msg("connection open")
+	}
+}
+
+func acceptKey(key string) string {
+	h := sha1.New()
+	h.Write([]byte(key))
+	h.Write([]byte(websocketGUID))
+	return base64.StdEncoding.EncodeToString(h.Sum(nil))
+}
+
+// headerHasToken reports whether a comma-separated header contains token,
+// case-insensitively ("Connection: keep-alive, Upgrade").
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func httpError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(appendJSONError(nil, msg))
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/webinate/broker/broker"
+)
+
+// fileConfig is config.json: the original users-server "websocket" section
+// plus an optional "broker" section with this broker's tunables (the same
+// names as the flags, which override them).
+type fileConfig struct {
+	Websocket *websocketSection `json:"websocket"`
+	Broker    *brokerSection    `json:"broker"`
+}
+
+type websocketSection struct {
+	Port                  *int     `json:"port"`
+	ApprovedSocketDomains []string `json:"approvedSocketDomains"`
+	SocketAPIKey          *string  `json:"socketApiKey"`
+}
+
+type brokerSection struct {
+	Listen           *string   `json:"listen"`
+	AdminAddr        *string   `json:"adminAddr"`
+	Shards           *int      `json:"shards"`
+	Pollers          *int      `json:"pollers"`
+	ReadBuffer       *int      `json:"readBuffer"`
+	WriteBuffer      *int      `json:"writeBuffer"`
+	MaxMessage       *int      `json:"maxMessage"`
+	MaxPending       *int      `json:"maxPending"`
+	MaxPublish       *int64    `json:"maxPublish"`
+	MaxConns         *int      `json:"maxConns"`
+	PingInterval     *duration `json:"pingInterval"`
+	IdleTimeout      *duration `json:"idleTimeout"`
+	HandshakeTimeout *duration `json:"handshakeTimeout"`
+	ShutdownTimeout  *duration `json:"shutdownTimeout"`
+	MessageRate      *float64  `json:"messageRate"`
+	MessageBurst     *int      `json:"messageBurst"`
+	BroadcastRate    *float64  `json:"broadcastRate"`
+	BroadcastBurst   *int      `json:"broadcastBurst"`
+}
+
+// duration reads "25s" style strings.
+type duration time.Duration
+
+func (d *duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("want a duration string such as \"30s\", got %s", b)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = duration(v)
+	return nil
+}
+
+// options is what main runs with: the broker config plus process-level
+// settings.
+type options struct {
+	broker          broker.Config
+	shutdownTimeout time.Duration
+}
+
+// knownTop are the sections the broker reads. Other top-level keys are
+// reported as warnings, not errors: the original users-server config.json
+// keeps other services' sections in the same file.
+var knownTop = map[string]bool{"websocket": true, "broker": true}
+
+// parseConfig applies a config file onto o. Unknown keys inside the
+// sections the broker owns are errors (a typo must not be ignored); unknown
+// top-level keys are returned as warnings.
+func parseConfig(data []byte, o *options) (warnings []string, err error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(data, &top); err != nil {
+		return nil, fmt.Errorf("config: not a JSON object: %w", err)
+	}
+	var unknown []string
+	for k := range top {
+		if !knownTop[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	sort.Strings(unknown)
+	for _, k := range unknown {
+		warnings = append(warnings, fmt.Sprintf("config: ignoring top-level key %q (not used by the broker)", k))
+	}
+	var fc fileConfig
+	if raw, ok := top["websocket"]; ok {
+		fc.Websocket = new(websocketSection)
+		if err := strictDecode(raw, fc.Websocket); err != nil {
+			return warnings, fmt.Errorf("config: websocket: %w", err)
+		}
+	}
+	if raw, ok := top["broker"]; ok {
+		fc.Broker = new(brokerSection)
+		if err := strictDecode(raw, fc.Broker); err != nil {
+			return warnings, fmt.Errorf("config: broker: %w", err)
+		}
+	}
+	if fc.Websocket == nil {
+		return warnings, errors.New(`config: missing "websocket" section`)
+	}
+	ws := fc.Websocket
+	if ws.Port != nil {
+		if *ws.Port < 0 || *ws.Port > 65535 {
+			return warnings, fmt.Errorf("config: websocket.port %d: must be 0..65535", *ws.Port)
+		}
+		o.broker.ListenAddr = fmt.Sprintf(":%d", *ws.Port)
+	}
+	if ws.ApprovedSocketDomains != nil {
+		o.broker.ApprovedOrigins = ws.ApprovedSocketDomains
+	}
+	if ws.SocketAPIKey != nil {
+		o.broker.APIKey = *ws.SocketAPIKey
+	}
+	if b := fc.Broker; b != nil {
+		set(&o.broker.ListenAddr, b.Listen)
+		set(&o.broker.AdminAddr, b.AdminAddr)
+		set(&o.broker.Shards, b.Shards)
+		set(&o.broker.Pollers, b.Pollers)
+		set(&o.broker.ReadBufferSize, b.ReadBuffer)
+		set(&o.broker.SocketWriteBuffer, b.WriteBuffer)
+		set(&o.broker.MaxMessageSize, b.MaxMessage)
+		set(&o.broker.MaxPendingBytes, b.MaxPending)
+		set(&o.broker.MaxPublishBytes, b.MaxPublish)
+		set(&o.broker.MaxConns, b.MaxConns)
+		setDur(&o.broker.PingInterval, b.PingInterval)
+		setDur(&o.broker.IdleTimeout, b.IdleTimeout)
+		setDur(&o.broker.HandshakeTimeout, b.HandshakeTimeout)
+		setDur(&o.shutdownTimeout, b.ShutdownTimeout)
+		set(&o.broker.MessageRate, b.MessageRate)
+		set(&o.broker.MessageBurst, b.MessageBurst)
+		set(&o.broker.BroadcastRate, b.BroadcastRate)
+		set(&o.broker.BroadcastBurst, b.BroadcastBurst)
+	}
+	return warnings, nil
+}
+
+func set[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+func setDur(dst *time.Duration, v *duration) {
+	if v != nil {
+		*dst = time.Duration(*v)
+	}
+}
+
+// strictDecode decodes one section, naming an unknown key.
+func strictDecode(raw json.RawMessage, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		// encoding/json says `json: unknown field "x"`; keep the field name
+		// and drop the package prefix.
+		return errors.New(strings.TrimPrefix(err.Error(), "json: "))
+	}
+	return nil
+}

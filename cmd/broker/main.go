@@ -1,0 +1,193 @@
+// Command broker runs the WebSocket event broker.
+//
+//	broker -config config.json [flags]
+//
+// Flags override the config file; without -config the bundled
+// config.example.json is used.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	project "github.com/webinate/broker"
+	"github.com/webinate/broker/broker"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		configPath = fs.String("config", "", "config.json path (default: the bundled config.example.json)")
+		check      = fs.Bool("check", false, "validate the configuration and exit")
+		logLevel   = fs.String("log-level", "info", "log level: trace, debug, info, warn, error")
+		logFormat  = fs.String("log-format", "json", "log format: json or console")
+		port       = fs.Int("port", 0, "public WebSocket port (overrides websocket.port)")
+		listen     = fs.String("listen", "", "public WebSocket address host:port (overrides -port)")
+		adminAddr  = fs.String("admin-addr", "", `admin listener address for the publish API and health ("-" disables; default `+broker.DefaultAdminAddr+`)`)
+		shards     = fs.Int("shards", 0, "subscriber table shards (default 4 x GOMAXPROCS)")
+		pollers    = fs.Int("pollers", 0, "nbio epoll loops (default: one per CPU)")
+		readBuf    = fs.Int("read-buffer", 0, "poller read buffer bytes (default 65536)")
+		writeBuf   = fs.Int("write-buffer", 0, "SO_SNDBUF per connection in bytes (default: kernel autotuning)")
+		maxMsg     = fs.Int("max-message", 0, "largest client message in bytes; larger closes with 1009 (default 65536)")
+		maxPending = fs.Int("max-pending", 0, "outbound bytes queued per connection before it is dropped as a slow consumer (default 2 MiB)")
+		maxPublish = fs.Int64("max-publish", 0, "largest publish API body in bytes; larger gets 413 (default 1 MiB)")
+		maxConns   = fs.Int("max-conns", 0, "WebSocket connection cap; beyond it upgrades get 503 (default: no cap)")
+		pingEvery  = fs.Duration("ping-interval", 0, "server ping interval (default 25s; negative disables)")
+		idle       = fs.Duration("idle-timeout", 0, "close connections silent this long (default 60s; negative disables)")
+		handshake  = fs.Duration("handshake-timeout", 0, "drop TCP connections that do not upgrade in time (default 10s)")
+		shutdown   = fs.Duration("shutdown-timeout", 0, "graceful drain limit on SIGINT/SIGTERM (default 10s)")
+		msgRate    = fs.Float64("msg-rate", 0, "client messages per second per connection (default 100; negative disables)")
+		msgBurst   = fs.Int("msg-burst", 0, "client message burst per connection (default 200)")
+		bcastRate  = fs.Float64("broadcast-rate", 0, "echo broadcasts per second per connection (default 5; negative disables)")
+		bcastBurst = fs.Int("broadcast-burst", 0, "echo broadcast burst per connection (default 10)")
+	)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "broker: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+
+	log, err := newLogger(*logLevel, *logFormat, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "broker: %v\n", err)
+		return 2
+	}
+
+	opts := options{shutdownTimeout: 10 * time.Second}
+	data, source := project.ExampleConfig, "bundled config.example.json"
+	if *configPath != "" {
+		data, err = os.ReadFile(*configPath)
+		if err != nil {
+			log.Error().Err(err).Msg("cannot read config")
+			return 1
+		}
+		source = *configPath
+	}
+	warnings, err := parseConfig(data, &opts)
+	for _, w := range warnings {
+		log.Warn().Str("config", source).Msg(w)
+	}
+	if err != nil {
+		log.Error().Str("config", source).Err(err).Msg("bad config")
+		return 1
+	}
+
+	// Flags the operator set override the file, field by field.
+	cfg := &opts.broker
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "port":
+			cfg.ListenAddr = fmt.Sprintf(":%d", *port)
+		case "listen":
+			cfg.ListenAddr = *listen
+		case "admin-addr":
+			cfg.AdminAddr = *adminAddr
+		case "shards":
+			cfg.Shards = *shards
+		case "pollers":
+			cfg.Pollers = *pollers
+		case "read-buffer":
+			cfg.ReadBufferSize = *readBuf
+		case "write-buffer":
+			cfg.SocketWriteBuffer = *writeBuf
+		case "max-message":
+			cfg.MaxMessageSize = *maxMsg
+		case "max-pending":
+			cfg.MaxPendingBytes = *maxPending
+		case "max-publish":
+			cfg.MaxPublishBytes = *maxPublish
+		case "max-conns":
+			cfg.MaxConns = *maxConns
+		case "ping-interval":
+			cfg.PingInterval = *pingEvery
+		case "idle-timeout":
+			cfg.IdleTimeout = *idle
+		case "handshake-timeout":
+			cfg.HandshakeTimeout = *handshake
+		case "shutdown-timeout":
+			opts.shutdownTimeout = *shutdown
+		case "msg-rate":
+			cfg.MessageRate = *msgRate
+		case "msg-burst":
+			cfg.MessageBurst = *msgBurst
+		case "broadcast-rate":
+			cfg.BroadcastRate = *bcastRate
+		case "broadcast-burst":
+			cfg.BroadcastBurst = *bcastBurst
+		}
+	})
+	if fs.Lookup("port") != nil && *port < 0 {
+		log.Error().Int("port", *port).Msg("bad -port: must be 0..65535")
+		return 1
+	}
+	if opts.shutdownTimeout <= 0 {
+		log.Error().Dur("shutdown-timeout", opts.shutdownTimeout).Msg("bad -shutdown-timeout: must be positive")
+		return 1
+	}
+
+	srv, err := broker.New(opts.broker, log)
+	if err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			log.Error().Str("config", source).Msg(line)
+		}
+		return 1
+	}
+	if *check {
+		log.Info().Str("config", source).Msg("configuration is valid")
+		return 0
+	}
+	if opts.broker.APIKey == "change-me" {
+		log.Warn().Msg(`socketApiKey is the example value "change-me": set a secret before exposing the admin listener`)
+	}
+	if err := srv.Start(); err != nil {
+		log.Error().Err(err).Msg("cannot start")
+		return 1
+	}
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	s := <-sig
+	log.Info().Str("signal", s.String()).Dur("timeout", opts.shutdownTimeout).Msg("signal received, draining")
+	signal.Stop(sig)
+	ctx, cancel := context.WithTimeout(context.Background(), opts.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn().Err(err).Msg("drain did not finish in time; remaining connections were cut")
+	}
+	return 0
+}
+
+func newLogger(level, format string, w io.Writer) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil || level == "" {
+		return zerolog.Logger{}, fmt.Errorf("bad -log-level %q: want trace, debug, info, warn or error", level)
+	}
+	switch format {
+	case "json":
+	case "console":
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+	default:
+		return zerolog.Logger{}, fmt.Errorf("bad -log-format %q: want json or console", format)
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}

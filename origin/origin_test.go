@@ -1,0 +1,145 @@
+package origin
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// The patterns of the original users-server example config.
+var examplePatterns = []string{
+	"localhost",
+	"^ws://www.webinate.net:123$",
+	"^webinate\\.net:80$",
+	"^example\\.com$",
+	"^.+\\.example\\.com$",
+	"^example\\.org",
+	"^.+\\.example\\.org",
+}
+
+func TestAllow(t *testing.T) {
+	m, err := New(Config{Patterns: examplePatterns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		origin string
+		want   bool
+	}{
+		{"unanchored matches anywhere", "http://localhost:3000", true},
+		{"unanchored matches inside a host", "http://notlocalhost.evil.com", true},
+		{"anchored exact", "ws://www.webinate.net:123", true},
+		{"anchored exact rejects suffix", "ws://www.webinate.net:1234", false},
+		{"anchored exact rejects prefix", "xws://www.webinate.net:123", false},
+		{"escaped dot is literal", "webinateXnet:80", false},
+		{"subdomain", "a.b.example.com", true},
+		{"bare domain needs its own pattern", "example.com", true},
+		{"start-anchored only allows any suffix", "example.org.evil", true},
+		{"start anchor rejects scheme prefix", "http://example.com", false},
+		{"empty origin", "", false},
+		{"unrelated", "http://evil.com", false},
+		{"case sensitive like JavaScript", "http://LOCALHOST", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			// Twice: the second answer comes from the cache.
+			for i := 0; i < 2; i++ {
+				if got := m.Allow(tc.origin); got != tc.want {
+					t.Fatalf("Allow(%q) = %v, want %v (pass %d)", tc.origin, got, tc.want, i)
+				}
+			}
+		})
+	}
+}
+
+func TestInvalidPatternNamed(t *testing.T) {
+	_, err := New(Config{Patterns: []string{"localhost", "^(unclosed$"}})
+	if err == nil {
+		t.Fatal("want error")
+	}
+	for _, want := range []string{"approvedSocketDomains[1]", `"^(unclosed$"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("error %q does not contain %q", err, want)
+		}
+	}
+	// JavaScript look-ahead is not RE2: reported, not silently dropped.
+	if _, err := New(Config{Patterns: []string{"^(?!evil).*$"}}); err == nil {
+		t.Fatal("want error for look-ahead")
+	}
+}
+
+func TestNoPatternsAllowsNothing(t *testing.T) {
+	m, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Allow("http://localhost") {
+		t.Fatal("no patterns must approve nothing")
+	}
+}
+
+func TestCacheBounded(t *testing.T) {
+	m, err := New(Config{Patterns: []string{"^good"}, CacheSize: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 1000; i++ {
+		o := fmt.Sprintf("bad-%d", i)
+		if m.Allow(o) {
+			t.Fatalf("%s allowed", o)
+		}
+		if len(m.cache) > 16 {
+			t.Fatalf("cache grew to %d", len(m.cache))
+		}
+	}
+	if !m.Allow("good-1") {
+		t.Fatal("good-1 refused")
+	}
+}
+
+func TestCacheDisabled(t *testing.T) {
+	m, err := New(Config{Patterns: []string{"a"}, CacheSize: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.Allow("abc") || m.Allow("xyz") {
+		t.Fatal("wrong answer without cache")
+	}
+	if m.cache != nil {
+		t.Fatal("cache allocated although disabled")
+	}
+}
+
+func TestConcurrent(t *testing.T) {
+	m, _ := New(Config{Patterns: examplePatterns, CacheSize: 8})
+	done := make(chan struct{})
+	for g := 0; g < 4; g++ {
+		go func(g int) {
+			defer func() { done <- struct{}{} }()
+			for i := 0; i < 500; i++ {
+				o := fmt.Sprintf("http://%d.example.org%d", i%20, g)
+				_ = m.Allow(o)
+			}
+		}(g)
+	}
+	for g := 0; g < 4; g++ {
+		<-done
+	}
+}
+
+func BenchmarkAllowCached(b *testing.B) {
+	m, _ := New(Config{Patterns: examplePatterns})
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		m.Allow("https://app.example.com")
+	}
+}
+
+func BenchmarkAllowUncached(b *testing.B) {
+	m, _ := New(Config{Patterns: examplePatterns, CacheSize: -1})
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		m.Allow("https://app.example.com")
+	}
+}
