@@ -165,7 +165,7 @@ func (s *Server) Start() error {
 		Str("addr", s.Addr()).
 		Str("admin", s.AdminAddr()).
 		Int("shards", s.cfg.Shards).
-		Int("pollers", s.cfg.Pollers).
+		Int("pollers", s.engine.NPoller).
 		Int("maxMessage", s.cfg.MaxMessageSize).
 		Int("maxPending", s.cfg.MaxPendingBytes).
 		Int("maxConns", s.cfg.MaxConns).
