@@ -16,6 +16,9 @@ const (
 // dispatch handles one complete, UTF-8 valid text message from c. It runs
 // on c's poller goroutine and must not block.
 func (s *Server) dispatch(c *conn, msg []byte) {
+	if testHookDispatch != nil {
+		testHookDispatch(msg)
+	}
 	if !c.allow(&c.msgLimit, s.cfg.MessageRate, s.cfg.MessageBurst) {
 		s.limited(c, msg, errRateLimited)
 		return
@@ -48,6 +51,10 @@ func (s *Server) dispatch(c *conn, msg []byte) {
 		s.replyError(c, m.EventType, m.Reason)
 	}
 }
+
+// testHookDispatch, when set by a test, runs first for every message; it
+// lets tests force failures (a panic) on the real path.
+var testHookDispatch func(msg []byte)
 
 // allow takes a token from *l, creating the bucket on first use so that a
 // connection that never sends costs no limiter memory.

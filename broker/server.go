@@ -29,6 +29,7 @@ type Server struct {
 	stats   stats
 
 	regMu    sync.RWMutex // see acceptLoop
+	slowWarn logEvery
 	nextID   atomic.Uint64
 	draining atomic.Bool
 
@@ -262,7 +263,11 @@ func (s *Server) removeConn(c *conn, err error) {
 	if label == reasonSlow.label {
 		// The pending-bytes bound was hit: the socket is cut without a
 		// close frame, since nothing more can reach the peer in order.
-		ev = s.log.Warn()
+		// Slow consumers come in herds (a stalled network segment), so
+		// the warning is rate limited and says how many it stands for.
+		if n, ok := s.slowWarn.allow(); ok {
+			ev = s.log.Warn().Int64("similarSuppressed", n)
+		}
 	}
 	ev.Uint64("conn", c.id).Str("remote", c.remote).Bool("backend", c.backend).
 		Str("reason", label).Int("code", code).AnErr("err", err).Msg("connection closed")
@@ -346,4 +351,24 @@ func (s *Server) acceptLoop() {
 		s.engine.AddConnNonTLSNonBlocking(&nbhttp.Conn{Conn: c}, nil, func() {})
 		s.regMu.Unlock()
 	}
+}
+
+// logEvery lets one log line through per interval and counts the rest.
+type logEvery struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int64
+}
+
+// allow reports whether to log now and how many were suppressed since.
+func (l *logEvery) allow() (int64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now := time.Now(); now.Sub(l.last) >= time.Second {
+		n := l.suppressed
+		l.last, l.suppressed = now, 0
+		return n, true
+	}
+	l.suppressed++
+	return 0, false
 }

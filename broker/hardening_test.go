@@ -1,0 +1,319 @@
+package broker
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// 200 clients never read while 2,000 events of 4 KiB are published: they
+// are dropped as slow consumers, a reading client gets every event, and the
+// heap stays within what the configured bounds allow.
+func TestSlowConsumers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("moves 8 MiB to 200 sockets")
+	}
+	const (
+		slow       = 200
+		events     = 2000
+		eventSize  = 4096
+		perRequest = 40
+		maxPending = 256 << 10
+	)
+	ts := startServer(t, func(c *Config) {
+		c.MaxPendingBytes = maxPending
+		c.MaxPublishBytes = 192 << 10
+		c.SocketWriteBuffer = 32 << 10 // small kernel buffers: reach the bound sooner
+	})
+	good := dial(t, ts.wsURL, testOrigin)
+	var stalled []*rawConn
+	for i := 0; i < slow; i++ {
+		r := dialRaw(t, ts.Addr())
+		// Never read, and keep the kernel from buffering much for us.
+		_ = r.c.(*net.TCPConn).SetReadBuffer(4 << 10)
+		stalled = append(stalled, r)
+	}
+	waitFor(t, 5*time.Second, "registered", func() bool { return ts.Stats().Connections == slow+1 })
+
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapAlloc
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	var sampler sync.WaitGroup
+	sampler.Add(1)
+	go func() {
+		defer sampler.Done()
+		var m runtime.MemStats
+		for {
+			runtime.ReadMemStats(&m)
+			if m.HeapAlloc > peak.Load() {
+				peak.Store(m.HeapAlloc)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+
+	received := make(chan error, 1)
+	go func() {
+		_ = good.SetReadDeadline(time.Now().Add(60 * time.Second))
+		for i := 0; i < events; i++ {
+			_, b, err := good.ReadMessage()
+			if err != nil {
+				received <- fmt.Errorf("event %d: %v", i, err)
+				return
+			}
+			if want := fmt.Sprintf(`"seq":%d,`, i); !strings.Contains(string(b), want) {
+				received <- fmt.Errorf("event %d out of order: %.60s", i, b)
+				return
+			}
+		}
+		received <- nil
+	}()
+	pad := strings.Repeat("x", eventSize-60)
+	for i := 0; i < events; i += perRequest {
+		parts := make([]string, perRequest)
+		for j := range parts {
+			parts[j] = fmt.Sprintf(`{"eventType":5,"seq":%d,"file":"%s"}`, i+j, pad)
+		}
+		if code, body := publish(t, ts.adminURL, testKey, "["+strings.Join(parts, ",")+"]"); code != http.StatusAccepted {
+			t.Fatalf("publish: %d %s", code, body)
+		}
+	}
+	if err := <-received; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "slow consumers dropped", func() bool { return ts.Stats().Closed["slow_consumer"] == slow })
+	close(stop)
+	sampler.Wait()
+	if ts.Stats().Connections != 1 {
+		t.Fatalf("%d connections left, want only the reader", ts.Stats().Connections)
+	}
+	// What the bounds allow: each stalled connection's pending bytes, the
+	// shared encoded events (queued once, not per connection) and the
+	// request bodies in flight, with generous slack for the runtime.
+	bound := uint64(slow*maxPending + 2*events*eventSize + 32<<20)
+	if grew := peak.Load() - min(base, peak.Load()); grew > bound {
+		t.Fatalf("heap grew by %d MiB, bound %d MiB", grew>>20, bound>>20)
+	}
+	t.Logf("heap peak growth %d MiB (bound %d MiB)", (peak.Load()-min(base, peak.Load()))>>20, bound>>20)
+	_ = stalled
+}
+
+func TestServerPingsAndIdleTimeout(t *testing.T) {
+	ts := startServer(t, func(c *Config) {
+		c.PingInterval = 100 * time.Millisecond
+		c.IdleTimeout = 600 * time.Millisecond
+	})
+	// A live client answers pings (gorilla does inside ReadMessage) and stays.
+	live := dial(t, ts.wsURL, testOrigin)
+	var pings atomic.Int32
+	live.SetPingHandler(func(s string) error {
+		pings.Add(1)
+		return live.WriteControl(websocket.PongMessage, []byte(s), time.Now().Add(time.Second))
+	})
+	go func() {
+		for {
+			if _, _, err := live.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	// A silent raw client sees pings, never answers, and is closed.
+	r := dialRaw(t, ts.Addr())
+	_, op, _ := r.readFrame()
+	if op != opPing {
+		t.Fatalf("want a ping, got op %d", op)
+	}
+	start := time.Now()
+	if code := r.expectCloseCode(); code != closeGoingAway {
+		t.Fatalf("idle close %d, want 1001", code)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("idle close took %v", d)
+	}
+	time.Sleep(700 * time.Millisecond) // longer than the idle timeout
+	if pings.Load() < 3 {
+		t.Fatalf("live client saw %d pings", pings.Load())
+	}
+	send(t, live, `{"eventType":10,"message":"alive"}`)
+	waitFor(t, 2*time.Second, "live client still connected", func() bool { return ts.Stats().MessagesIn >= 1 })
+	waitFor(t, 5*time.Second, "idle close counted", func() bool { return ts.Stats().Closed["idle_timeout"] == 1 })
+}
+
+func TestHandshakeTimeoutDropsSlowloris(t *testing.T) {
+	ts := startServer(t, func(c *Config) { c.HandshakeTimeout = 300 * time.Millisecond })
+	c, err := net.Dial("tcp", ts.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	// Dribble an incomplete request, one header line at a time.
+	go func() {
+		for i := 0; i < 20; i++ {
+			if _, err := fmt.Fprintf(c, "X-Drip-%d: y\r\n", i); err != nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	_, _ = c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n"))
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 512)
+	for {
+		if _, err := c.Read(buf); err != nil {
+			break
+		}
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("slowloris connection held for %v", d)
+	}
+	// An upgraded connection is not subject to the handshake deadline.
+	live := dial(t, ts.wsURL, testOrigin)
+	time.Sleep(500 * time.Millisecond)
+	send(t, live, `{"eventType":10,"message":"x"}`)
+	if got := read(t, live); got != `{"eventType":10,"message":"x"}` {
+		t.Fatal(got)
+	}
+}
+
+func TestMaxConns(t *testing.T) {
+	ts := startServer(t, func(c *Config) { c.MaxConns = 3 })
+	var conns []*websocket.Conn
+	for i := 0; i < 3; i++ {
+		conns = append(conns, dial(t, ts.wsURL, testOrigin))
+	}
+	_, code := rawHandshake(t, ts.Addr(), map[string]string{"Origin": testOrigin})
+	if code != http.StatusServiceUnavailable {
+		t.Fatalf("4th connection: %d, want 503", code)
+	}
+	_ = conns[0].Close()
+	waitFor(t, 5*time.Second, "slot freed", func() bool { return ts.Stats().Connections == 2 })
+	dial(t, ts.wsURL, testOrigin)
+}
+
+func TestMessageRateLimit(t *testing.T) {
+	ts := startServer(t, func(c *Config) {
+		c.MessageRate = 1
+		c.MessageBurst = 5
+		c.RateStrikes = 3
+	})
+	c := dial(t, ts.wsURL, testOrigin)
+	for i := 0; i < 5; i++ {
+		send(t, c, `{"eventType":10,"message":"ok"}`)
+		if got := read(t, c); got != `{"eventType":10,"message":"ok"}` {
+			t.Fatalf("message %d: %s", i, got)
+		}
+	}
+	send(t, c, `{"eventType":10,"message":"too fast"}`)
+	if got := read(t, c); !strings.Contains(got, `"eventType":10`) || !strings.Contains(got, "rate limit") {
+		t.Fatalf("want a rate-limit error event, got %s", got)
+	}
+	send(t, c, `{"eventType":10,"message":"too fast"}`)
+	read(t, c)
+	send(t, c, `{"eventType":10,"message":"too fast"}`)
+	if code := expectClose(t, c); code != closePolicyViolation {
+		t.Fatalf("persistent flooding: close %d, want 1008", code)
+	}
+}
+
+func TestEchoBroadcastRateLimit(t *testing.T) {
+	ts := startServer(t, func(c *Config) {
+		c.BroadcastRate = 0.01
+		c.BroadcastBurst = 2
+	})
+	a := dial(t, ts.wsURL, testOrigin)
+	b := dial(t, ts.wsURL, testOrigin)
+	msg := `{"eventType":10,"message":"all","broadcast":true}`
+	for i := 0; i < 2; i++ {
+		send(t, a, msg)
+		if got := read(t, b); got != msg {
+			t.Fatalf("broadcast %d: %s", i, got)
+		}
+		read(t, a)
+	}
+	send(t, a, msg)
+	if got := read(t, a); !strings.Contains(got, "broadcast rate") {
+		t.Fatalf("want a broadcast-limit error, got %s", got)
+	}
+	expectNothing(t, b, 200*time.Millisecond)
+	// Echo to self is still allowed: only amplification is limited.
+	send(t, a, `{"eventType":10,"message":"me"}`)
+	if got := read(t, a); got != `{"eventType":10,"message":"me"}` {
+		t.Fatal(got)
+	}
+}
+
+func TestPanicClosesOnlyThatConnection(t *testing.T) {
+	testHookDispatch = func(msg []byte) {
+		if strings.Contains(string(msg), "boom") {
+			panic("test panic")
+		}
+	}
+	t.Cleanup(func() { testHookDispatch = nil })
+	ts := startServer(t, nil)
+	victim := dial(t, ts.wsURL, testOrigin)
+	other := dial(t, ts.wsURL, testOrigin)
+	send(t, victim, `{"eventType":10,"message":"boom"}`)
+	if code := expectClose(t, victim); code != closeInternalError {
+		t.Fatalf("close %d, want 1011", code)
+	}
+	send(t, other, `{"eventType":10,"message":"fine"}`)
+	if got := read(t, other); got != `{"eventType":10,"message":"fine"}` {
+		t.Fatal(got)
+	}
+	if ts.Stats().Panics != 1 {
+		t.Fatalf("panics %d", ts.Stats().Panics)
+	}
+}
+
+// Events accepted before Shutdown reach clients before their 1001.
+func TestGracefulDrain(t *testing.T) {
+	ts := startServer(t, nil)
+	const events = 500
+	var conns []*websocket.Conn
+	for i := 0; i < 5; i++ {
+		conns = append(conns, dial(t, ts.wsURL, testOrigin))
+	}
+	parts := make([]string, events)
+	for i := range parts {
+		parts[i] = fmt.Sprintf(`{"eventType":2,"username":"u%d"}`, i)
+	}
+	if code, _ := publish(t, ts.adminURL, testKey, "["+strings.Join(parts, ",")+"]"); code != 202 {
+		t.Fatal(code)
+	}
+	done := make(chan error, 1)
+	go func() { done <- ts.Shutdown(t.Context()) }()
+	for ci, c := range conns {
+		for i := 0; i < events; i++ {
+			if got := read(t, c); got != parts[i] {
+				t.Fatalf("conn %d event %d: %s", ci, i, got)
+			}
+		}
+		if code := expectClose(t, c); code != closeGoingAway {
+			t.Fatalf("conn %d: close %d, want 1001", ci, code)
+		}
+		_ = c.Close()
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	// Refused afterwards.
+	if _, err := net.DialTimeout("tcp", ts.Addr(), time.Second); err == nil {
+		t.Fatal("still accepting after Shutdown")
+	}
+}
