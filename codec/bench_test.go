@@ -109,7 +109,9 @@ func BenchmarkFullDecode(b *testing.B) {
 	}
 }
 
-// BenchmarkValidate isolates the syntax check that dominates ClassifyClient.
+// BenchmarkValidate compares the codec's first pass (UTF-8 plus sonic's
+// structural check; strict strings come later, in the walk) with sonic.Valid
+// alone and encoding/json's Valid.
 func BenchmarkValidate(b *testing.B) {
 	for _, bm := range benchMessages {
 		b.Run("codec/"+bm.name, func(b *testing.B) {

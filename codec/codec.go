@@ -93,6 +93,12 @@ var nodePool = sync.Pool{New: func() any { return new(ast.Node) }}
 // while the rest stays unchecked. With duplicate keys the first one wins
 // (ClassifyClient and friends reject duplicates instead).
 //
+// Because it relies on sonic, the peek may read a few bytes past len(msg)
+// when the input ends inside true/false/null (sonic v1.15.5 reads those as
+// whole words without a length check). msg must therefore be ordinary Go
+// memory, as network buffers are. (sonic.Valid, used by classification, does
+// the same read; validate makes sure it cannot change a result.)
+//
 // Errors: ErrInvalidJSON if the scan hits malformed JSON, ErrNotObject if the
 // document is not an object, ErrNoEventType if there is no top-level
 // eventType or it is not an integer that fits an int.

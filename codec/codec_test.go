@@ -383,3 +383,26 @@ func TestKindString(t *testing.T) {
 		}
 	}
 }
+
+// TestTruncatedLiteral pins the workaround in validate: sonic reads a
+// top-level literal past the end of the slice, so bytes after len(b) in the
+// same array must not make a truncated literal valid.
+func TestTruncatedLiteral(t *testing.T) {
+	for _, tc := range []struct {
+		full string
+		n    int
+	}{{" null", 2}, {"null", 3}, {"true", 1}, {" false ", 4}} {
+		b := []byte(tc.full)[:tc.n]
+		if m := ClassifyClient(b); m.Reason != "invalid JSON" {
+			t.Errorf("ClassifyClient(%q) = %+v; want invalid JSON", b, m)
+		}
+		if _, err := SplitPublish(b); !errors.Is(err, ErrInvalidJSON) {
+			t.Errorf("SplitPublish(%q) = %v; want ErrInvalidJSON", b, err)
+		}
+	}
+	for _, s := range []string{"null", " true\n", "false"} {
+		if m := ClassifyClient([]byte(s)); m.Reason != "message is not a JSON object" {
+			t.Errorf("ClassifyClient(%q) = %+v", s, m)
+		}
+	}
+}

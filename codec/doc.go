@@ -12,9 +12,11 @@
 // codec never re-encodes an event. Validation therefore has to match what a
 // recipient's JSON.parse will see in the same bytes:
 //
-//   - JSON syntax is checked strictly for the whole document (sonic's
-//     structural validator plus a strict pass over string escapes and raw
-//     control characters, which sonic's validator lets through).
+//   - JSON syntax is checked strictly for the whole document: sonic's
+//     validator checks structure, numbers and literals; string escapes and
+//     raw control characters, which that validator lets through, are
+//     checked by the codec's own field walk, which visits every string
+//     anyway.
 //   - Invalid UTF-8 is rejected, even where the transport already guarantees
 //     it, because the publish API takes raw HTTP bodies.
 //   - A duplicated top-level "eventType", "message", "broadcast" or "error"
