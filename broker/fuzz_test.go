@@ -48,7 +48,7 @@ func FuzzFrames(f *testing.F) {
 		maskedFrame(true, opPing, make([]byte, 126)),
 		maskedFrame(true, opText, []byte("\xff\xfe")),
 		maskedFrame(true, opText, []byte(`{"eventType":9}`)),
-		{0x81, 0x05, 'h', 'e', 'l', 'l', 'o'}, // unmasked
+		{0x81, 0x05, 'h', 'e', 'l', 'l', 'o'},                        // unmasked
 		{0x81, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF}, // absurd length
 		{0x8F, 0x80, 0, 0, 0, 0},
 		{},
