@@ -75,28 +75,34 @@ func (s *Server) servePublish(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte("}"))
 }
 
-// publish encodes every event once and queues the frames for all
-// connections. Frames are packed into items of at most one write chunk, so
-// no single write can exceed a connection's pending-bytes bound, and the
-// items of one request are queued back to back.
+// publish encodes every event once, into one buffer, and queues the
+// frames for all connections, back to back. Events have been validated.
 func (s *Server) publish(events [][]byte) {
-	var items []item
-	var buf []byte
 	n := 0
 	for _, e := range events {
-		fs := frameSize(len(e))
-		if len(buf) > 0 && len(buf)+fs > s.hub.chunk {
-			items = append(items, item{buf, n})
-			buf, n = nil, 0
-		}
-		if buf == nil {
-			buf = make([]byte, 0, max(fs, min(s.hub.chunk, 4096)))
-		}
-		buf = appendFrame(buf, opText, e)
-		n++
+		n += frameSize(len(e))
 	}
-	items = append(items, item{buf, n})
-	s.hub.broadcastItems(items)
+	buf := make([]byte, 0, n)
+	items := make([]item, len(events))
+	for i, e := range events {
+		start := len(buf)
+		buf = appendFrame(buf, opText, e)
+		items[i] = s.itemFor(e, buf[start:len(buf):len(buf)])
+	}
+	s.hub.broadcast(items...)
+}
+
+// itemFor describes a validated server event for fan-out: its type (for
+// connection filters) and, in TargetUser mode, its user.
+func (s *Server) itemFor(ev, frame []byte) item {
+	it := item{frame: frame}
+	if t, err := codec.PeekEventType(ev); err == nil && t > 0 && t < 256 {
+		it.etype = uint8(t)
+	}
+	if s.cfg.Targeting == TargetUser {
+		it.user, _ = codec.StringField(ev, "username")
+	}
+	return it
 }
 
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {

@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"strconv"
 	"time"
+
+	"github.com/webinate/broker/auth"
 )
 
 // Defaults applied by Config.withDefaults to fields left at their zero value.
@@ -47,9 +49,22 @@ const (
 	// DefaultBroadcastBurst is its bucket size.
 	DefaultBroadcastRate  = 5
 	DefaultBroadcastBurst = 10
+	// DefaultBackendTimeout is how long a client's MetaRequest waits for a
+	// backend's reply before the client gets an error.
+	DefaultBackendTimeout = 5 * time.Second
 	// DefaultRateStrikes is how many consecutive rate-limited messages are
 	// answered with an error event before the connection is closed (1008).
 	DefaultRateStrikes = 20
+)
+
+// Targeting modes (Config.Targeting).
+const (
+	// TargetAll delivers every event to every connection: the original
+	// server's behaviour.
+	TargetAll = "all"
+	// TargetUser delivers an event that has a "username" only to that
+	// user's connections and to backends; events without one go to all.
+	TargetUser = "user"
 )
 
 // DefaultShards is the shard count used when Config.Shards is zero: a small
@@ -116,6 +131,15 @@ type Config struct {
 	BroadcastBurst int
 	// RateStrikes: zero means DefaultRateStrikes.
 	RateStrikes int
+
+	// BackendTimeout bounds the wait for a backend's MetaRequest reply;
+	// zero means DefaultBackendTimeout.
+	BackendTimeout time.Duration
+	// Targeting is TargetAll (the zero value means it) or TargetUser.
+	Targeting string
+	// Auth configures JWT identity at the handshake; the zero value
+	// disables it (every client is anonymous).
+	Auth auth.Config
 }
 
 func (c Config) withDefaults() Config {
@@ -166,6 +190,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RateStrikes == 0 {
 		c.RateStrikes = DefaultRateStrikes
+	}
+	if c.BackendTimeout == 0 {
+		c.BackendTimeout = DefaultBackendTimeout
+	}
+	if c.Targeting == "" {
+		c.Targeting = TargetAll
 	}
 	return c
 }
@@ -230,6 +260,12 @@ func (c Config) Validate() error {
 	}
 	if c.RateStrikes < 1 {
 		bad("broker: rate strikes %d: must be at least 1", c.RateStrikes)
+	}
+	if c.BackendTimeout < 0 {
+		bad("broker: backend timeout %v: must be positive", c.BackendTimeout)
+	}
+	if c.Targeting != TargetAll && c.Targeting != TargetUser {
+		bad("broker: targeting %q: must be %q or %q", c.Targeting, TargetAll, TargetUser)
 	}
 	return errors.Join(errs...)
 }

@@ -6,12 +6,23 @@ import (
 	"github.com/webinate/broker/codec"
 )
 
-// Reasons sent in error events for rate limits.
+// Reasons sent in error events.
 const (
 	errRateLimited      = "rate limit exceeded: message dropped"
 	errBroadcastLimited = "echo broadcast rate exceeded: message dropped"
 	errNoBackend        = "no backend available"
+	errBackendTimeout   = "backend did not answer in time"
+	errBackendGone      = "backend disconnected before answering"
+	errClientIDReserved = "clientId is set by the broker and may not be sent"
 )
+
+// clientIDField is the member the broker adds to a MetaRequest it forwards
+// to a backend, and that the backend's reply must carry.
+const clientIDField = "clientId"
+
+// testHookDispatch, when set by a test, runs first for every message; it
+// lets tests force failures (a panic) on the real path.
+var testHookDispatch func(msg []byte)
 
 // dispatch handles one complete, UTF-8 valid text message from c. It runs
 // on c's poller goroutine and must not block.
@@ -41,20 +52,30 @@ func (s *Server) dispatch(c *conn, msg []byte) {
 			return
 		}
 		c.strikes = 0
-		s.hub.broadcast(appendFrame(nil, opText, msg), 1)
+		s.hub.broadcast(item{frame: appendFrame(nil, opText, msg), etype: codec.Echo})
 	case codec.KindServerEvent:
-		// Only backends get this kind: publish to everyone.
-		s.hub.broadcast(appendFrame(nil, opText, msg), 1)
+		// Only backends get this kind. A MetaRequest carrying a clientId
+		// is the answer to a client's request; anything else is published.
+		if m.EventType == codec.MetaRequest {
+			if id, ok := codec.StringField(msg, clientIDField); ok {
+				s.meta.reply(id, msg)
+				return
+			}
+		}
+		frame := appendFrame(nil, opText, msg)
+		s.hub.broadcast(s.itemFor(msg, frame))
 	case codec.KindMeta:
-		s.replyError(c, codec.MetaRequest, errNoBackend)
+		if codec.HasField(msg, clientIDField) {
+			// A client must not pick the id: the reply would go to
+			// whichever client owns it.
+			s.replyError(c, codec.MetaRequest, errClientIDReserved)
+			return
+		}
+		s.meta.forward(c, msg)
 	default:
 		s.replyError(c, m.EventType, m.Reason)
 	}
 }
-
-// testHookDispatch, when set by a test, runs first for every message; it
-// lets tests force failures (a panic) on the real path.
-var testHookDispatch func(msg []byte)
 
 // allow takes a token from *l, creating the bucket on first use so that a
 // connection that never sends costs no limiter memory.

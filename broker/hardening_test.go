@@ -68,6 +68,7 @@ func TestSlowConsumers(t *testing.T) {
 	}()
 
 	received := make(chan error, 1)
+	var got atomic.Int64
 	go func() {
 		_ = good.SetReadDeadline(time.Now().Add(60 * time.Second))
 		for i := 0; i < events; i++ {
@@ -80,11 +81,16 @@ func TestSlowConsumers(t *testing.T) {
 				received <- fmt.Errorf("event %d out of order: %.60s", i, b)
 				return
 			}
+			got.Store(int64(i + 1))
 		}
 		received <- nil
 	}()
 	pad := strings.Repeat("x", eventSize-60)
 	for i := 0; i < events; i += perRequest {
+		// Pace the publisher to the reading client (it is "normal": it
+		// keeps up with the load, however slow the machine), so only the
+		// stalled sockets can reach the pending bound.
+		waitFor(t, 30*time.Second, "reader keeping up", func() bool { return got.Load() >= int64(i) })
 		parts := make([]string, perRequest)
 		for j := range parts {
 			parts[j] = fmt.Sprintf(`{"eventType":5,"seq":%d,"file":"%s"}`, i+j, pad)

@@ -46,7 +46,7 @@ func startServer(t testing.TB, mut func(*Config)) *testServer {
 	}
 	var log zerolog.Logger
 	if testing.Verbose() {
-		log = zerolog.New(zerolog.ConsoleWriter{Out: testWriter{t}}).Level(zerolog.InfoLevel)
+		log = zerolog.New(zerolog.ConsoleWriter{Out: testWriter{t}}).Level(zerolog.WarnLevel)
 	} else {
 		log = zerolog.Nop()
 	}

@@ -6,8 +6,8 @@ import (
 )
 
 // hub is the sharded subscriber table. Each shard owns a set of
-// connections behind its own lock and a queue of encoded frames that its
-// worker goroutine writes to those connections.
+// connections behind its own lock, an index of them by username, and a
+// queue of encoded frames that its worker goroutine writes to them.
 //
 // Lock order: hub.pubMu, then shard.qmu. shard.mu is never held while
 // taking another broker lock, and removing a connection (which takes
@@ -30,8 +30,11 @@ type hub struct {
 type shard struct {
 	h *hub
 
-	mu    sync.RWMutex
-	conns []*conn
+	mu       sync.RWMutex
+	conns    []*conn            // every connection; conn.idx is its position
+	byUser   map[string][]*conn // identified connections, for targeted events
+	backends []*conn            // they receive targeted events too
+	filtered int                // connections with an event filter
 
 	qmu    sync.Mutex
 	queue  []item // in publish order
@@ -42,14 +45,23 @@ type shard struct {
 	// Worker-only scratch, reused across passes.
 	spare []item
 	buf   []byte
+	own   []byte // per-connection assembly for filtered connections
 	runs  [][]byte
+}
+
+// item is one encoded frame queued for fan-out, shared read-only by every
+// shard.
+type item struct {
+	frame []byte
+	user  string // non-empty: targeted to this user's connections (and backends)
+	etype uint8  // event type, for connection filters; 0 = not a server event
 }
 
 func newHub(n, chunk int, st *stats) *hub {
 	h := &hub{chunk: chunk, stats: st}
 	h.shards = make([]*shard, n)
 	for i := range h.shards {
-		h.shards[i] = &shard{h: h, wake: make(chan struct{}, 1)}
+		h.shards[i] = &shard{h: h, wake: make(chan struct{}, 1), byUser: map[string][]*conn{}}
 	}
 	return h
 }
@@ -76,6 +88,10 @@ func (h *hub) stop() {
 	h.wg.Wait()
 }
 
+// shardOf is fixed by the connection id, so add and remove agree on it
+// without shared state.
+func (h *hub) shardOf(c *conn) *shard { return h.shards[c.id%uint64(len(h.shards))] }
+
 // addWith puts c in its shard. first runs under the shard's write lock
 // before c becomes visible to fan-out; if it reports false, c is not added.
 func (h *hub) addWith(c *conn, first func() bool) bool {
@@ -87,14 +103,19 @@ func (h *hub) addWith(c *conn, first func() bool) bool {
 	}
 	c.idx = len(s.conns)
 	s.conns = append(s.conns, c)
+	if c.username != "" {
+		s.byUser[c.username] = append(s.byUser[c.username], c)
+	}
+	if c.backend {
+		s.backends = append(s.backends, c)
+	}
+	if c.filter != 0 {
+		s.filtered++
+	}
 	s.mu.Unlock()
 	h.count.Add(1)
 	return true
 }
-
-// shardOf is fixed by the connection id, so add and remove agree on it
-// without shared state.
-func (h *hub) shardOf(c *conn) *shard { return h.shards[c.id%uint64(len(h.shards))] }
 
 // remove takes c out of the table; it reports false if c was not in it.
 func (h *hub) remove(c *conn) bool {
@@ -110,30 +131,39 @@ func (h *hub) remove(c *conn) bool {
 	s.conns[last] = nil
 	s.conns = s.conns[:last]
 	c.idx = -1
+	if c.username != "" {
+		if l := without(s.byUser[c.username], c); len(l) > 0 {
+			s.byUser[c.username] = l
+		} else {
+			delete(s.byUser, c.username)
+		}
+	}
+	if c.backend {
+		s.backends = without(s.backends, c)
+	}
+	if c.filter != 0 {
+		s.filtered--
+	}
 	h.count.Add(-1)
 	return true
 }
 
-// item is one queued unit of fan-out: whole encoded frames, shared
-// read-only by every shard.
-type item struct {
-	frames []byte
-	events int // frames in it
-}
-
-// broadcast queues frames (one or more whole, encoded frames carrying
-// events events) for every connection. It never waits on a socket.
-func (h *hub) broadcast(frames []byte, events int) {
-	h.broadcastItems([]item{{frames, events}})
-}
-
-// broadcastItems queues items back to back in every shard, so one publish
-// request stays contiguous and in order for every connection.
-func (h *hub) broadcastItems(items []item) {
-	events := 0
-	for _, it := range items {
-		events += it.events
+// without removes c from l in place (order kept: lists are short).
+func without(l []*conn, c *conn) []*conn {
+	for i, x := range l {
+		if x == c {
+			copy(l[i:], l[i+1:])
+			l[len(l)-1] = nil
+			return l[:len(l)-1]
+		}
 	}
+	return l
+}
+
+// broadcast queues items back to back in every shard, so one publish
+// request stays contiguous and in order for every connection. It never
+// waits on a socket.
+func (h *hub) broadcast(items ...item) {
 	h.pubMu.Lock()
 	for _, s := range h.shards {
 		s.qmu.Lock()
@@ -144,7 +174,7 @@ func (h *hub) broadcastItems(items []item) {
 		s.signal()
 	}
 	h.pubMu.Unlock()
-	h.stats.eventsPublished.Add(int64(events))
+	h.stats.eventsPublished.Add(int64(len(items)))
 }
 
 // each calls fn for every connection, shard by shard, under the shard's
@@ -224,49 +254,78 @@ func (s *shard) run() {
 	}
 }
 
-// write sends batch to every connection of the shard. Frames are grouped
+// write delivers batch in order. Runs of untargeted frames go to every
+// connection with shared buffers; a targeted frame goes only to its user's
+// connections and the backends, at a cost independent of the shard's size.
+func (s *shard) write(batch []item) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for i := 0; i < len(batch); {
+		if batch[i].user != "" {
+			s.writeTargeted(batch[i])
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(batch) && batch[j].user == "" {
+			j++
+		}
+		s.writeAll(batch[i:j])
+		i = j
+	}
+	if cap(s.buf) > 4<<20 {
+		s.buf = nil // do not pin a burst-sized buffer forever
+	}
+	if cap(s.own) > 4<<20 {
+		s.own = nil
+	}
+}
+
+// writeAll writes untargeted items to every connection. Frames are grouped
 // into runs of at most chunk bytes; a run is written with one call, and a
 // run always ends on a frame boundary so writes from other goroutines (a
-// reply to one client) can never land inside a frame.
-func (s *shard) write(batch []item) {
+// reply to one client) can never land inside a frame. Connections with an
+// event filter get their own assembly of the frames they asked for.
+func (s *shard) writeAll(items []item) {
 	chunk := s.h.chunk
 	runs := s.runs[:0]
-	events := 0
-	for _, it := range batch {
-		events += it.events
-	}
-	if len(batch) == 1 {
-		runs = append(runs, batch[0].frames)
+	if len(items) == 1 {
+		runs = append(runs, items[0].frame)
 	} else {
 		total := 0
-		for _, it := range batch {
-			total += len(it.frames)
+		for _, it := range items {
+			total += len(it.frame)
 		}
 		if cap(s.buf) < total {
 			s.buf = make([]byte, 0, total)
 		}
 		b := s.buf[:0]
 		start := 0
-		for _, it := range batch {
-			f := it.frames
-			if len(b)-start > 0 && len(b)-start+len(f) > chunk {
+		for _, it := range items {
+			if len(b) > start && len(b)-start+len(it.frame) > chunk {
 				runs = append(runs, b[start:])
 				start = len(b)
 			}
-			b = append(b, f...)
+			b = append(b, it.frame...)
 		}
 		runs = append(runs, b[start:])
 		s.buf = b
 	}
 
-	s.mu.RLock()
-	n := 0
+	conns, writes, delivered := 0, 0, 0
 	for _, c := range s.conns {
 		if c.closing.Load() {
 			continue
 		}
-		n++
+		conns++
+		if c.filter != 0 {
+			w, d := s.writeFiltered(c, items)
+			writes += w
+			delivered += d
+			continue
+		}
 		for _, r := range runs {
+			writes++
 			// nbio copies what the kernel does not take; an error means
 			// nbio is closing the socket (overflow: slow consumer), which
 			// it reports through CloseAndClean.
@@ -274,13 +333,59 @@ func (s *shard) write(batch []item) {
 				break
 			}
 		}
+		delivered += len(items)
 	}
-	s.mu.RUnlock()
-	s.h.stats.writes.Add(int64(n * len(runs)))
-	s.h.stats.deliveries.Add(int64(n * events))
+	s.h.stats.writes.Add(int64(writes))
+	s.h.stats.deliveries.Add(int64(delivered))
 	clear(runs)
 	s.runs = runs[:0]
-	if cap(s.buf) > 4<<20 {
-		s.buf = nil // do not pin a burst-sized buffer forever
+}
+
+// writeFiltered writes to c only the items its filter lets through.
+func (s *shard) writeFiltered(c *conn, items []item) (writes, delivered int) {
+	b := s.own[:0]
+	flush := func() bool {
+		if len(b) == 0 {
+			return true
+		}
+		writes++
+		_, err := c.nbc.Write(b)
+		b = b[:0]
+		return err == nil
 	}
+	for _, it := range items {
+		if !c.wants(it.etype) {
+			continue
+		}
+		if len(b) > 0 && len(b)+len(it.frame) > s.h.chunk && !flush() {
+			break
+		}
+		b = append(b, it.frame...)
+		delivered++
+	}
+	flush()
+	s.own = b[:0]
+	return writes, delivered
+}
+
+// writeTargeted writes one targeted frame to its user's connections in
+// this shard and to the shard's backends.
+func (s *shard) writeTargeted(it item) {
+	n := 0
+	for _, c := range s.byUser[it.user] {
+		if c.backend || c.closing.Load() || !c.wants(it.etype) {
+			continue // backends are served below, once
+		}
+		_, _ = c.nbc.Write(it.frame)
+		n++
+	}
+	for _, c := range s.backends {
+		if c.closing.Load() || !c.wants(it.etype) {
+			continue
+		}
+		_, _ = c.nbc.Write(it.frame)
+		n++
+	}
+	s.h.stats.writes.Add(int64(n))
+	s.h.stats.deliveries.Add(int64(n))
 }

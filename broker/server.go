@@ -15,6 +15,7 @@ import (
 	"github.com/lesismal/nbio/nbhttp"
 	"github.com/rs/zerolog"
 
+	"github.com/webinate/broker/auth"
 	"github.com/webinate/broker/origin"
 )
 
@@ -27,6 +28,8 @@ type Server struct {
 	apiKey  []byte
 	hub     *hub
 	stats   stats
+	meta    metaRouter
+	auth    *auth.Verifier
 
 	regMu    sync.RWMutex // see acceptLoop
 	slowWarn logEvery
@@ -55,13 +58,19 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
+	v, err := auth.New(cfg.Auth)
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
 	s := &Server{
 		cfg:     cfg,
 		log:     log.With().Str("component", "broker").Logger(),
 		origins: m,
 		apiKey:  []byte(cfg.APIKey),
+		auth:    v,
 		done:    make(chan struct{}),
 	}
+	s.meta.s = s
 	// A write call never carries more than a quarter of the pending bound,
 	// so a healthy connection with an empty queue can always take it.
 	chunk := cfg.MaxPendingBytes / 4
@@ -172,6 +181,8 @@ func (s *Server) Start() error {
 		Int("maxConns", s.cfg.MaxConns).
 		Int("origins", s.origins.Len()).
 		Bool("publishEnabled", len(s.apiKey) > 0).
+		Str("targeting", s.cfg.Targeting).
+		Bool("jwt", s.cfg.Auth.Enabled()).
 		Msg("broker started")
 	return nil
 }
@@ -247,6 +258,9 @@ func (s *Server) keyOK(k string) bool {
 func (s *Server) removeConn(c *conn, err error) {
 	if !s.hub.remove(c) {
 		return
+	}
+	if c.backend {
+		s.meta.removeBackend(c)
 	}
 	label := "peer_gone"
 	code := 0

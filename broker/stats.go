@@ -10,7 +10,8 @@ import (
 type stats struct {
 	accepted        atomic.Int64 // upgrades completed
 	refusedOrigin   atomic.Int64 // 403
-	refusedKey      atomic.Int64 // 401
+	refusedKey      atomic.Int64 // 401: backend key
+	refusedToken    atomic.Int64 // 401: JWT
 	refusedFull     atomic.Int64 // 503: max conns or draining
 	badHandshake    atomic.Int64 // 400/405/426
 	messagesIn      atomic.Int64 // complete client messages
@@ -19,6 +20,9 @@ type stats struct {
 	deliveries      atomic.Int64 // event copies handed to sockets
 	writes          atomic.Int64 // write calls made by shard workers
 	panics          atomic.Int64
+	metaForwarded   atomic.Int64 // MetaRequests sent to a backend
+	metaTimeouts    atomic.Int64 // MetaRequests a backend did not answer in time
+	metaLate        atomic.Int64 // replies that arrived after their timeout
 
 	mu     sync.Mutex
 	closed map[string]int64 // by close reason label
@@ -39,6 +43,7 @@ type Stats struct {
 	Accepted        int64            `json:"accepted"`
 	RefusedOrigin   int64            `json:"refusedOrigin"`
 	RefusedKey      int64            `json:"refusedKey"`
+	RefusedToken    int64            `json:"refusedToken"`
 	RefusedFull     int64            `json:"refusedFull"`
 	BadHandshake    int64            `json:"badHandshake"`
 	MessagesIn      int64            `json:"messagesIn"`
@@ -47,6 +52,10 @@ type Stats struct {
 	Deliveries      int64            `json:"deliveries"`
 	Writes          int64            `json:"writes"`
 	Panics          int64            `json:"panics"`
+	MetaForwarded   int64            `json:"metaForwarded"`
+	MetaTimeouts    int64            `json:"metaTimeouts"`
+	MetaLate        int64            `json:"metaLate"`
+	MetaPending     int              `json:"metaPending"`
 	Closed          map[string]int64 `json:"closed"`
 }
 
@@ -58,6 +67,7 @@ func (s *Server) Stats() Stats {
 		Accepted:        st.accepted.Load(),
 		RefusedOrigin:   st.refusedOrigin.Load(),
 		RefusedKey:      st.refusedKey.Load(),
+		RefusedToken:    st.refusedToken.Load(),
 		RefusedFull:     st.refusedFull.Load(),
 		BadHandshake:    st.badHandshake.Load(),
 		MessagesIn:      st.messagesIn.Load(),
@@ -66,6 +76,10 @@ func (s *Server) Stats() Stats {
 		Deliveries:      st.deliveries.Load(),
 		Writes:          st.writes.Load(),
 		Panics:          st.panics.Load(),
+		MetaForwarded:   st.metaForwarded.Load(),
+		MetaTimeouts:    st.metaTimeouts.Load(),
+		MetaLate:        st.metaLate.Load(),
+		MetaPending:     s.meta.pendingCount(),
 		Closed:          map[string]int64{},
 	}
 	st.mu.Lock()

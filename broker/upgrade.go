@@ -3,8 +3,11 @@ package broker
 import (
 	"crypto/sha1"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -67,6 +70,25 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusForbidden, "origin not approved")
 		return
 	}
+	// Backends authenticate with the key; clients may carry a JWT.
+	var username string
+	if !backend {
+		u, err := s.auth.Identify(r)
+		if err != nil {
+			s.stats.refusedToken.Add(1)
+			s.log.Warn().Str("remote", r.RemoteAddr).Str("origin", origin).Err(err).Msg("connection refused: token")
+			w.Header().Set("WWW-Authenticate", `Bearer realm="broker"`)
+			httpError(w, http.StatusUnauthorized, err.Error())
+			return
+		}
+		username = u
+	}
+	filter, err := parseEventFilter(r.URL.Query())
+	if err != nil {
+		s.stats.badHandshake.Add(1)
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	if s.cfg.MaxConns > 0 && s.hub.count.Load() >= int64(s.cfg.MaxConns) {
 		s.stats.refusedFull.Add(1)
 		s.log.Warn().Str("remote", r.RemoteAddr).Int("maxConns", s.cfg.MaxConns).Msg("connection refused: at max-conns")
@@ -99,12 +121,14 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	}
 
 	c := &conn{
-		srv:     s,
-		nbc:     nbc,
-		id:      s.nextID.Add(1),
-		backend: backend,
-		remote:  r.RemoteAddr,
-		origin:  origin,
+		srv:      s,
+		nbc:      nbc,
+		id:       s.nextID.Add(1),
+		backend:  backend,
+		remote:   r.RemoteAddr,
+		origin:   origin,
+		username: username,
+		filter:   filter,
 	}
 	now := s.now()
 	c.lastRead.Store(now)
@@ -132,10 +156,36 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		_ = nbc.Close()
 		return
 	}
+	if backend {
+		s.meta.addBackend(c)
+	}
 	s.stats.accepted.Add(1)
 	if e := s.log.Debug(); e.Enabled() {
-		e.Uint64("conn", c.id).Str("remote", c.remote).Str("origin", origin).Bool("backend", backend).Msg("connection open")
+		e.Uint64("conn", c.id).Str("remote", c.remote).Str("origin", origin).Bool("backend", backend).
+			Str("user", username).Msg("connection open")
 	}
+}
+
+// parseEventFilter reads ?events=1,2,5: the server event types (1-9) the
+// connection wants. Absent means all; anything malformed is an error that
+// names the bad element.
+func parseEventFilter(q url.Values) (uint16, error) {
+	vals, ok := q["events"]
+	if !ok {
+		return 0, nil
+	}
+	if len(vals) != 1 || vals[0] == "" {
+		return 0, errors.New("events: want one comma-separated list of event types 1-9, e.g. events=1,2,5")
+	}
+	var f uint16
+	for _, part := range strings.Split(vals[0], ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(part))
+		if err != nil || n < 1 || n > 9 {
+			return 0, fmt.Errorf("events: %q is not a server event type (1-9)", part)
+		}
+		f |= 1 << n
+	}
+	return f, nil
 }
 
 func acceptKey(key string) string {

@@ -27,24 +27,37 @@ type websocketSection struct {
 }
 
 type brokerSection struct {
-	Listen           *string   `json:"listen"`
-	AdminAddr        *string   `json:"adminAddr"`
-	Shards           *int      `json:"shards"`
-	Pollers          *int      `json:"pollers"`
-	ReadBuffer       *int      `json:"readBuffer"`
-	WriteBuffer      *int      `json:"writeBuffer"`
-	MaxMessage       *int      `json:"maxMessage"`
-	MaxPending       *int      `json:"maxPending"`
-	MaxPublish       *int64    `json:"maxPublish"`
-	MaxConns         *int      `json:"maxConns"`
-	PingInterval     *duration `json:"pingInterval"`
-	IdleTimeout      *duration `json:"idleTimeout"`
-	HandshakeTimeout *duration `json:"handshakeTimeout"`
-	ShutdownTimeout  *duration `json:"shutdownTimeout"`
-	MessageRate      *float64  `json:"messageRate"`
-	MessageBurst     *int      `json:"messageBurst"`
-	BroadcastRate    *float64  `json:"broadcastRate"`
-	BroadcastBurst   *int      `json:"broadcastBurst"`
+	Listen           *string     `json:"listen"`
+	AdminAddr        *string     `json:"adminAddr"`
+	Shards           *int        `json:"shards"`
+	Pollers          *int        `json:"pollers"`
+	ReadBuffer       *int        `json:"readBuffer"`
+	WriteBuffer      *int        `json:"writeBuffer"`
+	MaxMessage       *int        `json:"maxMessage"`
+	MaxPending       *int        `json:"maxPending"`
+	MaxPublish       *int64      `json:"maxPublish"`
+	MaxConns         *int        `json:"maxConns"`
+	PingInterval     *duration   `json:"pingInterval"`
+	IdleTimeout      *duration   `json:"idleTimeout"`
+	HandshakeTimeout *duration   `json:"handshakeTimeout"`
+	ShutdownTimeout  *duration   `json:"shutdownTimeout"`
+	MessageRate      *float64    `json:"messageRate"`
+	MessageBurst     *int        `json:"messageBurst"`
+	BroadcastRate    *float64    `json:"broadcastRate"`
+	BroadcastBurst   *int        `json:"broadcastBurst"`
+	BackendTimeout   *duration   `json:"backendTimeout"`
+	Targeting        *string     `json:"targeting"`
+	JWT              *jwtSection `json:"jwt"`
+}
+
+// jwtSection configures optional JWT identity for clients.
+type jwtSection struct {
+	HS256Secret   *string   `json:"hs256Secret"`
+	PublicKeyFile *string   `json:"publicKeyFile"` // PEM: RSA (RS256) or P-256 (ES256)
+	UsernameClaim *string   `json:"usernameClaim"`
+	Cookie        *string   `json:"cookie"`
+	Required      *bool     `json:"required"`
+	Leeway        *duration `json:"leeway"`
 }
 
 // duration reads "25s" style strings.
@@ -68,6 +81,7 @@ func (d *duration) UnmarshalJSON(b []byte) error {
 type options struct {
 	broker          broker.Config
 	shutdownTimeout time.Duration
+	jwtKeyFile      string // read into broker.Auth.PublicKeyPEM
 }
 
 // knownTop are the sections the broker reads. Other top-level keys are
@@ -141,6 +155,17 @@ func parseConfig(data []byte, o *options) (warnings []string, err error) {
 		set(&o.broker.MessageBurst, b.MessageBurst)
 		set(&o.broker.BroadcastRate, b.BroadcastRate)
 		set(&o.broker.BroadcastBurst, b.BroadcastBurst)
+		setDur(&o.broker.BackendTimeout, b.BackendTimeout)
+		set(&o.broker.Targeting, b.Targeting)
+		if j := b.JWT; j != nil {
+			a := &o.broker.Auth
+			set(&a.HS256Secret, j.HS256Secret)
+			set(&o.jwtKeyFile, j.PublicKeyFile)
+			set(&a.UsernameClaim, j.UsernameClaim)
+			set(&a.Cookie, j.Cookie)
+			set(&a.Required, j.Required)
+			setDur(&a.Leeway, j.Leeway)
+		}
 	}
 	return warnings, nil
 }

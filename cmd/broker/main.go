@@ -55,6 +55,13 @@ func run(args []string, stderr io.Writer) int {
 		msgBurst   = fs.Int("msg-burst", 0, "client message burst per connection (default 200)")
 		bcastRate  = fs.Float64("broadcast-rate", 0, "echo broadcasts per second per connection (default 5; negative disables)")
 		bcastBurst = fs.Int("broadcast-burst", 0, "echo broadcast burst per connection (default 10)")
+		backendTO  = fs.Duration("backend-timeout", 0, "how long a MetaRequest waits for a backend reply (default 5s)")
+		targeting  = fs.String("targeting", "", `"all" (every event to everyone, the default) or "user" (events with a username only to that user and backends)`)
+		jwtSecret  = fs.String("jwt-secret", "", "HS256 secret: identify clients by JWT (token query parameter, Bearer header or cookie)")
+		jwtKey     = fs.String("jwt-public-key", "", "PEM public key file for RS256 (RSA) or ES256 (P-256) JWTs")
+		jwtClaim   = fs.String("jwt-claim", "", `JWT claim holding the username (default "sub")`)
+		jwtCookie  = fs.String("jwt-cookie", "", `cookie that may carry the JWT (default "token")`)
+		jwtReq     = fs.Bool("jwt-required", false, "refuse clients without a token (401); otherwise they are anonymous")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -134,8 +141,30 @@ func run(args []string, stderr io.Writer) int {
 			cfg.BroadcastRate = *bcastRate
 		case "broadcast-burst":
 			cfg.BroadcastBurst = *bcastBurst
+		case "backend-timeout":
+			cfg.BackendTimeout = *backendTO
+		case "targeting":
+			cfg.Targeting = *targeting
+		case "jwt-secret":
+			cfg.Auth.HS256Secret = *jwtSecret
+		case "jwt-public-key":
+			opts.jwtKeyFile = *jwtKey
+		case "jwt-claim":
+			cfg.Auth.UsernameClaim = *jwtClaim
+		case "jwt-cookie":
+			cfg.Auth.Cookie = *jwtCookie
+		case "jwt-required":
+			cfg.Auth.Required = *jwtReq
 		}
 	})
+	if opts.jwtKeyFile != "" {
+		pem, err := os.ReadFile(opts.jwtKeyFile)
+		if err != nil {
+			log.Error().Err(err).Msg("cannot read JWT public key")
+			return 1
+		}
+		cfg.Auth.PublicKeyPEM = string(pem)
+	}
 	if fs.Lookup("port") != nil && *port < 0 {
 		log.Error().Int("port", *port).Msg("bad -port: must be 0..65535")
 		return 1

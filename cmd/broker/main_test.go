@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -71,6 +69,13 @@ func TestParseExampleConfig(t *testing.T) {
 	}
 }
 
+// testPEM is a P-256 public key.
+const testPEM = `-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEVs/o5+uQbTjL3chynL4wXgUg2R9
+q9UU8I5mEovUf86QZ7kOBIjJwqnzD1omageEHWwHdBO6B+dFabmdT9POxg==
+-----END PUBLIC KEY-----
+`
+
 func TestCheckFlag(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, s string) string {
@@ -98,6 +103,13 @@ func TestCheckFlag(t *testing.T) {
 		{"bad log level", []string{"-log-level", "loud"}, 2, `bad -log-level "loud"`},
 		{"bad log format", []string{"-log-format", "xml"}, 2, `bad -log-format "xml"`},
 		{"stray argument", []string{"extra"}, 2, "unexpected arguments"},
+		{"bad targeting named", []string{"-config", good, "-targeting", "some", "-check"}, 1, `targeting \"some\"`},
+		{"user targeting with JWT", []string{"-config", good, "-targeting", "user", "-jwt-secret", "s3cret", "-check"}, 0, "configuration is valid"},
+		{"missing JWT key file", []string{"-config", good, "-jwt-public-key", filepath.Join(dir, "none.pem"), "-check"}, 1, "cannot read JWT public key"},
+		{"garbage JWT key", []string{"-config", good, "-jwt-public-key", good, "-check"}, 1, "auth"},
+		{"both JWT sources", []string{"-config", good, "-jwt-secret", "s", "-jwt-public-key", write("k.pem", testPEM), "-check"}, 1, "auth"},
+		{"jwt section in file", []string{"-config", write("jwt.json", `{"websocket":{"approvedSocketDomains":["x"]},"broker":{"targeting":"user","jwt":{"hs256Secret":"s","usernameClaim":"name","required":true}}}`), "-check"}, 0, "configuration is valid"},
+		{"unknown jwt key", []string{"-config", write("jwt2.json", `{"websocket":{},"broker":{"jwt":{"secret":"s"}}}`), "-check"}, 1, `unknown field \"secret\"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -123,8 +135,9 @@ func TestBinarySIGTERM(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	port, admin := freePort(t), freePort(t)
-	cmd := exec.Command(bin, "-port", fmt.Sprint(port), "-admin-addr", fmt.Sprintf("127.0.0.1:%d", admin))
+	// Port 0 everywhere: the bound addresses come from the start-up log,
+	// so parallel test packages cannot race for a port.
+	cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0")
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -142,14 +155,16 @@ func TestBinarySIGTERM(t *testing.T) {
 		}
 		close(lines)
 	}()
-	waitLog(t, lines, "broker started")
+	started := waitLog(t, lines, "broker started")
+	addr, _ := started["addr"].(string)
+	admin, _ := started["admin"].(string)
 
-	c, _, err := websocket.DefaultDialer.Dial(fmt.Sprintf("ws://127.0.0.1:%d/", port), http.Header{"Origin": {"http://localhost"}})
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/", http.Header{"Origin": {"http://localhost"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", admin)); err != nil {
+	if _, err := http.Get("http://" + admin + "/healthz"); err != nil {
 		t.Fatal(err)
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -178,7 +193,7 @@ func TestBinarySIGTERM(t *testing.T) {
 	}
 }
 
-func waitLog(t *testing.T, lines <-chan map[string]any, msg string) {
+func waitLog(t *testing.T, lines <-chan map[string]any, msg string) map[string]any {
 	t.Helper()
 	timeout := time.After(20 * time.Second)
 	for {
@@ -188,19 +203,10 @@ func waitLog(t *testing.T, lines <-chan map[string]any, msg string) {
 				t.Fatalf("process ended before logging %q", msg)
 			}
 			if m["message"] == msg {
-				return
+				return m
 			}
 		case <-timeout:
 			t.Fatalf("no %q log line", msg)
 		}
 	}
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

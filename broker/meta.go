@@ -1,0 +1,142 @@
+package broker
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/webinate/broker/codec"
+)
+
+// metaRouter forwards clients' MetaRequests to backends and routes each
+// reply back to the one client that asked. The broker owns no user data:
+// it only remembers, per request, who asked and which backend has it.
+//
+// Every request gets its own clientId, so a reply that arrives after the
+// client was told "timeout" finds nothing and is dropped instead of
+// answering a later request.
+type metaRouter struct {
+	s *Server
+
+	mu       sync.Mutex
+	backends []*conn // connected backends, in connection order
+	next     int     // round-robin cursor
+	seq      uint64
+	pending  map[string]*metaRequest
+}
+
+type metaRequest struct {
+	client  *conn
+	backend *conn
+	timer   *time.Timer
+}
+
+func (r *metaRouter) addBackend(c *conn) {
+	r.mu.Lock()
+	r.backends = append(r.backends, c)
+	r.mu.Unlock()
+}
+
+// removeBackend forgets c and fails the requests it still holds: their
+// clients are told at once rather than after the timeout.
+func (r *metaRouter) removeBackend(c *conn) {
+	r.mu.Lock()
+	r.backends = without(r.backends, c)
+	var orphans []*metaRequest
+	for id, p := range r.pending {
+		if p.backend == c {
+			delete(r.pending, id)
+			p.timer.Stop()
+			orphans = append(orphans, p)
+		}
+	}
+	r.mu.Unlock()
+	for _, p := range orphans {
+		r.s.replyError(p.client, codec.MetaRequest, errBackendGone)
+	}
+}
+
+// forward sends a client's MetaRequest, with a fresh clientId added, to the
+// next backend in turn, failing over to the others if a write fails.
+func (r *metaRouter) forward(client *conn, msg []byte) {
+	r.mu.Lock()
+	r.seq++
+	id := strconv.FormatUint(r.seq, 10)
+	candidates := len(r.backends)
+	r.mu.Unlock()
+
+	frame := appendFrame(nil, opText, codec.AppendWithField(nil, msg, clientIDField, id))
+	for try := 0; try < candidates; try++ {
+		b := r.pick()
+		if b == nil {
+			break
+		}
+		p := &metaRequest{client: client, backend: b}
+		r.mu.Lock()
+		if r.pending == nil {
+			r.pending = make(map[string]*metaRequest)
+		}
+		r.pending[id] = p
+		p.timer = time.AfterFunc(r.s.cfg.BackendTimeout, func() { r.expire(id) })
+		r.mu.Unlock()
+		if _, err := b.nbc.Write(frame); err == nil {
+			r.s.stats.metaForwarded.Add(1)
+			return
+		}
+		// That backend is going away: take the request back, try another.
+		if r.take(id) == nil {
+			return // already answered or expired meanwhile
+		}
+	}
+	r.s.replyError(client, codec.MetaRequest, errNoBackend)
+}
+
+// pick returns the next live backend, round robin, or nil.
+func (r *metaRouter) pick() *conn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for range r.backends {
+		r.next = (r.next + 1) % len(r.backends)
+		if b := r.backends[r.next]; !b.closing.Load() {
+			return b
+		}
+	}
+	return nil
+}
+
+// take removes and returns the pending request id, or nil.
+func (r *metaRouter) take(id string) *metaRequest {
+	r.mu.Lock()
+	p := r.pending[id]
+	if p != nil {
+		delete(r.pending, id)
+		p.timer.Stop()
+	}
+	r.mu.Unlock()
+	return p
+}
+
+func (r *metaRouter) expire(id string) {
+	if p := r.take(id); p != nil {
+		r.s.stats.metaTimeouts.Add(1)
+		r.s.replyError(p.client, codec.MetaRequest, errBackendTimeout)
+	}
+}
+
+// reply routes a backend's answer to the client that asked, without the
+// clientId; an answer nobody waits for any more is dropped and counted.
+func (r *metaRouter) reply(id string, msg []byte) {
+	p := r.take(id)
+	if p == nil {
+		r.s.stats.metaLate.Add(1)
+		return
+	}
+	p.client.writeText(codec.AppendWithoutField(make([]byte, 0, len(msg)), msg, clientIDField))
+}
+
+// pendingCount is the number of requests waiting for a backend.
+func (r *metaRouter) pendingCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.pending)
+}

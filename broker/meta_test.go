@@ -1,0 +1,171 @@
+package broker
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// backendServe answers every MetaRequest it reads with fn's reply, adding
+// the clientId it was given, until the connection closes.
+func backendServe(t *testing.T, be *websocket.Conn, fn func(req map[string]any) map[string]any) {
+	go func() {
+		for {
+			_, b, err := be.ReadMessage()
+			if err != nil {
+				return
+			}
+			var req map[string]any
+			if json.Unmarshal(b, &req) != nil || req["eventType"] != float64(9) || req["clientId"] == nil {
+				continue // a broadcast event, not a request
+			}
+			rep := fn(req)
+			rep["eventType"] = 9
+			rep["clientId"] = req["clientId"]
+			out, _ := json.Marshal(rep)
+			if be.WriteMessage(websocket.TextMessage, out) != nil {
+				return
+			}
+		}
+	}()
+}
+
+// A toy user store standing in for the users server.
+func metaStore() func(map[string]any) map[string]any {
+	store := map[string]any{}
+	return func(req map[string]any) map[string]any {
+		prop, _ := req["property"].(string)
+		if v, ok := req["val"]; ok {
+			store[prop] = v
+		}
+		return map[string]any{"username": req["username"], "property": prop, "val": store[prop]}
+	}
+}
+
+func TestMetaRequestRoundTrip(t *testing.T) {
+	ts := startServer(t, nil)
+	be := dialBackend(t, ts.wsURL, testKey)
+	seenCh := make(chan map[string]any, 10)
+	store := metaStore()
+	backendServe(t, be, func(req map[string]any) map[string]any {
+		seenCh <- req
+		return store(req)
+	})
+	c := dial(t, ts.wsURL, testOrigin)
+	other := dial(t, ts.wsURL, testOrigin)
+
+	send(t, c, `{"eventType":9,"username":"bob","property":"age","val":42}`)
+	if got := read(t, c); got != `{"eventType":9,"property":"age","username":"bob","val":42}` {
+		t.Fatalf("set reply %s", got)
+	}
+	send(t, c, `{"eventType":9,"username":"bob","property":"age"}`)
+	got := read(t, c)
+	if strings.Contains(got, "clientId") || !strings.Contains(got, `"val":42`) {
+		t.Fatalf("get reply %s", got)
+	}
+	// The reply went to the asker only.
+	expectNothing(t, other, 200*time.Millisecond)
+	seen := []map[string]any{<-seenCh, <-seenCh}
+	if len(seen) != 2 || seen[0]["clientId"] == seen[1]["clientId"] || seen[0]["username"] != "bob" {
+		t.Fatalf("backend saw %v", seen)
+	}
+}
+
+func TestMetaRequestClientIDReserved(t *testing.T) {
+	ts := startServer(t, nil)
+	dialBackend(t, ts.wsURL, testKey)
+	c := dial(t, ts.wsURL, testOrigin)
+	send(t, c, `{"eventType":9,"clientId":"1","property":"x"}`)
+	if got := read(t, c); !strings.Contains(got, `"eventType":9`) || !strings.Contains(got, "clientId is set by the broker") {
+		t.Fatalf("got %s", got)
+	}
+}
+
+func TestMetaRequestTimeout(t *testing.T) {
+	ts := startServer(t, func(c *Config) { c.BackendTimeout = 200 * time.Millisecond })
+	be := dialBackend(t, ts.wsURL, testKey)
+	c := dial(t, ts.wsURL, testOrigin)
+	send(t, c, `{"eventType":9,"property":"x"}`)
+	// The backend receives the request but never answers in time.
+	var req map[string]any
+	_ = json.Unmarshal([]byte(read(t, be)), &req)
+	start := time.Now()
+	if got := read(t, c); got != `{"eventType":9,"error":"backend did not answer in time"}` {
+		t.Fatalf("got %s", got)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("timeout after %v", d)
+	}
+	// A late answer is dropped, not delivered to anyone.
+	late, _ := json.Marshal(map[string]any{"eventType": 9, "clientId": req["clientId"], "val": "late"})
+	send(t, be, string(late))
+	expectNothing(t, c, 200*time.Millisecond)
+	waitFor(t, 2*time.Second, "late reply counted", func() bool { return ts.Stats().MetaLate == 1 })
+}
+
+func TestMetaRequestBackendDisconnects(t *testing.T) {
+	ts := startServer(t, func(c *Config) { c.BackendTimeout = 10 * time.Second })
+	be := dialBackend(t, ts.wsURL, testKey)
+	c := dial(t, ts.wsURL, testOrigin)
+	send(t, c, `{"eventType":9,"property":"x"}`)
+	read(t, be) // the request arrived
+	_ = be.Close()
+	start := time.Now()
+	if got := read(t, c); got != `{"eventType":9,"error":"backend disconnected before answering"}` {
+		t.Fatalf("got %s", got)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatal("client waited for the timeout instead of the disconnect")
+	}
+	// With the only backend gone, the next request has nowhere to go.
+	send(t, c, `{"eventType":9,"property":"x"}`)
+	if got := read(t, c); got != `{"eventType":9,"error":"no backend available"}` {
+		t.Fatalf("got %s", got)
+	}
+}
+
+func TestMetaRequestTwoBackends(t *testing.T) {
+	ts := startServer(t, nil)
+	counts := make([]int, 2)
+	bes := make([]*websocket.Conn, 2)
+	served := make(chan int, 100)
+	for i := range bes {
+		bes[i] = dialBackend(t, ts.wsURL, testKey)
+		backendServe(t, bes[i], func(req map[string]any) map[string]any {
+			served <- i
+			return map[string]any{"val": i}
+		})
+	}
+	c := dial(t, ts.wsURL, testOrigin)
+	for i := 0; i < 10; i++ {
+		send(t, c, `{"eventType":9,"property":"p"}`)
+		read(t, c)
+		counts[<-served]++
+	}
+	if counts[0] != 5 || counts[1] != 5 {
+		t.Fatalf("round robin spread %v, want 5/5", counts)
+	}
+	// Fail over: with one backend gone, every request goes to the other.
+	_ = bes[0].Close()
+	waitFor(t, 5*time.Second, "backend gone", func() bool { return ts.Stats().Connections == 2 })
+	for i := 0; i < 4; i++ {
+		send(t, c, `{"eventType":9,"property":"p"}`)
+		if got := read(t, c); got != `{"eventType":9,"val":1}` {
+			t.Fatalf("after failover: %s", got)
+		}
+	}
+}
+
+// A backend's MetaRequest without a clientId is a server event: published.
+func TestBackendMetaEventWithoutClientIDIsPublished(t *testing.T) {
+	ts := startServer(t, nil)
+	be := dialBackend(t, ts.wsURL, testKey)
+	c := dial(t, ts.wsURL, testOrigin)
+	send(t, be, `{"eventType":9,"username":"bob","property":"age","val":3}`)
+	if got := read(t, c); got != `{"eventType":9,"username":"bob","property":"age","val":3}` {
+		t.Fatalf("got %s", got)
+	}
+}
