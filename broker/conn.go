@@ -43,7 +43,12 @@ type conn struct {
 
 	gone atomic.Bool // the socket is closed (CloseAndClean ran)
 
-	ready    atomic.Bool  // set once the fields above are initialised
+	ready atomic.Bool // set once the fields above are initialised
+	// queued counts bytes handed to nbio, written the bytes the kernel
+	// took (nbio's OnWrittenSize); the difference is what this connection
+	// holds in memory, bounded by MaxPendingBytes.
+	queued   atomic.Int64
+	written  atomic.Int64
 	lastRead atomic.Int64 // unix nanos of the last bytes received
 	lastPing atomic.Int64 // unix nanos of the last ping sent
 
@@ -305,6 +310,7 @@ func (c *conn) peerClose(p []byte) {
 	} else {
 		frame = appendCloseFrame(buf[:0], code, "")
 	}
+	c.queued.Add(int64(len(frame)))
 	_, _ = c.nbc.Write(frame)
 	// The server closes the TCP connection first (RFC 6455 section 7.1.1).
 	_ = c.nbc.Close()
@@ -319,29 +325,59 @@ func (c *conn) fail(r reason, text string) {
 
 // closeWith sends a close frame with r's status and closes the socket once
 // the peer answers or CloseTimeout passes. Safe from any goroutine; only
-// the first call has an effect.
-func (c *conn) closeWith(r reason, text string) {
+// the first call has an effect, and only it reports true.
+func (c *conn) closeWith(r reason, text string) bool {
 	if c.closing.Swap(true) {
-		return
+		return false
 	}
 	if text != "" {
 		r.text = text
 	}
 	c.reason.CompareAndSwap(nil, &r)
 	var buf [2 + maxControlPayload]byte
-	_, _ = c.nbc.Write(appendCloseFrame(buf[:0], r.code, r.text))
+	// The close frame is exempt from the pending bound (nbio's own limit
+	// has room for it): a slow consumer that catches up reads why it was
+	// dropped.
+	frame := appendCloseFrame(buf[:0], r.code, r.text)
+	c.queued.Add(int64(len(frame)))
+	_, _ = c.nbc.Write(frame)
 	nbc := c.nbc
 	// Closing at once could reset the connection while the peer still has
 	// unread data in flight, and the peer would never see our close frame.
 	// Waiting for its answer (or a timeout) lets it read the frame.
 	time.AfterFunc(c.srv.cfg.CloseTimeout, func() { _ = nbc.Close() })
+	return true
 }
 
 // writeControl writes a control frame (ping/pong) with a short payload.
 func (c *conn) writeControl(op byte, payload []byte) {
 	var buf [2 + maxControlPayload]byte
-	_, _ = c.nbc.Write(appendFrame(buf[:0], op, payload))
+	c.send(appendFrame(buf[:0], op, payload))
 }
+
+// send writes whole frames unless that would take the connection past
+// MaxPendingBytes: then the connection is a slow consumer. It gets a 1008
+// close frame queued behind what it has not read yet, and is dropped when
+// CloseTimeout passes. nbio copies whatever the kernel does not take at
+// once, so b may be reused as soon as send returns. Safe from any
+// goroutine; it reports whether the frames were queued.
+func (c *conn) send(b []byte) bool {
+	if c.closing.Load() {
+		return false
+	}
+	if p := c.pending(); p+int64(len(b)) > int64(c.srv.cfg.MaxPendingBytes) {
+		if c.closeWith(reasonSlow, "") {
+			c.srv.slowConsumer(c, p)
+		}
+		return false
+	}
+	c.queued.Add(int64(len(b)))
+	_, err := c.nbc.Write(b)
+	return err == nil
+}
+
+// pending is the number of bytes queued but not yet taken by the kernel.
+func (c *conn) pending() int64 { return c.queued.Load() - c.written.Load() }
 
 var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
@@ -352,9 +388,7 @@ func (c *conn) writeText(payload []byte) {
 	}
 	pb := framePool.Get().(*[]byte)
 	b := appendFrame((*pb)[:0], opText, payload)
-	// nbio copies whatever the kernel does not take at once, so the
-	// buffer can go back to the pool as soon as Write returns.
-	_, _ = c.nbc.Write(b)
+	c.send(b)
 	if cap(b) <= 64<<10 {
 		*pb = b[:0]
 		framePool.Put(pb)
@@ -380,5 +414,6 @@ func isTimeout(err error) bool {
 }
 
 // isOverflow reports nbio closing a socket because its pending writes
-// exceeded MaxWriteBufferSize: a slow consumer.
+// exceeded MaxWriteBufferSize. send normally catches a slow consumer first;
+// this is the backstop.
 func isOverflow(err error) bool { return errors.Is(err, nbio.ErrOverflow) }

@@ -326,11 +326,8 @@ func (s *shard) writeAll(items []item) {
 		}
 		for _, r := range runs {
 			writes++
-			// nbio copies what the kernel does not take; an error means
-			// nbio is closing the socket (overflow: slow consumer), which
-			// it reports through CloseAndClean.
-			if _, err := c.nbc.Write(r); err != nil {
-				break
+			if !c.send(r) {
+				break // closing: slow consumer or socket gone
 			}
 		}
 		delivered += len(items)
@@ -349,9 +346,9 @@ func (s *shard) writeFiltered(c *conn, items []item) (writes, delivered int) {
 			return true
 		}
 		writes++
-		_, err := c.nbc.Write(b)
+		ok := c.send(b)
 		b = b[:0]
-		return err == nil
+		return ok
 	}
 	for _, it := range items {
 		if !c.wants(it.etype) {
@@ -376,14 +373,14 @@ func (s *shard) writeTargeted(it item) {
 		if c.backend || c.closing.Load() || !c.wants(it.etype) {
 			continue // backends are served below, once
 		}
-		_, _ = c.nbc.Write(it.frame)
+		c.send(it.frame)
 		n++
 	}
 	for _, c := range s.backends {
 		if c.closing.Load() || !c.wants(it.etype) {
 			continue
 		}
-		_, _ = c.nbc.Write(it.frame)
+		c.send(it.frame)
 		n++
 	}
 	s.h.stats.writes.Add(int64(n))

@@ -79,7 +79,7 @@ func (r *metaRouter) forward(client *conn, msg []byte) {
 		r.pending[id] = p
 		p.timer = time.AfterFunc(r.s.cfg.BackendTimeout, func() { r.expire(id) })
 		r.mu.Unlock()
-		if _, err := b.nbc.Write(frame); err == nil {
+		if b.send(frame) {
 			r.s.stats.metaForwarded.Add(1)
 			return
 		}

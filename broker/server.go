@@ -110,10 +110,13 @@ func (s *Server) Start() error {
 		Name:    "broker",
 		Network: "tcp",
 		// No Addrs: the broker runs its own accept loop (acceptLoop).
-		SupportServerOnly:  true,
-		NPoller:            s.cfg.Pollers,
-		ReadBufferSize:     s.cfg.ReadBufferSize,
-		MaxWriteBufferSize: s.cfg.MaxPendingBytes,
+		SupportServerOnly: true,
+		NPoller:           s.cfg.Pollers,
+		ReadBufferSize:    s.cfg.ReadBufferSize,
+		// Our own bound (conn.send) closes slow consumers with a 1008
+		// close frame; nbio's limit is the backstop, with room for that
+		// frame and the pings and replies that race with it.
+		MaxWriteBufferSize: s.cfg.MaxPendingBytes + 64<<10,
 		// The handshake deadline: nbio sets it on accept and we clear it
 		// once the connection is upgraded.
 		KeepaliveTime:   s.cfg.HandshakeTimeout,
@@ -130,6 +133,11 @@ func (s *Server) Start() error {
 	}
 	// Every read first passes regMu, which acceptLoop holds while it
 	// registers a socket: see acceptLoop.
+	s.engine.Engine.OnWrittenSize(func(nc *nbio.Conn, _ []byte, n int) {
+		if c, ok := nc.Session().(*conn); ok {
+			c.written.Add(int64(n))
+		}
+	})
 	s.engine.Engine.OnData(func(c *nbio.Conn, data []byte) {
 		s.regMu.RLock()
 		s.regMu.RUnlock() //nolint:staticcheck // an empty critical section is the point
@@ -274,17 +282,20 @@ func (s *Server) removeConn(c *conn, err error) {
 	}
 	s.stats.closedBy(label)
 	ev := s.log.Debug()
-	if label == reasonSlow.label {
-		// The pending-bytes bound was hit: the socket is cut without a
-		// close frame, since nothing more can reach the peer in order.
-		// Slow consumers come in herds (a stalled network segment), so
-		// the warning is rate limited and says how many it stands for.
-		if n, ok := s.slowWarn.allow(); ok {
-			ev = s.log.Warn().Int64("similarSuppressed", n)
-		}
-	}
 	ev.Uint64("conn", c.id).Str("remote", c.remote).Bool("backend", c.backend).
 		Str("reason", label).Int("code", code).AnErr("err", err).Msg("connection closed")
+}
+
+// slowConsumer counts and logs a connection dropped for exceeding
+// MaxPendingBytes. Slow consumers come in herds (a stalled network
+// segment), so the warning is rate limited and says how many it stands for.
+func (s *Server) slowConsumer(c *conn, pending int64) {
+	s.stats.slowConsumers.Add(1)
+	if n, ok := s.slowWarn.allow(); ok {
+		s.log.Warn().Uint64("conn", c.id).Str("remote", c.remote).Int64("pendingBytes", pending).
+			Int("maxPending", s.cfg.MaxPendingBytes).Int64("similarSuppressed", n).
+			Msg("slow consumer: closing with 1008")
+	}
 }
 
 // sweep pings connections and closes idle ones. One goroutine walks the

@@ -20,6 +20,7 @@ type stats struct {
 	deliveries      atomic.Int64 // event copies handed to sockets
 	writes          atomic.Int64 // write calls made by shard workers
 	panics          atomic.Int64
+	slowConsumers   atomic.Int64 // connections dropped for MaxPendingBytes
 	metaForwarded   atomic.Int64 // MetaRequests sent to a backend
 	metaTimeouts    atomic.Int64 // MetaRequests a backend did not answer in time
 	metaLate        atomic.Int64 // replies that arrived after their timeout
@@ -52,6 +53,7 @@ type Stats struct {
 	Deliveries      int64            `json:"deliveries"`
 	Writes          int64            `json:"writes"`
 	Panics          int64            `json:"panics"`
+	SlowConsumers   int64            `json:"slowConsumers"`
 	MetaForwarded   int64            `json:"metaForwarded"`
 	MetaTimeouts    int64            `json:"metaTimeouts"`
 	MetaLate        int64            `json:"metaLate"`
@@ -76,6 +78,7 @@ func (s *Server) Stats() Stats {
 		Deliveries:      st.deliveries.Load(),
 		Writes:          st.writes.Load(),
 		Panics:          st.panics.Load(),
+		SlowConsumers:   st.slowConsumers.Load(),
 		MetaForwarded:   st.metaForwarded.Load(),
 		MetaTimeouts:    st.metaTimeouts.Load(),
 		MetaLate:        st.metaLate.Load(),

@@ -150,8 +150,7 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	// no broadcast frame can precede it and every event published after
 	// the client saw 101 reaches it.
 	if !s.hub.addWith(c, func() bool {
-		_, err := nbc.Write(resp)
-		return err == nil
+		return c.send(resp)
 	}) {
 		_ = nbc.Close()
 		return
