@@ -1,0 +1,166 @@
+package bench
+
+import (
+	"crypto/rand"
+	"crypto/sha1" //nolint:gosec // required by the WebSocket handshake (RFC 6455)
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/lesismal/nbio"
+	"github.com/lesismal/nbio/logging"
+	"github.com/lesismal/nbio/nbhttp"
+	"github.com/lesismal/nbio/nbhttp/websocket"
+)
+
+// HandshakeError is a refused upgrade: the server answered with Status
+// instead of 101.
+type HandshakeError struct {
+	Status int
+}
+
+func (e *HandshakeError) Error() string {
+	return fmt.Sprintf("bench: handshake refused: HTTP %d %s", e.Status, http.StatusText(e.Status))
+}
+
+var quietNBIO sync.Once
+
+var errDialTimeout = errors.New("bench: handshake timed out")
+
+// newClientEngine starts an nbio engine in client mode. Its pollers own
+// every client socket of this process.
+func newClientEngine() (*nbhttp.Engine, error) {
+	quietNBIO.Do(func() {
+		// nbio logs to stdout by default, which is the worker protocol's
+		// channel; its info lines are noise in a benchmark anyway.
+		logging.Output = os.Stderr
+		logging.SetLevel(logging.LevelError)
+	})
+	e := nbhttp.NewEngine(nbhttp.Config{
+		Name:                    "bench",
+		NPoller:                 runtime.NumCPU(),
+		ReleaseWebsocketPayload: true,
+	})
+	// The harness reads only numbers out of each frame; validating UTF-8 of
+	// every frame would be harness CPU spent on nothing we measure.
+	e.CheckUtf8 = func([]byte) bool { return true }
+	if err := e.Start(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// dialWS opens one WebSocket client from local (nil: any) to addr. It is a
+// trimmed copy of nbio's websocket.Dialer.DialContext because that Dialer
+// offers no way to choose the local address, which the harness needs to get
+// past one source address's ephemeral ports. session is attached before the
+// connection can deliver its first message.
+func dialWS(engine *nbhttp.Engine, opts *websocket.Options, addr, path, origin string,
+	local net.IP, timeout time.Duration, session any) (*websocket.Conn, error) {
+	var nonce [16]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return nil, err
+	}
+	key := base64.StdEncoding.EncodeToString(nonce[:])
+	if path == "" {
+		path = "/"
+	}
+	req := &http.Request{
+		Method: http.MethodGet, URL: &url.URL{Scheme: "http", Host: addr, Path: path},
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Host: addr,
+		Header: http.Header{
+			"Upgrade":               {"websocket"},
+			"Connection":            {"Upgrade"},
+			"Sec-Websocket-Key":     {key},
+			"Sec-Websocket-Version": {"13"},
+			"Origin":                {origin},
+		},
+	}
+	d := net.Dialer{Timeout: timeout}
+	if local != nil {
+		d.LocalAddr = &net.TCPAddr{IP: local}
+	}
+	cc := &nbhttp.ClientConn{Engine: engine, Timeout: timeout, Dial: d.Dial}
+	type outcome struct {
+		c   *websocket.Conn
+		err error
+	}
+	done := make(chan outcome, 1)
+	report := func(o outcome) {
+		select { // the handler may run again on close; only the first counts
+		case done <- o:
+		default:
+		}
+	}
+	cc.Do(req, func(resp *http.Response, conn net.Conn, err error) {
+		if err != nil {
+			report(outcome{err: err})
+			return
+		}
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			report(outcome{err: &HandshakeError{Status: resp.StatusCode}})
+			return
+		}
+		if resp.Header.Get("Sec-Websocket-Accept") != acceptKey(key) {
+			report(outcome{err: errors.New("bench: bad Sec-WebSocket-Accept")})
+			return
+		}
+		nbc, ok := conn.(*nbio.Conn)
+		if !ok {
+			report(outcome{err: errors.New("bench: unexpected conn type")})
+			return
+		}
+		parser, ok := nbc.Session().(*nbhttp.Parser)
+		if !ok {
+			report(outcome{err: errors.New("bench: unexpected session type")})
+			return
+		}
+		ws := websocket.NewClientConn(opts, conn, "", false, false)
+		ws.SetSession(session)
+		parser.ParserCloser = ws
+		ws.Engine = parser.Engine
+		ws.Execute = parser.Execute
+		nbc.SetSession(ws)
+		report(outcome{c: ws})
+	})
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case o := <-done:
+		if o.err != nil {
+			cc.CloseWithError(o.err)
+		}
+		return o.c, o.err
+	case <-t.C:
+		cc.CloseWithError(errDialTimeout)
+		return nil, errDialTimeout
+	}
+}
+
+var wsGUID = []byte("258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+
+func acceptKey(key string) string {
+	h := sha1.New() //nolint:gosec // RFC 6455
+	h.Write([]byte(key))
+	h.Write(wsGUID)
+	return base64.StdEncoding.EncodeToString(h.Sum(nil))
+}
+
+// sourceIP is the loopback source address for global connection index i:
+// 127.0.0.1 … 127.0.0.k, round robin. IPv6 targets get nil (any).
+func sourceIP(i, k int, v6 bool) net.IP {
+	if v6 || k <= 1 {
+		if v6 {
+			return nil
+		}
+		return net.IPv4(127, 0, 0, 1)
+	}
+	return net.IPv4(127, 0, 0, byte(1+i%k))
+}

@@ -1,0 +1,215 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"time"
+)
+
+// Scenario names accepted in Config.Scenario.
+const (
+	ScenarioFanout  = "fanout"
+	ScenarioIdle    = "idle"
+	ScenarioEcho    = "echo"
+	ScenarioConnect = "connect"
+)
+
+// Publish modes for the fanout scenario (Config.Mode).
+const (
+	// ModeAPI publishes through POST /api/events on the admin address.
+	ModeAPI = "api"
+	// ModeEcho publishes by sending broadcast echo events from one client.
+	ModeEcho = "echo"
+)
+
+// Defaults applied by Config.setDefaults when a field is zero.
+const (
+	DefaultOrigin          = "http://localhost"
+	DefaultPath            = "/"
+	DefaultSources         = 8
+	DefaultDialConcurrency = 128
+	DefaultDialTimeout     = 10 * time.Second
+	DefaultDuration        = 10 * time.Second
+	DefaultDrainIdle       = 5 * time.Second
+	DefaultSize            = 100
+	DefaultBatch           = 1
+	// DefaultTimeoutSlack is added to twice the duration to get the hard
+	// timeout when Config.Timeout is zero.
+	DefaultTimeoutSlack = 2 * time.Minute
+)
+
+// WorkerFlag is the hidden first argument with which Run re-executes the
+// current binary as a worker process; such a main must call WorkerMain.
+const WorkerFlag = "-bench-worker"
+
+// Config describes one scenario run. The target is only addresses and a key,
+// so the same run works against the broker or the baseline.
+type Config struct {
+	// Scenario is one of the Scenario* names.
+	Scenario string
+	// Addr is the public WebSocket host:port; it must be a loopback address.
+	Addr string
+	// Path is the upgrade request path; zero means DefaultPath.
+	Path string
+	// AdminAddr is the admin host:port serving POST /api/events (fanout in
+	// ModeAPI only); it must be a loopback address.
+	AdminAddr string
+	// Key is the socketApiKey sent as "Authorization: Bearer" to publish.
+	Key string
+	// Origin is sent on every upgrade; zero means DefaultOrigin.
+	Origin string
+
+	// Conns is the number of subscribers (fanout), held connections (idle),
+	// closed-loop clients (echo) or handshakes (connect).
+	Conns int
+	// Procs is the number of client processes; zero or one runs the clients
+	// inside this process. More re-executes WorkerCommand.
+	Procs int
+	// WorkerCommand starts one worker; zero means this executable with
+	// WorkerFlag.
+	WorkerCommand []string
+	// Sources is how many loopback source addresses (127.0.0.1 …
+	// 127.0.0.Sources) the clients spread over; zero means DefaultSources.
+	Sources int
+	// DialConcurrency bounds handshakes in flight over all processes; zero
+	// means DefaultDialConcurrency.
+	DialConcurrency int
+	// DialTimeout bounds one handshake; zero means DefaultDialTimeout.
+	DialTimeout time.Duration
+	// Hold keeps connect-scenario connections open until the end; false
+	// closes each right after its handshake (measures handshake rate
+	// without holding file descriptors on either side).
+	Hold bool
+
+	// Duration is how long fanout publishes, idle holds and echo loops;
+	// zero means DefaultDuration.
+	Duration time.Duration
+	// Timeout is the hard bound on the whole run; zero means twice Duration
+	// plus DefaultTimeoutSlack.
+	Timeout time.Duration
+	// DrainIdle ends the fanout drain once no delivery arrived for this
+	// long; zero means DefaultDrainIdle.
+	DrainIdle time.Duration
+	// Rate is published events per second; zero publishes as fast as the
+	// server accepts.
+	Rate float64
+	// Batch is the events per publish request at the maximum rate; zero
+	// means DefaultBatch. At a fixed Rate each request carries the events
+	// due, so a publisher that fell behind catches up with one larger
+	// request (at most 1000 events) instead of lowering the offered rate.
+	// ModeEcho sends one event per frame and ignores it.
+	Batch int
+	// Size is the encoded size of each event in bytes; zero means
+	// DefaultSize. Events never shrink below their fixed fields.
+	Size int
+	// Mode is ModeAPI (zero) or ModeEcho.
+	Mode string
+
+	// PID is the server process to sample for RSS and CPU; zero skips it.
+	PID int
+	// Progress, if set, receives a one-line status about twice a second.
+	Progress func(line string)
+}
+
+func (c *Config) setDefaults() {
+	if c.Path == "" {
+		c.Path = DefaultPath
+	}
+	if c.Origin == "" {
+		c.Origin = DefaultOrigin
+	}
+	if c.Procs <= 0 {
+		c.Procs = 1
+	}
+	if c.Sources == 0 {
+		c.Sources = DefaultSources
+	}
+	if c.DialConcurrency == 0 {
+		c.DialConcurrency = DefaultDialConcurrency
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.Duration == 0 {
+		c.Duration = DefaultDuration
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 2*c.Duration + DefaultTimeoutSlack
+	}
+	if c.DrainIdle == 0 {
+		c.DrainIdle = DefaultDrainIdle
+	}
+	if c.Batch == 0 {
+		c.Batch = DefaultBatch
+	}
+	if c.Size == 0 {
+		c.Size = DefaultSize
+	}
+	if c.Mode == "" {
+		c.Mode = ModeAPI
+	}
+	if len(c.WorkerCommand) == 0 && c.Procs > 1 {
+		if exe, err := os.Executable(); err == nil {
+			c.WorkerCommand = []string{exe, WorkerFlag}
+		}
+	}
+}
+
+// Validate reports an unusable configuration, including any target that is
+// not a loopback address.
+func (c *Config) Validate() error {
+	switch c.Scenario {
+	case ScenarioFanout, ScenarioIdle, ScenarioEcho, ScenarioConnect:
+	default:
+		return fmt.Errorf("bench: unknown scenario %q (want fanout, idle, echo or connect)", c.Scenario)
+	}
+	if err := CheckLoopback(c.Addr); err != nil {
+		return err
+	}
+	if c.Scenario == ScenarioFanout && c.Mode == ModeAPI {
+		if err := CheckLoopback(c.AdminAddr); err != nil {
+			return err
+		}
+		if c.Key == "" {
+			return errors.New("bench: fanout through the publish API needs a key")
+		}
+	}
+	if c.Mode != ModeAPI && c.Mode != ModeEcho {
+		return fmt.Errorf("bench: unknown publish mode %q (want api or echo)", c.Mode)
+	}
+	if c.Conns <= 0 {
+		return errors.New("bench: Conns must be positive")
+	}
+	if c.Procs > c.Conns {
+		return fmt.Errorf("bench: %d processes for %d connections", c.Procs, c.Conns)
+	}
+	if c.Procs > 1 && len(c.WorkerCommand) == 0 {
+		return errors.New("bench: Procs > 1 needs a WorkerCommand")
+	}
+	if c.Sources < 1 || c.Sources > 254 {
+		return errors.New("bench: Sources must be between 1 and 254")
+	}
+	if c.DialConcurrency < 1 || c.Batch < 1 || c.Size < 1 || c.Rate < 0 {
+		return errors.New("bench: DialConcurrency, Batch and Size must be positive and Rate not negative")
+	}
+	return nil
+}
+
+// CheckLoopback returns an error unless addr is host:port with a loopback
+// host (127.0.0.0/8, ::1 or "localhost"). Load tests never leave the machine.
+func CheckLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("bench: target %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("bench: refusing target %q: only loopback addresses (127.0.0.0/8, ::1, localhost) may be load-tested", addr)
+	}
+	return nil
+}

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Runs the standard load-test suite against the broker and the baseline
+# (bench/baseline) alternately, then prints medians and broker/baseline
+# ratios and writes every run's JSON plus a summary under $OUT.
+#
+# Env: RUNS (3; QUICK: 2), QUICK=1 (small numbers, ~2 min), OUT (dir),
+#      FANOUT_N FANOUT_DURATION MAX_BATCH IDLE_N IDLE_DURATION ECHO_N
+#      ECHO_DURATION CONNECT_N CONNECT_HOLD TARGETS ("broker baseline").
+# Loopback only: servers listen on 127.0.0.1 and the harness refuses any
+# other target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+OUT=${OUT:-${TMPDIR:-/tmp}/bench-out}
+KEY=${KEY:-bench-key}
+PORT=${PORT:-18080}
+ADMIN=${ADMIN:-127.0.0.1:18081}
+if [[ "${QUICK:-0}" == 1 ]]; then
+  RUNS=${RUNS:-2}
+  FANOUT_N=${FANOUT_N:-500}; FANOUT_DURATION=${FANOUT_DURATION:-3s}
+  IDLE_N=${IDLE_N:-1000}; IDLE_DURATION=${IDLE_DURATION:-2s}
+  ECHO_N=${ECHO_N:-20}; ECHO_DURATION=${ECHO_DURATION:-2s}
+  CONNECT_N=${CONNECT_N:-1000}
+else
+  RUNS=${RUNS:-3}
+  FANOUT_N=${FANOUT_N:-10000}; FANOUT_DURATION=${FANOUT_DURATION:-20s}
+  IDLE_N=${IDLE_N:-18000}; IDLE_DURATION=${IDLE_DURATION:-10s}
+  ECHO_N=${ECHO_N:-100}; ECHO_DURATION=${ECHO_DURATION:-15s}
+  CONNECT_N=${CONNECT_N:-20000}
+fi
+MAX_BATCH=${MAX_BATCH:-10}
+# A server process here cannot hold 20,000 sockets (the open-file hard
+# limit is 20,000 and cannot be raised), so by default the connect scenario
+# closes each connection after its handshake: it measures handshake rate;
+# the idle scenario (18,000) measures holding.
+CONNECT_HOLD=${CONNECT_HOLD:-false}
+TARGETS=${TARGETS:-broker baseline}
+
+ulimit -n "$(ulimit -Hn)"
+mkdir -p "$OUT/json"
+echo "building into $OUT" >&2
+go build -o "$OUT/bench" ./cmd/bench
+go build -o "$OUT/baseline" ./cmd/baseline
+if [[ " $TARGETS " == *" broker "* ]]; then
+  if ! go build -o "$OUT/broker" ./cmd/broker; then
+    echo "bench.sh: broker does not build; running the baseline only" >&2
+    TARGETS=baseline
+  fi
+fi
+cat > "$OUT/broker.json" <<JSON
+{"websocket":{"port":$PORT,"approvedSocketDomains":["localhost"],"socketApiKey":"$KEY"}}
+JSON
+
+SERVER_PID=
+stop_server() {
+  if [[ -n "$SERVER_PID" ]]; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+  fi
+}
+trap stop_server EXIT
+
+start_server() { # $1 = broker|baseline
+  case "$1" in
+    broker) "$OUT/broker" -config "$OUT/broker.json" -port "$PORT" -admin-addr "$ADMIN" -log-level warn \
+              >>"$OUT/broker.log" 2>&1 & ;;
+    baseline) "$OUT/baseline" -port "$PORT" -admin-addr "$ADMIN" -key "$KEY" -origins localhost \
+              >>"$OUT/baseline.log" 2>&1 & ;;
+  esac
+  SERVER_PID=$!
+  for _ in $(seq 100); do
+    if curl -sf "http://$ADMIN/healthz" >/dev/null 2>&1; then return 0; fi
+    kill -0 "$SERVER_PID" 2>/dev/null || { echo "bench.sh: $1 exited at start (see $OUT/$1.log)" >&2; return 1; }
+    sleep 0.1
+  done
+  echo "bench.sh: $1 not healthy after 10s" >&2
+  return 1
+}
+
+# name | bench arguments
+CASES=(
+  "fanout-100|fanout -n $FANOUT_N -size 100 -rate 100 -duration $FANOUT_DURATION"
+  "fanout-max|fanout -n $FANOUT_N -size 100 -rate 0 -batch $MAX_BATCH -duration $FANOUT_DURATION"
+  "idle|idle -n $IDLE_N -duration $IDLE_DURATION"
+  "echo|echo -n $ECHO_N -duration $ECHO_DURATION"
+  "connect|connect -n $CONNECT_N -hold=$CONNECT_HOLD"
+)
+
+for run in $(seq "$RUNS"); do
+  order=($TARGETS)
+  if (( run % 2 == 0 )) && (( ${#order[@]} == 2 )); then order=("${order[1]}" "${order[0]}"); fi
+  for c in "${CASES[@]}"; do
+    name=${c%%|*}; args=${c#*|}
+    for target in "${order[@]}"; do
+      json="$OUT/json/$name-$target-$run.json"
+      echo "run $run/$RUNS: $name on $target" >&2
+      start_server "$target" || continue
+      # shellcheck disable=SC2086 # args is a word list by design
+      "$OUT/bench" $args -addr "127.0.0.1:$PORT" -admin "$ADMIN" -key "$KEY" \
+        -pid "$SERVER_PID" -json "$json" -quiet || echo "bench.sh: $name on $target failed (see $json)" >&2
+      stop_server
+    done
+  done
+done
+
+python3 - "$OUT" <<'PY'
+import glob, json, os, statistics, sys
+out = sys.argv[1]
+runs = {}
+for f in sorted(glob.glob(os.path.join(out, "json", "*.json"))):
+    name, target, _ = os.path.basename(f)[:-5].rsplit("-", 2)
+    with open(f) as fh:
+        runs.setdefault((name, target), []).append(json.load(fh))
+metrics = {  # case -> [(label, getter, higher is better)]
+    "fanout": [("deliveries/s", lambda r: r["fanout"]["deliveriesPerSec"], True),
+               ("published/s", lambda r: r["fanout"]["publishRate"], True),
+               ("loss %", lambda r: r["fanout"]["lossPct"], False),
+               ("p50 ms", lambda r: r["latency"]["p50Ms"], False),
+               ("p99 ms", lambda r: r["latency"]["p99Ms"], False),
+               ("p99.9 ms", lambda r: r["latency"]["p999Ms"], False),
+               ("server RSS/conn B", lambda r: r["server"]["rssPerConnBytes"], False),
+               ("server CPU s", lambda r: r["server"]["cpuSeconds"], False),
+               ("harness cores", lambda r: r["harness"]["cpuCores"], False)],
+    "idle": [("held", lambda r: r["idle"]["held"], True),
+             ("server RSS/conn B", lambda r: r["server"]["rssPerConnBytes"], False),
+             ("connect/s", lambda r: r["connect"]["perSec"], True)],
+    "echo": [("round trips/s", lambda r: r["echo"]["roundTripsPerSec"], True),
+             ("p50 ms", lambda r: r["latency"]["p50Ms"], False),
+             ("p99 ms", lambda r: r["latency"]["p99Ms"], False),
+             ("server CPU s", lambda r: r["server"]["cpuSeconds"], False)],
+    "connect": [("handshakes/s", lambda r: r["connect"]["perSec"], True),
+                ("failed", lambda r: r["connect"]["failed"], False)],
+}
+summary = []
+print(f"{'case':<11} {'metric':<18} {'broker':>12} {'baseline':>12} {'ratio':>8}")
+for name in sorted({n for n, _ in runs}):
+    for label, get, _ in metrics[name.split("-")[0]]:
+        med = {}
+        for t in ("broker", "baseline"):
+            vals = [get(r) for r in runs.get((name, t), [])]
+            med[t] = statistics.median(vals) if vals else None
+        b, base = med["broker"], med["baseline"]
+        ratio = b / base if b is not None and base not in (None, 0) else None
+        fmt = lambda v: "-" if v is None else f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}"
+        print(f"{name:<11} {label:<18} {fmt(b):>12} {fmt(base):>12} {fmt(ratio):>8}")
+        summary.append({"case": name, "metric": label, "broker": b, "baseline": base, "ratio": ratio,
+                        "runs": {t: len(runs.get((name, t), [])) for t in ("broker", "baseline")}})
+with open(os.path.join(out, "summary.json"), "w") as fh:
+    json.dump(summary, fh, indent=2)
+print(f"\nratio = broker / baseline (medians); runs in {out}/json, summary in {out}/summary.json")
+PY
