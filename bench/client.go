@@ -17,7 +17,6 @@ import (
 	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/logging"
 	"github.com/lesismal/nbio/nbhttp"
-	"github.com/lesismal/nbio/nbhttp/websocket"
 )
 
 // HandshakeError is a refused upgrade: the server answered with Status
@@ -62,8 +61,8 @@ func newClientEngine() (*nbhttp.Engine, error) {
 // offers no way to choose the local address, which the harness needs to get
 // past one source address's ephemeral ports. session is attached before the
 // connection can deliver its first message.
-func dialWS(engine *nbhttp.Engine, opts *websocket.Options, addr, path, origin string,
-	local net.IP, timeout time.Duration, session any) (*websocket.Conn, error) {
+func dialWS(engine *nbhttp.Engine, proto *wsConn, addr, path, origin string,
+	local net.IP, timeout time.Duration, session any) (*wsConn, error) {
 	var nonce [16]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
 		return nil, err
@@ -89,7 +88,7 @@ func dialWS(engine *nbhttp.Engine, opts *websocket.Options, addr, path, origin s
 	}
 	cc := &nbhttp.ClientConn{Engine: engine, Timeout: timeout, Dial: d.Dial}
 	type outcome struct {
-		c   *websocket.Conn
+		c   *wsConn
 		err error
 	}
 	done := make(chan outcome, 1)
@@ -122,11 +121,8 @@ func dialWS(engine *nbhttp.Engine, opts *websocket.Options, addr, path, origin s
 			report(outcome{err: errors.New("bench: unexpected session type")})
 			return
 		}
-		ws := websocket.NewClientConn(opts, conn, "", false, false)
-		ws.SetSession(session)
+		ws := &wsConn{nbc: nbc, session: session, onText: proto.onText, onClose: proto.onClose}
 		parser.ParserCloser = ws
-		ws.Engine = parser.Engine
-		ws.Execute = parser.Execute
 		nbc.SetSession(ws)
 		report(outcome{c: ws})
 	})

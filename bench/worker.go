@@ -14,7 +14,6 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/lesismal/nbio/nbhttp"
-	"github.com/lesismal/nbio/nbhttp/websocket"
 )
 
 // workerSpec is one client process's share of a run.
@@ -63,7 +62,7 @@ type closeReport struct {
 // (progress, reports) race-free.
 type sub struct {
 	id      int
-	ws      *websocket.Conn
+	ws      *wsConn
 	lastSeq atomic.Int64
 	held    atomic.Bool // kept open for the run, so a close is a disconnect
 }
@@ -72,7 +71,7 @@ type sub struct {
 type worker struct {
 	spec   workerSpec
 	engine *nbhttp.Engine
-	opts   *websocket.Options
+	proto  wsConn // handlers shared by every connection
 	hist   *shardedHist
 
 	mu   sync.Mutex
@@ -94,14 +93,12 @@ func newWorker(spec workerSpec) (*worker, error) {
 		return nil, err
 	}
 	w := &worker{spec: spec, engine: e, hist: newShardedHist()}
-	w.opts = websocket.NewOptions()
-	w.opts.KeepaliveTime = 0 // runs are bounded; no idle read deadline
-	w.opts.OnMessage(w.onMessage)
-	w.opts.OnClose(func(c *websocket.Conn, _ error) {
+	w.proto.onText = w.onMessage
+	w.proto.onClose = func(c *wsConn) {
 		if s, _ := c.Session().(*sub); s != nil && s.held.Load() && !w.closing.Load() {
 			w.disconnected.Add(1)
 		}
-	})
+	}
 	return w, nil
 }
 
@@ -130,7 +127,7 @@ func scanInt(data, key []byte) (int64, bool) {
 	return n, i > start
 }
 
-func (w *worker) onMessage(c *websocket.Conn, _ websocket.MessageType, data []byte) {
+func (w *worker) onMessage(c *wsConn, data []byte) {
 	now := time.Now().UnixNano()
 	s, _ := c.Session().(*sub)
 	seq, ok1 := scanInt(data, seqKey)
@@ -145,7 +142,7 @@ func (w *worker) onMessage(c *websocket.Conn, _ websocket.MessageType, data []by
 		}
 		w.hist.record(s.id, now-ts, now)
 		w.roundTrips.Add(1)
-		_ = c.WriteMessage(websocket.TextMessage, appendEvent(nil, 10, seq+1, time.Now().UnixNano(), w.spec.Size, false))
+		_ = c.WriteText(appendEvent(nil, 10, seq+1, time.Now().UnixNano(), w.spec.Size, false))
 		return
 	}
 	if seq < s.lastSeq.Load() {
@@ -176,7 +173,7 @@ func (w *worker) connect(ctx context.Context) connectReport {
 				s := &sub{id: i}
 				s.lastSeq.Store(-1)
 				src := sourceIP(w.spec.First+i, w.spec.Sources, v6)
-				ws, err := dialWS(w.engine, w.opts, w.spec.Addr, w.spec.Path, w.spec.Origin, src, w.spec.DialTimeout, s)
+				ws, err := dialWS(w.engine, &w.proto, w.spec.Addr, w.spec.Path, w.spec.Origin, src, w.spec.DialTimeout, s)
 				mu.Lock()
 				if err != nil {
 					rep.Failed++
@@ -280,7 +277,7 @@ func (w *worker) echo(ctx context.Context, d time.Duration) echoReport {
 	subs := append([]*sub(nil), w.subs...)
 	w.mu.Unlock()
 	for _, s := range subs {
-		_ = s.ws.WriteMessage(websocket.TextMessage, appendEvent(nil, 10, 0, time.Now().UnixNano(), w.spec.Size, false))
+		_ = s.ws.WriteText(appendEvent(nil, 10, 0, time.Now().UnixNano(), w.spec.Size, false))
 	}
 	t := time.NewTimer(d)
 	select {

@@ -5,7 +5,8 @@
 #
 # Env: RUNS (3; QUICK: 2), QUICK=1 (small numbers, ~2 min), OUT (dir),
 #      FANOUT_N FANOUT_DURATION MAX_BATCH IDLE_N IDLE_DURATION ECHO_N
-#      ECHO_DURATION CONNECT_N CONNECT_HOLD TARGETS ("broker baseline").
+#      ECHO_DURATION CONNECT_N CONNECT_HOLD TARGETS ("broker baseline"),
+#      BROKER_FLAGS (extra broker flags), CASES_ONLY (e.g. "fanout-max").
 # Loopback only: servers listen on 127.0.0.1 and the harness refuses any
 # other target.
 set -euo pipefail
@@ -35,6 +36,11 @@ MAX_BATCH=${MAX_BATCH:-10}
 # the idle scenario (18,000) measures holding.
 CONNECT_HOLD=${CONNECT_HOLD:-false}
 TARGETS=${TARGETS:-broker baseline}
+# The baseline has no per-connection rate limits; the broker's defaults
+# (100 messages/s, 5 echo broadcasts/s per connection) would cap the echo
+# and echo-fanout cases, so they are lifted for a like-for-like comparison.
+# Add tuning flags here for sweeps (scripts/sweep.sh does).
+BROKER_FLAGS=${BROKER_FLAGS:--msg-rate -1 -broadcast-rate -1}
 
 ulimit -n "$(ulimit -Hn)"
 mkdir -p "$OUT/json"
@@ -63,7 +69,8 @@ trap stop_server EXIT
 
 start_server() { # $1 = broker|baseline
   case "$1" in
-    broker) "$OUT/broker" -config "$OUT/broker.json" -port "$PORT" -admin-addr "$ADMIN" -log-level warn \
+    # shellcheck disable=SC2086 # BROKER_FLAGS is a word list by design
+    broker) "$OUT/broker" -config "$OUT/broker.json" -port "$PORT" -admin-addr "$ADMIN" -log-level warn $BROKER_FLAGS \
               >>"$OUT/broker.log" 2>&1 & ;;
     baseline) "$OUT/baseline" -port "$PORT" -admin-addr "$ADMIN" -key "$KEY" -origins localhost \
               >>"$OUT/baseline.log" 2>&1 & ;;
@@ -92,6 +99,7 @@ for run in $(seq "$RUNS"); do
   if (( run % 2 == 0 )) && (( ${#order[@]} == 2 )); then order=("${order[1]}" "${order[0]}"); fi
   for c in "${CASES[@]}"; do
     name=${c%%|*}; args=${c#*|}
+    if [[ -n "${CASES_ONLY:-}" && " $CASES_ONLY " != *" $name "* ]]; then continue; fi
     for target in "${order[@]}"; do
       json="$OUT/json/$name-$target-$run.json"
       echo "run $run/$RUNS: $name on $target" >&2

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"syscall"
@@ -54,6 +55,7 @@ func run() int {
 	fs.IntVar(&cfg.PID, "pid", 0, "server pid to sample RSS and CPU from /proc (0 = skip)")
 	jsonFile := fs.String("json", "", "write the result as JSON to this file")
 	quiet := fs.Bool("quiet", false, "no progress line and no summary (use with -json)")
+	cpuProfile := fs.String("cpuprofile", "", "write the harness's CPU profile here (the in-process worker when -procs 1)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: bench [fanout|idle|echo|connect] [flags]\n")
 		fs.PrintDefaults()
@@ -73,6 +75,19 @@ func run() int {
 		cfg.Progress = func(line string) { fmt.Fprintf(os.Stderr, "\r\033[K%s", line) }
 	}
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := bench.Run(ctx, cfg)
