@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 
@@ -20,6 +21,13 @@ func (s *Server) adminHandler() http.Handler {
 	mux.HandleFunc("/api/events", s.servePublish)
 	mux.HandleFunc("/healthz", s.serveHealth)
 	mux.HandleFunc("/stats", s.serveStats)
+	if s.cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

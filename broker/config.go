@@ -137,6 +137,13 @@ type Config struct {
 	BackendTimeout time.Duration
 	// Targeting is TargetAll (the zero value means it) or TargetUser.
 	Targeting string
+	// Linger is how long a shard worker waits after being woken before it
+	// takes its queue, so that more events share each write call. Zero
+	// (the default) adds no delay: batching then comes only from load.
+	Linger time.Duration
+	// Pprof serves net/http/pprof under /debug/pprof/ on the admin
+	// listener (which is loopback-only by default).
+	Pprof bool
 	// Auth configures JWT identity at the handshake; the zero value
 	// disables it (every client is anonymous).
 	Auth auth.Config
@@ -260,6 +267,9 @@ func (c Config) Validate() error {
 	}
 	if c.RateStrikes < 1 {
 		bad("broker: rate strikes %d: must be at least 1", c.RateStrikes)
+	}
+	if c.Linger < 0 || c.Linger > time.Second {
+		bad("broker: linger %v: must be 0..1s", c.Linger)
 	}
 	if c.BackendTimeout < 0 {
 		bad("broker: backend timeout %v: must be positive", c.BackendTimeout)

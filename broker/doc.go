@@ -12,6 +12,30 @@
 // sweeper goroutine pings and reaps idle connections; the admin listener
 // is a net/http server. Nothing is started per connection or per message.
 //
+// # Fan-out
+//
+// A published event is framed once. Each shard worker takes everything
+// queued since its previous pass and writes it to each of its connections
+// with as few write calls as possible (group commit); that, not a timer,
+// is what batches under load. Targeted events (Config.Targeting ==
+// TargetUser) go through the shard's username index and cost O(that user's
+// connections). Per connection, bytes handed to nbio but not yet taken by
+// the kernel are counted; past MaxPendingBytes the connection is a slow
+// consumer and gets a 1008 close frame behind its backlog.
+//
+// # MetaRequests
+//
+// metaRouter forwards a client's MetaRequest to one backend (round robin,
+// failing over on write errors) with a per-request clientId, and routes
+// the reply to the one client that asked; timeouts and backend
+// disconnects are answered with error events.
+//
+// # Lock order
+//
+// hub.pubMu, then shard.qmu. shard.mu is taken alone. metaRouter.mu is
+// never held while writing to a socket. nbio's per-connection lock is
+// innermost (inside every socket write).
+//
 // # WebSocket framing
 //
 // The broker uses nbhttp for HTTP parsing and the upgrade request but owns

@@ -3,6 +3,7 @@ package broker
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // hub is the sharded subscriber table. Each shard owns a set of
@@ -21,9 +22,11 @@ type hub struct {
 	// chunk is the most bytes given to one write call, so that one write
 	// never exceeds a connection's pending-bytes bound on its own.
 	chunk int
-	count atomic.Int64 // connections in the table
-	stats *stats
-	wg    sync.WaitGroup
+	// linger delays each pass to let more events share a write.
+	linger time.Duration
+	count  atomic.Int64 // connections in the table
+	stats  *stats
+	wg     sync.WaitGroup
 }
 
 // shard is one slice of the table.
@@ -57,8 +60,8 @@ type item struct {
 	etype uint8  // event type, for connection filters; 0 = not a server event
 }
 
-func newHub(n, chunk int, st *stats) *hub {
-	h := &hub{chunk: chunk, stats: st}
+func newHub(n, chunk int, linger time.Duration, st *stats) *hub {
+	h := &hub{chunk: chunk, linger: linger, stats: st}
 	h.shards = make([]*shard, n)
 	for i := range h.shards {
 		h.shards[i] = &shard{h: h, wake: make(chan struct{}, 1), byUser: map[string][]*conn{}}
@@ -226,6 +229,9 @@ func (s *shard) signal() {
 // when it is heavy (group commit), with no added delay.
 func (s *shard) run() {
 	for range s.wake {
+		if s.h.linger > 0 {
+			time.Sleep(s.h.linger)
+		}
 		s.qmu.Lock()
 		batch := s.queue
 		if len(batch) > 0 {

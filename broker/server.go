@@ -77,7 +77,7 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	if chunk > 256<<10 {
 		chunk = 256 << 10
 	}
-	s.hub = newHub(cfg.Shards, chunk, &s.stats)
+	s.hub = newHub(cfg.Shards, chunk, cfg.Linger, &s.stats)
 	return s, nil
 }
 
@@ -187,6 +187,7 @@ func (s *Server) Start() error {
 		Int("maxMessage", s.cfg.MaxMessageSize).
 		Int("maxPending", s.cfg.MaxPendingBytes).
 		Int("maxConns", s.cfg.MaxConns).
+		Dur("linger", s.cfg.Linger).
 		Int("origins", s.origins.Len()).
 		Bool("publishEnabled", len(s.apiKey) > 0).
 		Str("targeting", s.cfg.Targeting).

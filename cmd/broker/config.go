@@ -46,6 +46,8 @@ type brokerSection struct {
 	BroadcastRate    *float64    `json:"broadcastRate"`
 	BroadcastBurst   *int        `json:"broadcastBurst"`
 	BackendTimeout   *duration   `json:"backendTimeout"`
+	Linger           *duration   `json:"linger"`
+	Pprof            *bool       `json:"pprof"`
 	Targeting        *string     `json:"targeting"`
 	JWT              *jwtSection `json:"jwt"`
 }
@@ -156,6 +158,8 @@ func parseConfig(data []byte, o *options) (warnings []string, err error) {
 		set(&o.broker.BroadcastRate, b.BroadcastRate)
 		set(&o.broker.BroadcastBurst, b.BroadcastBurst)
 		setDur(&o.broker.BackendTimeout, b.BackendTimeout)
+		setDur(&o.broker.Linger, b.Linger)
+		set(&o.broker.Pprof, b.Pprof)
 		set(&o.broker.Targeting, b.Targeting)
 		if j := b.JWT; j != nil {
 			a := &o.broker.Auth

@@ -61,6 +61,8 @@ func run(args []string, stderr io.Writer) int {
 		jwtKey     = fs.String("jwt-public-key", "", "PEM public key file for RS256 (RSA) or ES256 (P-256) JWTs")
 		jwtClaim   = fs.String("jwt-claim", "", `JWT claim holding the username (default "sub")`)
 		jwtCookie  = fs.String("jwt-cookie", "", `cookie that may carry the JWT (default "token")`)
+		linger     = fs.Duration("linger", 0, "delay before each fan-out pass so more events share one write (default 0: batching only under load)")
+		pprofOn    = fs.Bool("pprof", false, "serve /debug/pprof/ on the admin listener")
 		jwtReq     = fs.Bool("jwt-required", false, "refuse clients without a token (401); otherwise they are anonymous")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -153,6 +155,10 @@ func run(args []string, stderr io.Writer) int {
 			cfg.Auth.UsernameClaim = *jwtClaim
 		case "jwt-cookie":
 			cfg.Auth.Cookie = *jwtCookie
+		case "linger":
+			cfg.Linger = *linger
+		case "pprof":
+			cfg.Pprof = *pprofOn
 		case "jwt-required":
 			cfg.Auth.Required = *jwtReq
 		}
