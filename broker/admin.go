@@ -9,6 +9,7 @@ import (
 	"net/http/pprof"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/webinate/broker/codec"
 )
@@ -76,11 +77,50 @@ func (s *Server) servePublish(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if !s.waitForCapacity(r) {
+		s.stats.publishRefused.Add(1)
+		w.Header().Set("Retry-After", "1")
+		httpError(w, http.StatusServiceUnavailable, "broker is saturated: subscribers are not keeping up; nothing was published, retry later")
+		return
+	}
 	s.publish(events)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
 	_, _ = w.Write(strconv.AppendInt([]byte(`{"accepted":`), int64(len(events)), 10))
 	_, _ = w.Write([]byte("}"))
+}
+
+// waitForCapacity holds a publish request while the broker is saturated
+// (hub.saturated), up to PublishWait: backpressure that paces publishers to
+// the delivery rate instead of queueing without bound. It reports false if
+// the broker is still saturated (or the client went away or the broker is
+// draining).
+func (s *Server) waitForCapacity(r *http.Request) bool {
+	if s.cfg.PublishBacklog == 0 || !s.hub.saturated(int64(s.cfg.PublishBacklog)) {
+		return true
+	}
+	s.stats.publishWaits.Add(1)
+	deadline := time.NewTimer(s.cfg.PublishWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-deadline.C:
+			return false
+		case <-r.Context().Done():
+			return false
+		case <-s.done:
+			return false
+		case <-tick.C:
+			if s.draining.Load() {
+				return false
+			}
+			if !s.hub.saturated(int64(s.cfg.PublishBacklog)) {
+				return true
+			}
+		}
+	}
 }
 
 // publish encodes every event once, into one buffer, and queues the

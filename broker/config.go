@@ -52,6 +52,9 @@ const (
 	// DefaultBackendTimeout is how long a client's MetaRequest waits for a
 	// backend's reply before the client gets an error.
 	DefaultBackendTimeout = 5 * time.Second
+	// DefaultPublishWait is how long a publish request waits for the
+	// broker to catch up before it is refused with 503.
+	DefaultPublishWait = 5 * time.Second
 	// DefaultRateStrikes is how many consecutive rate-limited messages are
 	// answered with an error event before the connection is closed (1008).
 	DefaultRateStrikes = 20
@@ -67,10 +70,12 @@ const (
 	TargetUser = "user"
 )
 
-// DefaultShards is the shard count used when Config.Shards is zero: a small
-// multiple of GOMAXPROCS so that fan-out spreads over every core while each
-// shard's lock covers few connections.
-func DefaultShards() int { return 4 * runtime.GOMAXPROCS(0) }
+// DefaultShards is the shard count used when Config.Shards is zero: one
+// per GOMAXPROCS, so each core runs one fan-out worker. The sweep in
+// BENCHMARKS.md (2 cores, 10,000 subscribers) measured 2 shards ahead of 4
+// and 8 in both throughput and p99: more workers than cores only add
+// context switches, since each pass is a run of write system calls.
+func DefaultShards() int { return runtime.GOMAXPROCS(0) }
 
 // Config is everything the broker needs; cmd/broker builds it from the
 // config file and flags. Zero values mean "use the default" where a Default
@@ -137,6 +142,18 @@ type Config struct {
 	BackendTimeout time.Duration
 	// Targeting is TargetAll (the zero value means it) or TargetUser.
 	Targeting string
+	// PublishBacklog enables publisher backpressure: when more than half of
+	// the connections each have more than this many bytes queued, the
+	// broker as a whole is behind (CPU, or every reader is slow) and
+	// publish API requests wait, so publishers slow down to the delivery
+	// rate instead of growing memory towards MaxPendingBytes per
+	// connection. Zero (the default) disables it: publishing never waits,
+	// and readers that fall MaxPendingBytes behind are dropped as slow
+	// consumers, even when they are the majority.
+	PublishBacklog int
+	// PublishWait bounds that wait; past it the request gets 503 and
+	// nothing from it is published. Zero means DefaultPublishWait.
+	PublishWait time.Duration
 	// Linger is how long a shard worker waits after being woken before it
 	// takes its queue, so that more events share each write call. Zero
 	// (the default) adds no delay: batching then comes only from load.
@@ -200,6 +217,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BackendTimeout == 0 {
 		c.BackendTimeout = DefaultBackendTimeout
+	}
+	if c.PublishWait == 0 {
+		c.PublishWait = DefaultPublishWait
 	}
 	if c.Targeting == "" {
 		c.Targeting = TargetAll
@@ -267,6 +287,12 @@ func (c Config) Validate() error {
 	}
 	if c.RateStrikes < 1 {
 		bad("broker: rate strikes %d: must be at least 1", c.RateStrikes)
+	}
+	if c.PublishBacklog < 0 {
+		bad("broker: publish backlog %d: must not be negative", c.PublishBacklog)
+	}
+	if c.PublishWait < 0 {
+		bad("broker: publish wait %v: must be positive", c.PublishWait)
 	}
 	if c.Linger < 0 || c.Linger > time.Second {
 		bad("broker: linger %v: must be 0..1s", c.Linger)

@@ -337,3 +337,65 @@ func TestGracefulDrain(t *testing.T) {
 		t.Fatal("still accepting after Shutdown")
 	}
 }
+
+// When most subscribers are behind, publish requests wait for them and,
+// past PublishWait, are refused with 503 with nothing published; once the
+// backlog clears, publishing works again.
+func TestPublishBackpressure(t *testing.T) {
+	ts := startServer(t, func(c *Config) {
+		c.PublishBacklog = 16 << 10
+		c.PublishWait = 300 * time.Millisecond
+		c.MaxPendingBytes = 8 << 20 // behind, but not slow consumers
+		c.MaxPublishBytes = 1 << 20
+		c.SocketWriteBuffer = 16 << 10
+	})
+	var stalled []*rawConn
+	for i := 0; i < 4; i++ {
+		stalled = append(stalled, dialRaw(t, ts.Addr()))
+	}
+	waitFor(t, 5*time.Second, "registered", func() bool { return ts.Stats().Connections == 4 })
+	pad := strings.Repeat("x", 4000)
+	batch := func(n int) string {
+		parts := make([]string, n)
+		for i := range parts {
+			parts[i] = fmt.Sprintf(`{"eventType":5,"file":"%s"}`, pad)
+		}
+		return "[" + strings.Join(parts, ",") + "]"
+	}
+	// Far more than the kernel buffers hold: every reader falls behind.
+	for i := 0; i < 4; i++ {
+		if code, body := publish(t, ts.adminURL, testKey, batch(200)); code != http.StatusAccepted {
+			// Later batches may already meet the backpressure.
+			if code != http.StatusServiceUnavailable {
+				t.Fatalf("publish: %d %s", code, body)
+			}
+		}
+	}
+	waitFor(t, 5*time.Second, "saturated", func() bool { return ts.hub.saturated(16 << 10) })
+	before := ts.Stats().EventsPublished
+	start := time.Now()
+	code, body := publish(t, ts.adminURL, testKey, `{"eventType":1,"username":"u"}`)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "saturated") {
+		t.Fatalf("publish while saturated: %d %s, want 503", code, body)
+	}
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Fatalf("refused after %v, want a wait of about PublishWait", d)
+	}
+	if ts.Stats().EventsPublished != before {
+		t.Fatal("a refused request published events")
+	}
+	for _, r := range stalled {
+		_ = r.c.Close()
+	}
+	waitFor(t, 5*time.Second, "stalled clients gone", func() bool { return ts.Stats().Connections == 0 })
+	reader := dial(t, ts.wsURL, testOrigin)
+	if code, body := publish(t, ts.adminURL, testKey, `{"eventType":1,"username":"u"}`); code != http.StatusAccepted {
+		t.Fatalf("publish after catch-up: %d %s", code, body)
+	}
+	if got := read(t, reader); got != `{"eventType":1,"username":"u"}` {
+		t.Fatal(got)
+	}
+	if st := ts.Stats(); st.PublishWaits == 0 || st.PublishRefused == 0 {
+		t.Fatalf("not counted: %+v", st)
+	}
+}

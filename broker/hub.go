@@ -25,8 +25,14 @@ type hub struct {
 	// linger delays each pass to let more events share a write.
 	linger time.Duration
 	count  atomic.Int64 // connections in the table
-	stats  *stats
-	wg     sync.WaitGroup
+
+	// behindAt caches the saturation check (see saturated) for a
+	// millisecond: waiting publishers poll it.
+	behindMu sync.Mutex
+	behindAt time.Time
+	behind   bool
+	stats    *stats
+	wg       sync.WaitGroup
 }
 
 // shard is one slice of the table.
@@ -190,6 +196,27 @@ func (h *hub) each(fn func(*conn)) {
 		}
 		s.mu.RUnlock()
 	}
+}
+
+// saturated reports whether more than half of the connections have more
+// than backlog bytes queued: the broker as a whole, not one slow reader,
+// is behind. Computed at most once a millisecond (two atomic loads per
+// connection).
+func (h *hub) saturated(backlog int64) bool {
+	h.behindMu.Lock()
+	defer h.behindMu.Unlock()
+	if now := time.Now(); now.Sub(h.behindAt) >= time.Millisecond {
+		total, behind := 0, 0
+		h.each(func(c *conn) {
+			total++
+			if c.pending() > backlog {
+				behind++
+			}
+		})
+		h.behind = behind*2 > total
+		h.behindAt = now
+	}
+	return h.behind
 }
 
 // drained waits until every shard's queue has been written out.

@@ -21,6 +21,8 @@ type stats struct {
 	writes          atomic.Int64 // write calls made by shard workers
 	panics          atomic.Int64
 	slowConsumers   atomic.Int64 // connections dropped for MaxPendingBytes
+	publishWaits    atomic.Int64 // publish requests held by backpressure
+	publishRefused  atomic.Int64 // ... and refused with 503 after PublishWait
 	metaForwarded   atomic.Int64 // MetaRequests sent to a backend
 	metaTimeouts    atomic.Int64 // MetaRequests a backend did not answer in time
 	metaLate        atomic.Int64 // replies that arrived after their timeout
@@ -54,6 +56,8 @@ type Stats struct {
 	Writes          int64            `json:"writes"`
 	Panics          int64            `json:"panics"`
 	SlowConsumers   int64            `json:"slowConsumers"`
+	PublishWaits    int64            `json:"publishWaits"`
+	PublishRefused  int64            `json:"publishRefused"`
 	MetaForwarded   int64            `json:"metaForwarded"`
 	MetaTimeouts    int64            `json:"metaTimeouts"`
 	MetaLate        int64            `json:"metaLate"`
@@ -79,6 +83,8 @@ func (s *Server) Stats() Stats {
 		Writes:          st.writes.Load(),
 		Panics:          st.panics.Load(),
 		SlowConsumers:   st.slowConsumers.Load(),
+		PublishWaits:    st.publishWaits.Load(),
+		PublishRefused:  st.publishRefused.Load(),
 		MetaForwarded:   st.metaForwarded.Load(),
 		MetaTimeouts:    st.metaTimeouts.Load(),
 		MetaLate:        st.metaLate.Load(),

@@ -47,6 +47,8 @@ type brokerSection struct {
 	BroadcastBurst   *int        `json:"broadcastBurst"`
 	BackendTimeout   *duration   `json:"backendTimeout"`
 	Linger           *duration   `json:"linger"`
+	PublishBacklog   *int        `json:"publishBacklog"`
+	PublishWait      *duration   `json:"publishWait"`
 	Pprof            *bool       `json:"pprof"`
 	Targeting        *string     `json:"targeting"`
 	JWT              *jwtSection `json:"jwt"`
@@ -159,6 +161,8 @@ func parseConfig(data []byte, o *options) (warnings []string, err error) {
 		set(&o.broker.BroadcastBurst, b.BroadcastBurst)
 		setDur(&o.broker.BackendTimeout, b.BackendTimeout)
 		setDur(&o.broker.Linger, b.Linger)
+		set(&o.broker.PublishBacklog, b.PublishBacklog)
+		setDur(&o.broker.PublishWait, b.PublishWait)
 		set(&o.broker.Pprof, b.Pprof)
 		set(&o.broker.Targeting, b.Targeting)
 		if j := b.JWT; j != nil {

@@ -39,7 +39,7 @@ func run(args []string, stderr io.Writer) int {
 		port       = fs.Int("port", 0, "public WebSocket port (overrides websocket.port)")
 		listen     = fs.String("listen", "", "public WebSocket address host:port (overrides -port)")
 		adminAddr  = fs.String("admin-addr", "", `admin listener address for the publish API and health ("-" disables; default `+broker.DefaultAdminAddr+`)`)
-		shards     = fs.Int("shards", 0, "subscriber table shards (default 4 x GOMAXPROCS)")
+		shards     = fs.Int("shards", 0, "subscriber table shards, one fan-out worker each (default GOMAXPROCS)")
 		pollers    = fs.Int("pollers", 0, "nbio epoll loops (default: one per CPU)")
 		readBuf    = fs.Int("read-buffer", 0, "poller read buffer bytes (default 65536)")
 		writeBuf   = fs.Int("write-buffer", 0, "SO_SNDBUF per connection in bytes (default: kernel autotuning)")
@@ -61,6 +61,8 @@ func run(args []string, stderr io.Writer) int {
 		jwtKey     = fs.String("jwt-public-key", "", "PEM public key file for RS256 (RSA) or ES256 (P-256) JWTs")
 		jwtClaim   = fs.String("jwt-claim", "", `JWT claim holding the username (default "sub")`)
 		jwtCookie  = fs.String("jwt-cookie", "", `cookie that may carry the JWT (default "token")`)
+		pubBacklog = fs.Int("publish-backlog", 0, "publisher backpressure: bytes queued per connection that count it as behind; when most are, publish requests wait (default 0: off)")
+		pubWait    = fs.Duration("publish-wait", 0, "longest a publish request waits for a saturated broker before 503 (default 5s)")
 		linger     = fs.Duration("linger", 0, "delay before each fan-out pass so more events share one write (default 0: batching only under load)")
 		pprofOn    = fs.Bool("pprof", false, "serve /debug/pprof/ on the admin listener")
 		jwtReq     = fs.Bool("jwt-required", false, "refuse clients without a token (401); otherwise they are anonymous")
@@ -155,6 +157,10 @@ func run(args []string, stderr io.Writer) int {
 			cfg.Auth.UsernameClaim = *jwtClaim
 		case "jwt-cookie":
 			cfg.Auth.Cookie = *jwtCookie
+		case "publish-backlog":
+			cfg.PublishBacklog = *pubBacklog
+		case "publish-wait":
+			cfg.PublishWait = *pubWait
 		case "linger":
 			cfg.Linger = *linger
 		case "pprof":
