@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/webinate/broker/bench/baseline"
+	"github.com/webinate/broker/broker"
 )
 
 // TestMain lets the test binary serve as its own worker process for the
@@ -46,6 +49,34 @@ func startBaseline(t *testing.T) target {
 		_ = s.Shutdown(ctx)
 	})
 	return target{addr: s.Addr(), adminAddr: s.AdminAddr(), key: testKey}
+}
+
+// startBroker runs the real broker in-process on 127.0.0.1:0, with its
+// per-connection rate limits lifted as in scripts/bench.sh.
+func startBroker(t *testing.T) target {
+	t.Helper()
+	s, err := broker.New(broker.Config{
+		ListenAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", APIKey: testKey,
+		ApprovedOrigins: []string{"localhost"}, MessageRate: -1, BroadcastRate: -1,
+	}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx)
+	})
+	return target{addr: s.Addr(), adminAddr: s.AdminAddr(), key: testKey}
+}
+
+// targets runs fn against the baseline and the broker.
+func targets(t *testing.T, fn func(t *testing.T, tg target)) {
+	t.Run("baseline", func(t *testing.T) { fn(t, startBaseline(t)) })
+	t.Run("broker", func(t *testing.T) { fn(t, startBroker(t)) })
 }
 
 func (tg target) config(scenario string, conns int) Config {
@@ -93,8 +124,9 @@ func checkFanout(t *testing.T, res *Result, subs int) {
 	checkLatency(t, res.Latency)
 }
 
-func TestFanoutAPI(t *testing.T) {
-	tg := startBaseline(t)
+func TestFanoutAPI(t *testing.T) { targets(t, testFanoutAPI) }
+
+func testFanoutAPI(t *testing.T, tg target) {
 	cfg := tg.config(ScenarioFanout, 200)
 	cfg.Rate, cfg.Batch, cfg.Duration = 1000, 50, 500*time.Millisecond
 	cfg.PID = os.Getpid()
@@ -109,10 +141,11 @@ func TestFanoutAPI(t *testing.T) {
 }
 
 func TestFanoutEchoBroadcast(t *testing.T) {
-	tg := startBaseline(t)
-	cfg := tg.config(ScenarioFanout, 50)
-	cfg.Mode, cfg.Rate = ModeEcho, 500
-	checkFanout(t, mustRun(t, cfg), 50)
+	targets(t, func(t *testing.T, tg target) {
+		cfg := tg.config(ScenarioFanout, 50)
+		cfg.Mode, cfg.Rate = ModeEcho, 500
+		checkFanout(t, mustRun(t, cfg), 50)
+	})
 }
 
 func TestFanoutMultiProcess(t *testing.T) {
@@ -124,12 +157,13 @@ func TestFanoutMultiProcess(t *testing.T) {
 }
 
 func TestEchoScenario(t *testing.T) {
-	tg := startBaseline(t)
-	res := mustRun(t, tg.config(ScenarioEcho, 10))
-	if res.Echo.Clients != 10 || res.Echo.RoundTrips < 10 || res.Echo.RoundTripsSec <= 0 {
-		t.Fatalf("echo %+v", res.Echo)
-	}
-	checkLatency(t, res.Latency)
+	targets(t, func(t *testing.T, tg target) {
+		res := mustRun(t, tg.config(ScenarioEcho, 10))
+		if res.Echo.Clients != 10 || res.Echo.RoundTrips < 10 || res.Echo.RoundTripsSec <= 0 {
+			t.Fatalf("echo %+v", res.Echo)
+		}
+		checkLatency(t, res.Latency)
+	})
 }
 
 func TestIdleAndConnect(t *testing.T) {
