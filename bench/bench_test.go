@@ -31,12 +31,17 @@ type target struct {
 
 const testKey = "bench-key"
 
-// startBaseline runs the baseline server in-process on 127.0.0.1:0.
-func startBaseline(t *testing.T) target {
+// server is what both the baseline and the broker offer a test.
+type server interface {
+	Start() error
+	Shutdown(context.Context) error
+	Addr() string
+	AdminAddr() string
+}
+
+// serve starts s and stops it when the test ends.
+func serve(t *testing.T, s server, err error) target {
 	t.Helper()
-	s, err := baseline.New(baseline.Config{
-		Addr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", Key: testKey, Origins: []string{"localhost"},
-	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,26 +56,22 @@ func startBaseline(t *testing.T) target {
 	return target{addr: s.Addr(), adminAddr: s.AdminAddr(), key: testKey}
 }
 
+// startBaseline runs the baseline server in-process on 127.0.0.1:0.
+func startBaseline(t *testing.T) target {
+	s, err := baseline.New(baseline.Config{
+		Addr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", Key: testKey, Origins: []string{"localhost"},
+	})
+	return serve(t, s, err)
+}
+
 // startBroker runs the real broker in-process on 127.0.0.1:0, with its
 // per-connection rate limits lifted as in scripts/bench.sh.
 func startBroker(t *testing.T) target {
-	t.Helper()
 	s, err := broker.New(broker.Config{
 		ListenAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", APIKey: testKey,
 		ApprovedOrigins: []string{"localhost"}, MessageRate: -1, BroadcastRate: -1,
 	}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = s.Shutdown(ctx)
-	})
-	return target{addr: s.Addr(), adminAddr: s.AdminAddr(), key: testKey}
+	return serve(t, s, err)
 }
 
 // targets runs fn against the baseline and the broker.
