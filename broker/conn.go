@@ -31,7 +31,6 @@ type conn struct {
 	id      uint64
 	backend bool
 	remote  string
-	origin  string
 	// username is the identity from the handshake's JWT ("" when
 	// anonymous); targeted events reach only their user's connections.
 	username string

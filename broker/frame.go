@@ -23,7 +23,6 @@ const (
 	closePolicyViolation = 1008
 	closeTooBig          = 1009
 	closeInternalError   = 1011
-	closeTryAgainLater   = 1013
 )
 
 // maxControlPayload is the largest payload a control frame may carry.

@@ -399,3 +399,30 @@ func TestPublishBackpressure(t *testing.T) {
 		t.Fatalf("not counted: %+v", st)
 	}
 }
+
+// An upgrade request with 200 KiB of headers is dropped, not buffered.
+func TestOversizedHandshakeDropped(t *testing.T) {
+	ts := startServer(t, nil)
+	c, err := net.Dial("tcp", ts.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	big := "GET / HTTP/1.1\r\nHost: x\r\nOrigin: " + testOrigin + "\r\n"
+	for i := 0; i < 200; i++ {
+		big += fmt.Sprintf("X-Pad-%d: %s\r\n", i, strings.Repeat("a", 1024))
+	}
+	go func() { _, _ = c.Write([]byte(big)) }()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 4096)
+	for {
+		_, err := c.Read(buf)
+		if err == nil {
+			continue
+		}
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatal("oversized handshake still open after 5s")
+		}
+		break
+	}
+}

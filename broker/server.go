@@ -122,6 +122,10 @@ func (s *Server) Start() error {
 		KeepaliveTime:   s.cfg.HandshakeTimeout,
 		MaxLoad:         maxLoad,
 		MaxHTTPBodySize: 4 << 10, // upgrade requests have no body
+		// Bytes buffered while parsing a request: caps request headers
+		// (nbio's default is 64 MiB) so a slow, huge handshake cannot hold
+		// memory until the handshake timeout.
+		ReadLimit: 64 << 10,
 		// Handshakes and close callbacks run on this pool; they are short,
 		// so a small pool bounds goroutines without queueing for long.
 		MessageHandlerPoolSize: 64,

@@ -126,7 +126,6 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		id:       s.nextID.Add(1),
 		backend:  backend,
 		remote:   r.RemoteAddr,
-		origin:   origin,
 		username: username,
 		filter:   filter,
 	}
