@@ -14,6 +14,7 @@ const (
 	errBackendTimeout   = "backend did not answer in time"
 	errBackendGone      = "backend disconnected before answering"
 	errClientIDReserved = "clientId is set by the broker and may not be sent"
+	errShuttingDown     = "server is shutting down: event not published"
 )
 
 // clientIDField is the member the broker adds to a MetaRequest it forwards
@@ -58,9 +59,15 @@ func (s *Server) dispatch(c *conn, msg []byte) {
 		// is the answer to a client's request; anything else is published.
 		if m.EventType == codec.MetaRequest {
 			if id, ok := codec.StringField(msg, clientIDField); ok {
-				s.meta.reply(id, msg)
+				s.meta.reply(c, id, msg)
 				return
 			}
+		}
+		if s.draining.Load() {
+			// Drain delivers what was accepted; new events are refused,
+			// as on the publish API.
+			s.replyError(c, m.EventType, errShuttingDown)
+			return
 		}
 		frame := appendFrame(nil, opText, msg)
 		s.hub.broadcast(s.itemFor(msg, frame))

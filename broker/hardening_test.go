@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"runtime"
@@ -425,4 +426,54 @@ func TestOversizedHandshakeDropped(t *testing.T) {
 		}
 		break
 	}
+}
+
+// Shutdown must wait for a batch the worker has taken but not finished
+// writing, not only for an empty queue.
+func TestDrainWaitsForBatchInFlight(t *testing.T) {
+	testHookWrite = func() { time.Sleep(300 * time.Millisecond) }
+	t.Cleanup(func() { testHookWrite = nil })
+	ts := startServer(t, func(c *Config) { c.Shards = 1 })
+	c := dial(t, ts.wsURL, testOrigin)
+	if code, _ := publish(t, ts.adminURL, testKey, `{"eventType":1,"username":"last"}`); code != 202 {
+		t.Fatal(code)
+	}
+	time.Sleep(50 * time.Millisecond) // the worker is now inside its slow pass
+	done := make(chan error, 1)
+	go func() { done <- ts.Shutdown(t.Context()) }()
+	if got := read(t, c); got != `{"eventType":1,"username":"last"}` {
+		t.Fatalf("got %s before the close", got)
+	}
+	if code := expectClose(t, c); code != closeGoingAway {
+		t.Fatalf("close %d", code)
+	}
+	_ = c.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Upgrade requests pipelined on one socket upgrade it once; the extra
+// handler runs must not add phantom connections to the table.
+func TestPipelinedUpgradesAddOneConnection(t *testing.T) {
+	ts := startServer(t, nil)
+	c, err := net.Dial("tcp", ts.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: " + testOrigin + "\r\n\r\n"
+	if _, err := c.Write([]byte(strings.Repeat(req, 4))); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(time.Second))
+	got, _ := io.ReadAll(c) // until the deadline
+	if n := strings.Count(string(got), "101 Switching Protocols"); n != 1 {
+		t.Fatalf("%d upgrades answered, want 1", n)
+	}
+	if n := ts.Stats().Connections; n != 1 {
+		t.Fatalf("%d connections in the table, want 1", n)
+	}
+	_ = c.Close()
+	waitFor(t, 5*time.Second, "table empty", func() bool { return ts.Stats().Connections == 0 })
 }

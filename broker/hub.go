@@ -47,6 +47,7 @@ type shard struct {
 
 	qmu    sync.Mutex
 	queue  []item // in publish order
+	busy   bool   // the worker is writing a batch it took from queue
 	closed bool
 	wake   chan struct{}
 	idle   chan struct{} // closed and replaced when the queue is drained
@@ -57,6 +58,10 @@ type shard struct {
 	own   []byte // per-connection assembly for filtered connections
 	runs  [][]byte
 }
+
+// testHookWrite, when set by a test, runs before each batch is written; it
+// lets tests make a pass slow on purpose.
+var testHookWrite func()
 
 // item is one encoded frame queued for fan-out, shared read-only by every
 // shard.
@@ -174,16 +179,20 @@ func without(l []*conn, c *conn) []*conn {
 // waits on a socket.
 func (h *hub) broadcast(items ...item) {
 	h.pubMu.Lock()
+	queued := false
 	for _, s := range h.shards {
 		s.qmu.Lock()
 		if !s.closed {
 			s.queue = append(s.queue, items...)
+			queued = true
 		}
 		s.qmu.Unlock()
 		s.signal()
 	}
 	h.pubMu.Unlock()
-	h.stats.eventsPublished.Add(int64(len(items)))
+	if queued {
+		h.stats.eventsPublished.Add(int64(len(items)))
+	}
 }
 
 // each calls fn for every connection, shard by shard, under the shard's
@@ -219,12 +228,13 @@ func (h *hub) saturated(backlog int64) bool {
 	return h.behind
 }
 
-// drained waits until every shard's queue has been written out.
+// drained waits until every shard has written out everything queued: its
+// queue is empty and its worker is not in the middle of a batch it took.
 func (h *hub) drained(done <-chan struct{}) bool {
 	for _, s := range h.shards {
 		for {
 			s.qmu.Lock()
-			empty := len(s.queue) == 0
+			empty := len(s.queue) == 0 && !s.busy
 			if s.idle == nil {
 				s.idle = make(chan struct{})
 			}
@@ -233,6 +243,7 @@ func (h *hub) drained(done <-chan struct{}) bool {
 			if empty {
 				break
 			}
+			s.signal() // the worker closes idle on a pass that finds nothing
 			select {
 			case <-idle:
 			case <-done:
@@ -266,6 +277,7 @@ func (s *shard) run() {
 			// this pass writes the batch. Swap only a non-empty queue, or
 			// queue and spare would end up sharing one array.
 			s.queue = s.spare
+			s.busy = true
 		} else if s.idle != nil {
 			close(s.idle)
 			s.idle = nil
@@ -277,6 +289,9 @@ func (s *shard) run() {
 			s.write(batch)
 			clear(batch)
 			s.spare = batch[:0]
+			s.qmu.Lock()
+			s.busy = false
+			s.qmu.Unlock()
 			// More may have arrived while writing.
 			s.signal()
 			continue
@@ -291,6 +306,9 @@ func (s *shard) run() {
 // connection with shared buffers; a targeted frame goes only to its user's
 // connections and the backends, at a cost independent of the shard's size.
 func (s *shard) write(batch []item) {
+	if testHookWrite != nil {
+		testHookWrite()
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for i := 0; i < len(batch); {

@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"strconv"
 	"sync"
 	"time"
@@ -12,9 +14,11 @@ import (
 // reply back to the one client that asked. The broker owns no user data:
 // it only remembers, per request, who asked and which backend has it.
 //
-// Every request gets its own clientId, so a reply that arrives after the
-// client was told "timeout" finds nothing and is dropped instead of
-// answering a later request.
+// Every request gets its own clientId (a random per-process prefix and a
+// sequence number), so a reply that arrives after the client was told
+// "timeout", or one replayed from before a restart, finds nothing and is
+// dropped instead of answering a later request; and only the backend that
+// holds a request can answer it.
 type metaRouter struct {
 	s *Server
 
@@ -22,6 +26,7 @@ type metaRouter struct {
 	backends []*conn // connected backends, in connection order
 	next     int     // round-robin cursor
 	seq      uint64
+	prefix   string // random per process, see above
 	pending  map[string]*metaRequest
 }
 
@@ -60,8 +65,13 @@ func (r *metaRouter) removeBackend(c *conn) {
 // next backend in turn, failing over to the others if a write fails.
 func (r *metaRouter) forward(client *conn, msg []byte) {
 	r.mu.Lock()
+	if r.prefix == "" {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		r.prefix = base64.RawURLEncoding.EncodeToString(b[:]) + "-"
+	}
 	r.seq++
-	id := strconv.FormatUint(r.seq, 10)
+	id := r.prefix + strconv.FormatUint(r.seq, 10)
 	candidates := len(r.backends)
 	r.mu.Unlock()
 
@@ -124,9 +134,18 @@ func (r *metaRouter) expire(id string) {
 }
 
 // reply routes a backend's answer to the client that asked, without the
-// clientId; an answer nobody waits for any more is dropped and counted.
-func (r *metaRouter) reply(id string, msg []byte) {
-	p := r.take(id)
+// clientId; an answer nobody waits for any more, or from a backend that
+// does not hold that request, is dropped and counted.
+func (r *metaRouter) reply(from *conn, id string, msg []byte) {
+	r.mu.Lock()
+	p := r.pending[id]
+	if p != nil && p.backend == from {
+		delete(r.pending, id)
+		p.timer.Stop()
+	} else {
+		p = nil
+	}
+	r.mu.Unlock()
 	if p == nil {
 		r.s.stats.metaLate.Add(1)
 		return

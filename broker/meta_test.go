@@ -169,3 +169,36 @@ func TestBackendMetaEventWithoutClientIDIsPublished(t *testing.T) {
 		t.Fatalf("got %s", got)
 	}
 }
+
+// Only the backend that holds a request can answer it.
+func TestMetaReplyFromOtherBackendDropped(t *testing.T) {
+	ts := startServer(t, nil)
+	be1 := dialBackend(t, ts.wsURL, testKey)
+	be2 := dialBackend(t, ts.wsURL, testKey)
+	c := dial(t, ts.wsURL, testOrigin)
+	send(t, c, `{"eventType":9,"property":"p"}`)
+	// Round robin picked one of them: find which.
+	holder, other := be1, be2
+	_ = be1.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	_, b, err := be1.ReadMessage()
+	if err != nil {
+		holder, other = be2, be1
+		b = []byte(read(t, be2))
+	}
+	var req map[string]any
+	if err := json.Unmarshal(b, &req); err != nil || req["clientId"] == nil {
+		t.Fatalf("request %s", b)
+	}
+	forged, _ := json.Marshal(map[string]any{"eventType": 9, "clientId": req["clientId"], "val": "forged"})
+	send(t, other, string(forged))
+	// Were the forged reply delivered, it would arrive first.
+	time.Sleep(50 * time.Millisecond)
+	real, _ := json.Marshal(map[string]any{"eventType": 9, "clientId": req["clientId"], "val": "real"})
+	send(t, holder, string(real))
+	if got := read(t, c); got != `{"eventType":9,"val":"real"}` {
+		t.Fatalf("got %s", got)
+	}
+	if ts.Stats().MetaLate != 1 {
+		t.Fatalf("forged reply not counted: %+v", ts.Stats())
+	}
+}

@@ -157,8 +157,13 @@ func (s *Server) Start() error {
 	if s.cfg.AdminAddr != "-" {
 		aln, err := net.Listen("tcp", s.cfg.AdminAddr)
 		if err != nil {
-			s.engine.Stop()
+			s.draining.Store(true) // acceptLoop exits on the close below
+			_ = s.ln.Close()
+			close(s.done)
+			s.wg.Wait()
 			s.hub.stop()
+			s.engine.Stop()
+			s.stopped = true
 			return fmt.Errorf("broker: listen admin %s: %w", s.cfg.AdminAddr, err)
 		}
 		s.adminLn = aln

@@ -119,6 +119,14 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		_ = raw.Close()
 		return
 	}
+	if _, isHTTP := nbc.Session().(*nbhttp.Parser); !isHTTP || hc.Parser == nil {
+		// A second upgrade request pipelined on a socket that an earlier
+		// one already upgraded: nbio parsed both before the first handler
+		// ran. Handler runs for one socket are serialised, so this check
+		// is exact; the socket belongs to the first connection.
+		s.stats.badHandshake.Add(1)
+		return
+	}
 
 	c := &conn{
 		srv:      s,
@@ -149,7 +157,10 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	// no broadcast frame can precede it and every event published after
 	// the client saw 101 reaches it.
 	if !s.hub.addWith(c, func() bool {
-		return c.send(resp)
+		// Re-checked under the shard lock: Shutdown sets draining before
+		// it closes every connection in the table, so a connection either
+		// gets its 1001 or is never added.
+		return !s.draining.Load() && c.send(resp)
 	}) {
 		_ = nbc.Close()
 		return
