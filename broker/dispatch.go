@@ -13,13 +13,18 @@ const (
 	errNoBackend        = "no backend available"
 	errBackendTimeout   = "backend did not answer in time"
 	errBackendGone      = "backend disconnected before answering"
-	errClientIDReserved = "clientId is set by the broker and may not be sent"
+	errReservedField    = "clientId and authUser are set by the broker and may not be sent"
 	errShuttingDown     = "server is shutting down: event not published"
 )
 
-// clientIDField is the member the broker adds to a MetaRequest it forwards
-// to a backend, and that the backend's reply must carry.
-const clientIDField = "clientId"
+// Members the broker adds to a MetaRequest it forwards to a backend. A
+// backend's reply must carry clientId; authUser is the username the
+// client proved with its JWT, so the backend can authorise the request
+// (absent for anonymous clients). Clients may send neither.
+const (
+	clientIDField = "clientId"
+	authUserField = "authUser"
+)
 
 // testHookDispatch, when set by a test, runs first for every message; it
 // lets tests force failures (a panic) on the real path.
@@ -72,10 +77,10 @@ func (s *Server) dispatch(c *conn, msg []byte) {
 		frame := appendFrame(nil, opText, msg)
 		s.hub.broadcast(s.itemFor(msg, frame))
 	case codec.KindMeta:
-		if codec.HasField(msg, clientIDField) {
-			// A client must not pick the id: the reply would go to
-			// whichever client owns it.
-			s.replyError(c, codec.MetaRequest, errClientIDReserved)
+		if codec.HasField(msg, clientIDField) || codec.HasField(msg, authUserField) {
+			// A client must not pick the id (the reply would go to
+			// whichever client owns it) nor claim an identity.
+			s.replyError(c, codec.MetaRequest, errReservedField)
 			return
 		}
 		s.meta.forward(c, msg)

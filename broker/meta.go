@@ -75,7 +75,11 @@ func (r *metaRouter) forward(client *conn, msg []byte) {
 	candidates := len(r.backends)
 	r.mu.Unlock()
 
-	frame := appendFrame(nil, opText, codec.AppendWithField(nil, msg, clientIDField, id))
+	fwd := msg
+	if client.username != "" {
+		fwd = codec.AppendWithField(nil, fwd, authUserField, client.username)
+	}
+	frame := appendFrame(nil, opText, codec.AppendWithField(nil, fwd, clientIDField, id))
 	for try := 0; try < candidates; try++ {
 		b := r.pick()
 		if b == nil {

@@ -79,8 +79,12 @@ func TestMetaRequestClientIDReserved(t *testing.T) {
 	dialBackend(t, ts.wsURL, testKey)
 	c := dial(t, ts.wsURL, testOrigin)
 	send(t, c, `{"eventType":9,"clientId":"1","property":"x"}`)
-	if got := read(t, c); !strings.Contains(got, `"eventType":9`) || !strings.Contains(got, "clientId is set by the broker") {
+	if got := read(t, c); !strings.Contains(got, `"eventType":9`) || !strings.Contains(got, "set by the broker") {
 		t.Fatalf("got %s", got)
+	}
+	send(t, c, `{"eventType":9,"auth\u0055ser":"alice","property":"x"}`)
+	if got := read(t, c); !strings.Contains(got, "set by the broker") {
+		t.Fatalf("claimed identity: got %s", got)
 	}
 }
 
@@ -200,5 +204,26 @@ func TestMetaReplyFromOtherBackendDropped(t *testing.T) {
 	}
 	if ts.Stats().MetaLate != 1 {
 		t.Fatalf("forged reply not counted: %+v", ts.Stats())
+	}
+}
+
+// A JWT-identified client's MetaRequest carries its verified username.
+func TestMetaRequestCarriesVerifiedUser(t *testing.T) {
+	m := jwtModes(t)[0]
+	ts := startServer(t, func(c *Config) { c.Auth = m.cfg })
+	be := dialBackend(t, ts.wsURL, testKey)
+	alice, _ := dialToken(t, ts, m.sign(claims("alice", time.Hour)), "")
+	anon := dial(t, ts.wsURL, testOrigin)
+	send(t, alice, `{"eventType":9,"username":"bob","property":"age"}`)
+	var req map[string]any
+	_ = json.Unmarshal([]byte(read(t, be)), &req)
+	if req["authUser"] != "alice" || req["username"] != "bob" {
+		t.Fatalf("forwarded %v", req)
+	}
+	send(t, anon, `{"eventType":9,"property":"age"}`)
+	req = nil
+	_ = json.Unmarshal([]byte(read(t, be)), &req)
+	if _, ok := req["authUser"]; ok {
+		t.Fatalf("anonymous request carries authUser: %v", req)
 	}
 }
