@@ -34,6 +34,7 @@ type metaRequest struct {
 	client  *conn
 	backend *conn
 	timer   *time.Timer
+	sent    bool // written to backend; until then forward owns failover
 }
 
 func (r *metaRouter) addBackend(c *conn) {
@@ -49,7 +50,7 @@ func (r *metaRouter) removeBackend(c *conn) {
 	r.backends = without(r.backends, c)
 	var orphans []*metaRequest
 	for id, p := range r.pending {
-		if p.backend == c {
+		if p.backend == c && p.sent {
 			delete(r.pending, id)
 			p.timer.Stop()
 			orphans = append(orphans, p)
@@ -94,7 +95,20 @@ func (r *metaRouter) forward(client *conn, msg []byte) {
 		p.timer = time.AfterFunc(r.s.cfg.BackendTimeout, func() { r.expire(id) })
 		r.mu.Unlock()
 		if b.send(frame) {
+			r.mu.Lock()
+			if q := r.pending[id]; q == p {
+				q.sent = true
+			}
+			gone := b.gone.Load()
+			r.mu.Unlock()
 			r.s.stats.metaForwarded.Add(1)
+			if gone {
+				// The backend went away between the write and marking the
+				// request sent, so removeBackend skipped it: fail it now.
+				if r.take(id) != nil {
+					r.s.replyError(client, codec.MetaRequest, errBackendGone)
+				}
+			}
 			return
 		}
 		// That backend is going away: take the request back, try another.
