@@ -33,8 +33,11 @@ const (
 	DefaultDialTimeout     = 10 * time.Second
 	DefaultDuration        = 10 * time.Second
 	DefaultDrainIdle       = 5 * time.Second
-	DefaultSize            = 100
-	DefaultBatch           = 1
+	// DefaultSettle is the pause between the last handshake and the first
+	// published event (see Config.Settle).
+	DefaultSettle = 200 * time.Millisecond
+	DefaultSize   = 100
+	DefaultBatch  = 1
 	// DefaultTimeoutSlack is added to twice the duration to get the hard
 	// timeout when Config.Timeout is zero.
 	DefaultTimeoutSlack = 2 * time.Minute
@@ -89,6 +92,12 @@ type Config struct {
 	// Timeout is the hard bound on the whole run; zero means twice Duration
 	// plus DefaultTimeoutSlack.
 	Timeout time.Duration
+	// Settle is how long fanout waits after connecting before it publishes:
+	// many servers (the baseline among them) add a connection to their
+	// subscriber set just after writing the 101, so an event published the
+	// instant the client sees 101 can miss it, which would count as loss.
+	// Zero means DefaultSettle.
+	Settle time.Duration
 	// DrainIdle ends the fanout drain once no delivery arrived for this
 	// long; zero means DefaultDrainIdle.
 	DrainIdle time.Duration
@@ -137,6 +146,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Timeout == 0 {
 		c.Timeout = 2*c.Duration + DefaultTimeoutSlack
+	}
+	if c.Settle == 0 {
+		c.Settle = DefaultSettle
 	}
 	if c.DrainIdle == 0 {
 		c.DrainIdle = DefaultDrainIdle

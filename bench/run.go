@@ -247,6 +247,10 @@ func (r *run) fanout(ctx context.Context) error {
 	} else {
 		pub = newAPIPublisher(r.cfg.AdminAddr, r.cfg.Key)
 	}
+	select {
+	case <-time.After(r.cfg.Settle):
+	case <-ctx.Done():
+	}
 	r.phase.Store("publish")
 	f := &r.res.Fanout
 	f.Subscribers = r.res.Connect.Connected
