@@ -126,8 +126,10 @@ func (h *hub) addWith(c *conn, first func() bool) bool {
 	if c.filter != 0 {
 		s.filtered++
 	}
-	s.mu.Unlock()
+	// Counted before the lock is released: the client may already have
+	// the 101 and ask /healthz.
 	h.count.Add(1)
+	s.mu.Unlock()
 	return true
 }
 
