@@ -111,7 +111,15 @@ func (h *hub) shardOf(c *conn) *shard { return h.shards[c.id%uint64(len(h.shards
 func (h *hub) addWith(c *conn, first func() bool) bool {
 	s := h.shardOf(c)
 	s.mu.Lock()
-	if c.gone.Load() || !first() {
+	if c.gone.Load() {
+		s.mu.Unlock()
+		return false
+	}
+	// Counted before first() sends the 101: a client that has it may ask
+	// /healthz at once.
+	h.count.Add(1)
+	if !first() {
+		h.count.Add(-1)
 		s.mu.Unlock()
 		return false
 	}
@@ -126,9 +134,6 @@ func (h *hub) addWith(c *conn, first func() bool) bool {
 	if c.filter != 0 {
 		s.filtered++
 	}
-	// Counted before the lock is released: the client may already have
-	// the 101 and ask /healthz.
-	h.count.Add(1)
 	s.mu.Unlock()
 	return true
 }
