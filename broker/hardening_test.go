@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/rs/zerolog"
 )
 
 // 200 clients never read while 2,000 events of 4 KiB are published: they
@@ -476,4 +477,56 @@ func TestPipelinedUpgradesAddOneConnection(t *testing.T) {
 	}
 	_ = c.Close()
 	waitFor(t, 5*time.Second, "table empty", func() bool { return ts.Stats().Connections == 0 })
+}
+
+// A failed start (admin address taken) releases the public listener too.
+func TestStartFailureReleasesListeners(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	pub, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubAddr := pub.Addr().String()
+	_ = pub.Close()
+	s, err := New(Config{ListenAddr: pubAddr, AdminAddr: busy.Addr().String(), ApprovedOrigins: []string{"x"}}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err == nil || !strings.Contains(err.Error(), "admin") {
+		t.Fatalf("Start: %v, want an admin listen error", err)
+	}
+	again, err := net.Listen("tcp", pubAddr)
+	if err != nil {
+		t.Fatalf("public address still held after the failed start: %v", err)
+	}
+	_ = again.Close()
+	if err := s.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// While draining, an event a backend sends is refused with an error event
+// rather than accepted and then dropped.
+func TestBackendEventRefusedWhileDraining(t *testing.T) {
+	testHookWrite = func() { time.Sleep(400 * time.Millisecond) }
+	t.Cleanup(func() { testHookWrite = nil })
+	ts := startServer(t, func(c *Config) { c.Shards = 1 })
+	be := dialBackend(t, ts.wsURL, testKey)
+	if code, _ := publish(t, ts.adminURL, testKey, `{"eventType":1,"username":"a"}`); code != 202 {
+		t.Fatal(code)
+	}
+	time.Sleep(50 * time.Millisecond) // the worker is inside its slow pass
+	go func() { _ = ts.Shutdown(t.Context()) }()
+	waitFor(t, 2*time.Second, "draining", func() bool { return ts.draining.Load() })
+	send(t, be, `{"eventType":2,"username":"b"}`)
+	if got := read(t, be); !strings.Contains(got, `"eventType":2`) || !strings.Contains(got, "shutting down") {
+		t.Fatalf("got %s, want a shutting-down error", got)
+	}
+	if got := read(t, be); got != `{"eventType":1,"username":"a"}` {
+		t.Fatalf("accepted event not delivered: %s", got)
+	}
 }
