@@ -96,7 +96,7 @@ func (s *Server) servePublish(w http.ResponseWriter, r *http.Request) {
 // the broker is still saturated (or the client went away or the broker is
 // draining).
 func (s *Server) waitForCapacity(r *http.Request) bool {
-	if s.cfg.PublishBacklog == 0 || !s.hub.saturated(int64(s.cfg.PublishBacklog)) {
+	if !s.hub.saturated() {
 		return true
 	}
 	s.stats.publishWaits.Add(1)
@@ -116,7 +116,7 @@ func (s *Server) waitForCapacity(r *http.Request) bool {
 			if s.draining.Load() {
 				return false
 			}
-			if !s.hub.saturated(int64(s.cfg.PublishBacklog)) {
+			if !s.hub.saturated() {
 				return true
 			}
 		}

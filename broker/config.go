@@ -55,6 +55,32 @@ const (
 	// DefaultPublishWait is how long a publish request waits for the
 	// broker to catch up before it is refused with 503.
 	DefaultPublishWait = 5 * time.Second
+	// DefaultWriteWindow is the credit window per connection (16 KiB): the
+	// most event bytes written to a socket and not yet confirmed read by
+	// its client. It bounds the latency that buffers between the broker
+	// and the client can add (window / the client's read rate) and the
+	// memory a stalled client can hold. Chosen from the sweep in
+	// BENCHMARKS.md.
+	DefaultWriteWindow = 16 << 10
+	// DefaultNotSentLowat is TCP_NOTSENT_LOWAT for every public socket: the
+	// kernel holds at most this many unsent bytes per socket (on real
+	// networks the send buffer would otherwise autotune to megabytes).
+	DefaultNotSentLowat = 16 << 10
+	// DefaultMaxLag is how far behind, in time, a connection may fall (its
+	// oldest unread event was published this long ago) before it is closed
+	// as a slow consumer with 1008.
+	DefaultMaxLag = 5 * time.Second
+	// DefaultPublishLag turns publisher backpressure on: while more than
+	// half of the connections are further behind than this, publish
+	// requests wait (up to PublishWait) and backend sockets are read more
+	// slowly.
+	DefaultPublishLag = 250 * time.Millisecond
+	// DefaultHistorySize is the event log's retained size (see eventlog).
+	DefaultHistorySize = 8 << 20
+	// DefaultMaxOutputMemory caps the broker's buffered output (the event
+	// log plus what connections hold in nbio's buffers, 512 MiB): over it,
+	// the connections holding the most are closed first.
+	DefaultMaxOutputMemory = 512 << 20
 	// DefaultRateStrikes is how many consecutive rate-limited messages are
 	// answered with an error event before the connection is closed (1008).
 	DefaultRateStrikes = 20
@@ -142,18 +168,34 @@ type Config struct {
 	BackendTimeout time.Duration
 	// Targeting is TargetAll (the zero value means it) or TargetUser.
 	Targeting string
-	// PublishBacklog enables publisher backpressure: when more than half of
-	// the connections each have more than this many bytes queued, the
-	// broker as a whole is behind (CPU, or every reader is slow) and
-	// publish API requests wait, so publishers slow down to the delivery
-	// rate instead of growing memory towards MaxPendingBytes per
-	// connection. Zero (the default) disables it: publishing never waits,
-	// and readers that fall MaxPendingBytes behind are dropped as slow
-	// consumers, even when they are the majority.
-	PublishBacklog int
+	// WriteWindow is the credit window per connection (see hub); zero
+	// means DefaultWriteWindow.
+	WriteWindow int
+	// NotSentLowat sets TCP_NOTSENT_LOWAT on public sockets; zero means
+	// DefaultNotSentLowat, negative leaves the kernel default.
+	NotSentLowat int
+	// MaxLag is how far behind a connection may fall before it is closed
+	// as a slow consumer; zero means DefaultMaxLag.
+	MaxLag time.Duration
+	// PublishLag is the publisher backpressure threshold: while more than
+	// half of the connections are further behind than this, the broker as
+	// a whole is behind (CPU, or every reader), and publishers are held
+	// instead of queueing without bound. A minority of stalled readers
+	// never holds publishers back: MaxLag cuts them. Zero means
+	// DefaultPublishLag; negative disables backpressure.
+	PublishLag time.Duration
 	// PublishWait bounds that wait; past it the request gets 503 and
 	// nothing from it is published. Zero means DefaultPublishWait.
 	PublishWait time.Duration
+	// HistorySize bounds the event log in bytes; zero means
+	// DefaultHistorySize.
+	HistorySize int
+	// HistoryAge drops logged events older than this; zero keeps them
+	// until HistorySize pushes them out.
+	HistoryAge time.Duration
+	// MaxOutputMemory caps buffered output; zero means
+	// DefaultMaxOutputMemory, negative disables the guard.
+	MaxOutputMemory int64
 	// Linger is how long a shard worker waits after being woken before it
 	// takes its queue, so that more events share each write call. Zero
 	// (the default) adds no delay: batching then comes only from load.
@@ -220,6 +262,24 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PublishWait == 0 {
 		c.PublishWait = DefaultPublishWait
+	}
+	if c.WriteWindow == 0 {
+		c.WriteWindow = DefaultWriteWindow
+	}
+	if c.NotSentLowat == 0 {
+		c.NotSentLowat = DefaultNotSentLowat
+	}
+	if c.MaxLag == 0 {
+		c.MaxLag = DefaultMaxLag
+	}
+	if c.PublishLag == 0 {
+		c.PublishLag = DefaultPublishLag
+	}
+	if c.HistorySize == 0 {
+		c.HistorySize = DefaultHistorySize
+	}
+	if c.MaxOutputMemory == 0 {
+		c.MaxOutputMemory = DefaultMaxOutputMemory
 	}
 	if c.Targeting == "" {
 		c.Targeting = TargetAll
@@ -288,8 +348,20 @@ func (c Config) Validate() error {
 	if c.RateStrikes < 1 {
 		bad("broker: rate strikes %d: must be at least 1", c.RateStrikes)
 	}
-	if c.PublishBacklog < 0 {
-		bad("broker: publish backlog %d: must not be negative", c.PublishBacklog)
+	if c.WriteWindow < 4<<10 || c.WriteWindow > 64<<20 {
+		bad("broker: write window %d: must be 4 KiB..64 MiB", c.WriteWindow)
+	}
+	if c.MaxLag < 0 {
+		bad("broker: max lag %v: must be positive", c.MaxLag)
+	}
+	if c.PublishLag > 0 && c.PublishLag >= c.MaxLag {
+		bad("broker: publish lag %v must be shorter than max lag %v, or most connections would be cut before publishers wait", c.PublishLag, c.MaxLag)
+	}
+	if c.HistorySize < 64<<10 {
+		bad("broker: history size %d: must be at least 64 KiB", c.HistorySize)
+	}
+	if c.HistoryAge < 0 {
+		bad("broker: history age %v: must not be negative", c.HistoryAge)
 	}
 	if c.PublishWait < 0 {
 		bad("broker: publish wait %v: must be positive", c.PublishWait)

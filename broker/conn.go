@@ -13,6 +13,8 @@ import (
 
 	"github.com/lesismal/nbio"
 	"golang.org/x/time/rate"
+
+	"github.com/webinate/broker/eventlog"
 )
 
 // conn is one upgraded WebSocket connection. It is the nbio session of its
@@ -40,6 +42,20 @@ type conn struct {
 
 	idx int // position in its shard, guarded by the shard's mu
 
+	// Fan-out state (see hub). next and pinged belong to the shard worker
+	// (next is set once before the connection is visible to it); sent is
+	// written by the worker and read by the pong handler; acked and
+	// ackSeq come from pongs.
+	next    uint64        // sequence number of the next log event to consider
+	pinged  int64         // sent as of the last credit ping
+	sent    atomic.Int64  // log bytes written to the socket
+	acked   atomic.Int64  // log bytes the client has confirmed reading
+	ackSeq  atomic.Uint64 // cursor as of the ping that acked confirms
+	starved atomic.Bool   // the worker is waiting for credit
+	// want selects the log events this connection receives; nil means
+	// every untargeted event (no filter, not a backend, or anonymous).
+	want eventlog.Want
+
 	gone atomic.Bool // the socket is closed (CloseAndClean ran)
 
 	ready atomic.Bool // set once the fields above are initialised
@@ -51,7 +67,11 @@ type conn struct {
 	lastRead atomic.Int64 // unix nanos of the last bytes received
 	lastPing atomic.Int64 // unix nanos of the last ping sent
 
-	closing atomic.Bool            // a close frame was sent or the socket is going
+	// wmu orders the close frame after every frame written before it:
+	// nothing is written once closing is set under it.
+	wmu     sync.Mutex
+	closing    atomic.Bool // a close frame was sent or the socket is going
+	flushClose atomic.Bool // close once pending output is flushed
 	reason  atomic.Pointer[reason] // why we closed it, if we did
 
 	// read side, poller only.
@@ -83,6 +103,7 @@ var (
 	reasonRate       = reason{closePolicyViolation, "rate_limited", "message rate exceeded"}
 	reasonPanic      = reason{closeInternalError, "internal_error", "internal error"}
 	reasonSlow       = reason{closePolicyViolation, "slow_consumer", "slow consumer"}
+	reasonMemory     = reason{closePolicyViolation, "output_memory", "server output memory limit"}
 	reasonPeerClosed = reason{closeNormal, "peer_closed", ""}
 )
 
@@ -106,6 +127,12 @@ func (c *conn) Parse(data []byte) (err error) {
 	_ = c.ready.Load()
 	c.lastRead.Store(c.srv.now())
 	if c.desync {
+		// After a fatal input error we sent a close frame; frame
+		// boundaries cannot be trusted any more, so whatever comes next
+		// (the client's close reply, typically) ends the connection now
+		// instead of after CloseTimeout. Everything received is read, so
+		// the close sends FIN, not RST, and our close frame arrives.
+		c.closeAfterFlush()
 		return nil
 	}
 	defer func() {
@@ -256,7 +283,8 @@ func (c *conn) frame(data []byte) int {
 	case opPing:
 		c.writeControl(opPong, payload)
 	case opPong:
-		// lastRead is already updated: that is all a pong is for.
+		// lastRead is already updated; a credit pong also returns credit.
+		c.pong(payload)
 	case opClose:
 		c.peerClose(payload)
 	}
@@ -309,10 +337,39 @@ func (c *conn) peerClose(p []byte) {
 	} else {
 		frame = appendCloseFrame(buf[:0], code, "")
 	}
+	c.wmu.Lock()
 	c.queued.Add(int64(len(frame)))
 	_, _ = c.nbc.Write(frame)
-	// The server closes the TCP connection first (RFC 6455 section 7.1.1).
-	_ = c.nbc.Close()
+	c.wmu.Unlock()
+	// The server closes the TCP connection first (RFC 6455 section 7.1.1),
+	// but only once the reply has left: closing now would discard it if
+	// it is queued behind a backlog, and the client would see 1006.
+	c.closeAfterFlush()
+}
+
+// closeAfterFlush closes the socket once nbio has handed everything queued
+// to the kernel, or after CloseTimeout.
+func (c *conn) closeAfterFlush() {
+	if c.pending() <= 0 {
+		_ = c.nbc.Close()
+		return
+	}
+	c.flushClose.Store(true)
+	if c.pending() <= 0 { // flushed meanwhile: the callback may have missed the flag
+		_ = c.nbc.Close()
+		return
+	}
+	nbc := c.nbc
+	time.AfterFunc(c.srv.cfg.CloseTimeout, func() { _ = nbc.Close() })
+}
+
+// onWritten is nbio's report that the kernel took n more bytes. It runs
+// with nbio's connection lock held, so a close it triggers runs apart.
+func (c *conn) onWritten(n int) {
+	c.written.Add(int64(n))
+	if c.flushClose.Load() && c.pending() <= 0 && c.flushClose.Swap(false) {
+		go func() { _ = c.nbc.Close() }()
+	}
 }
 
 // fail closes the connection after a fatal input error; the frame stream
@@ -326,7 +383,9 @@ func (c *conn) fail(r reason, text string) {
 // the peer answers or CloseTimeout passes. Safe from any goroutine; only
 // the first call has an effect, and only it reports true.
 func (c *conn) closeWith(r reason, text string) bool {
+	c.wmu.Lock()
 	if c.closing.Swap(true) {
+		c.wmu.Unlock()
 		return false
 	}
 	if text != "" {
@@ -340,6 +399,7 @@ func (c *conn) closeWith(r reason, text string) bool {
 	frame := appendCloseFrame(buf[:0], r.code, r.text)
 	c.queued.Add(int64(len(frame)))
 	_, _ = c.nbc.Write(frame)
+	c.wmu.Unlock()
 	nbc := c.nbc
 	// Closing at once could reset the connection while the peer still has
 	// unread data in flight, and the peer would never see our close frame.
@@ -366,13 +426,45 @@ func (c *conn) send(b []byte) bool {
 	}
 	if p := c.pending(); p+int64(len(b)) > int64(c.srv.cfg.MaxPendingBytes) {
 		if c.closeWith(reasonSlow, "") {
-			c.srv.slowConsumer(c, p)
+			c.srv.slowConsumer(c, "pending bytes over max-pending")
 		}
+		return false
+	}
+	return c.write(b)
+}
+
+// write hands whole frames to nbio, which copies what the kernel does not
+// take at once. It writes nothing once a close frame has been sent.
+func (c *conn) write(b []byte) bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closing.Load() {
 		return false
 	}
 	c.queued.Add(int64(len(b)))
 	_, err := c.nbc.Write(b)
 	return err == nil
+}
+
+// pong takes the credit a pong returns (see hub) and wakes the worker if
+// it was waiting for it. Pongs that do not answer a credit ping (the
+// keepalive's, unsolicited ones) and stale or forged positions are
+// ignored.
+func (c *conn) pong(p []byte) {
+	if len(p) != pingPayloadLen || p[0] != pingMarker {
+		return
+	}
+	pos := int64(binary.BigEndian.Uint64(p[1:9]))
+	seq := binary.BigEndian.Uint64(p[9:17])
+	if pos > c.sent.Load() || pos <= c.acked.Load() {
+		return
+	}
+	// Only this poller stores acked, so load-then-store cannot go back.
+	c.ackSeq.Store(seq)
+	c.acked.Store(pos)
+	if c.starved.Swap(false) {
+		c.srv.hub.shardOf(c).signal()
+	}
 }
 
 // pending is the number of bytes queued but not yet taken by the kernel.

@@ -341,15 +341,14 @@ func TestGracefulDrain(t *testing.T) {
 }
 
 // When most subscribers are behind, publish requests wait for them and,
-// past PublishWait, are refused with 503 with nothing published; once the
-// backlog clears, publishing works again.
+// past PublishWait, are refused with 503 and Retry-After, with nothing
+// published; once the backlog clears, publishing works again.
 func TestPublishBackpressure(t *testing.T) {
 	ts := startServer(t, func(c *Config) {
-		c.PublishBacklog = 16 << 10
+		c.PublishLag = 100 * time.Millisecond
 		c.PublishWait = 300 * time.Millisecond
-		c.MaxPendingBytes = 8 << 20 // behind, but not slow consumers
+		c.MaxLag = time.Minute // behind, but not slow consumers
 		c.MaxPublishBytes = 1 << 20
-		c.SocketWriteBuffer = 16 << 10
 	})
 	var stalled []*rawConn
 	for i := 0; i < 4; i++ {
@@ -364,7 +363,7 @@ func TestPublishBackpressure(t *testing.T) {
 		}
 		return "[" + strings.Join(parts, ",") + "]"
 	}
-	// Far more than the kernel buffers hold: every reader falls behind.
+	// Far more than the credit window: every reader falls behind.
 	for i := 0; i < 4; i++ {
 		if code, body := publish(t, ts.adminURL, testKey, batch(200)); code != http.StatusAccepted {
 			// Later batches may already meet the backpressure.
@@ -373,7 +372,7 @@ func TestPublishBackpressure(t *testing.T) {
 			}
 		}
 	}
-	waitFor(t, 5*time.Second, "saturated", func() bool { return ts.hub.saturated(16 << 10) })
+	waitFor(t, 5*time.Second, "saturated", func() bool { return ts.hub.saturated() })
 	before := ts.Stats().EventsPublished
 	start := time.Now()
 	code, body := publish(t, ts.adminURL, testKey, `{"eventType":1,"username":"u"}`)

@@ -1,38 +1,59 @@
 package broker
 
 import (
+	"encoding/binary"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/webinate/broker/eventlog"
 )
 
-// hub is the sharded subscriber table. Each shard owns a set of
-// connections behind its own lock, an index of them by username, and a
-// queue of encoded frames that its worker goroutine writes to them.
+// hub is the sharded subscriber table in front of the shared event log.
 //
-// Lock order: hub.pubMu, then shard.qmu. shard.mu is never held while
-// taking another broker lock, and removing a connection (which takes
-// shard.mu for writing) never happens synchronously under shard.mu: nbio
-// reports closed sockets on its own executor.
+// Every event is framed once and appended once to one log for the whole
+// node (not one per shard): one order for every connection, one copy of the
+// bytes, and one sequence of numbers that a client can later resume from.
+// A connection holds only a cursor into the log; each shard's worker walks
+// its connections and copies, for each one, at most its credit window of
+// log bytes to the socket. A connection that is behind costs nothing but
+// that window, wherever the backlog is.
+//
+// Credit: the worker follows each quarter window of data it writes with a
+// ping whose payload names the byte position and sequence number reached.
+// The client's pong, which it can only send once it has read everything
+// before the ping, returns the credit. So the bytes written but not yet
+// read by the client (in nbio, in both kernels' buffers) stay within the
+// window, and how far behind a client is, in time, is known exactly. Pongs
+// are answered by every conforming client (RFC 6455 section 5.5.2), browsers
+// included.
+//
+// Lock order: shard.mu is taken alone, and never held across a socket
+// write: a worker copies its connection list under the read lock and
+// writes without it, so a write that fails and makes nbio close the socket
+// (whose close callback takes shard.mu for writing) cannot deadlock a shard.
 type hub struct {
 	shards []*shard
-	// pubMu makes every shard see broadcasts in the same order, so all
-	// connections receive concurrent publishes in one global order.
-	pubMu sync.Mutex
-	// chunk is the most bytes given to one write call, so that one write
-	// never exceeds a connection's pending-bytes bound on its own.
-	chunk int
-	// linger delays each pass to let more events share a write.
-	linger time.Duration
+	log    *eventlog.Log
+	fo     fanout
 	count  atomic.Int64 // connections in the table
+	// drainSeq, once set, is the cursor at which each connection gets its
+	// 1001 (see beginDrain).
+	drainSeq atomic.Uint64
+	stats  *stats
+	wg     sync.WaitGroup
 
-	// behindAt caches the saturation check (see saturated) for a
-	// millisecond: waiting publishers poll it.
-	behindMu sync.Mutex
-	behindAt time.Time
-	behind   bool
-	stats    *stats
-	wg       sync.WaitGroup
+	// memMu serialises the output-memory guard.
+	memMu sync.Mutex
+}
+
+// fanout is the part of Config the workers use.
+type fanout struct {
+	window     int64         // credit per connection, bytes
+	maxLag     time.Duration // a connection further behind is a slow consumer
+	publishLag time.Duration // publishers wait while most connections are further behind
+	linger     time.Duration
+	tick       time.Duration // passes happen at least this often
 }
 
 // shard is one slice of the table.
@@ -40,42 +61,43 @@ type shard struct {
 	h *hub
 
 	mu       sync.RWMutex
-	conns    []*conn            // every connection; conn.idx is its position
-	byUser   map[string][]*conn // identified connections, for targeted events
-	backends []*conn            // they receive targeted events too
-	filtered int                // connections with an event filter
+	conns    []*conn // every connection; conn.idx is its position
+	backends int     // connections among conns that are backends
 
-	qmu    sync.Mutex
-	queue  []item // in publish order
-	busy   bool   // the worker is writing a batch it took from queue
-	closed bool
-	wake   chan struct{}
-	idle   chan struct{} // closed and replaced when the queue is drained
+	wake chan struct{}
+	stop chan struct{}
+
+	// Published by each pass for publishers (saturated), drain and stats.
+	total    atomic.Int64  // live connections seen
+	behind   atomic.Int64  // ... more than publishLag behind
+	minNext  atomic.Uint64 // lowest cursor among live connections, or head
+	buffered atomic.Int64  // bytes its connections hold in nbio
 
 	// Worker-only scratch, reused across passes.
-	spare []item
-	buf   []byte
-	own   []byte // per-connection assembly for filtered connections
-	runs  [][]byte
+	list []*conn
+	runs [][]byte
+	buf  []byte
+	slow []*conn
+	why  []string
 }
 
-// testHookWrite, when set by a test, runs before each batch is written; it
-// lets tests make a pass slow on purpose.
+// testHookWrite, when set by a test, runs before each pass that has
+// events to write; it lets tests make a pass slow on purpose.
 var testHookWrite func()
 
-// item is one encoded frame queued for fan-out, shared read-only by every
-// shard.
+// item is one validated event for the log.
 type item struct {
 	frame []byte
 	user  string // non-empty: targeted to this user's connections (and backends)
 	etype uint8  // event type, for connection filters; 0 = not a server event
 }
 
-func newHub(n, chunk int, linger time.Duration, st *stats) *hub {
-	h := &hub{chunk: chunk, linger: linger, stats: st}
+func newHub(n int, lg *eventlog.Log, fo fanout, st *stats) *hub {
+	h := &hub{log: lg, fo: fo, stats: st}
 	h.shards = make([]*shard, n)
 	for i := range h.shards {
-		h.shards[i] = &shard{h: h, wake: make(chan struct{}, 1), byUser: map[string][]*conn{}}
+		h.shards[i] = &shard{h: h, wake: make(chan struct{}, 1), stop: make(chan struct{})}
+		h.shards[i].minNext.Store(lg.Head())
 	}
 	return h
 }
@@ -91,13 +113,10 @@ func (h *hub) start() {
 	}
 }
 
-// stop lets every worker write what is queued, then ends them.
+// stop ends the workers after their current pass.
 func (h *hub) stop() {
 	for _, s := range h.shards {
-		s.qmu.Lock()
-		s.closed = true
-		s.qmu.Unlock()
-		s.signal()
+		close(s.stop)
 	}
 	h.wg.Wait()
 }
@@ -106,36 +125,38 @@ func (h *hub) stop() {
 // without shared state.
 func (h *hub) shardOf(c *conn) *shard { return h.shards[c.id%uint64(len(h.shards))] }
 
-// addWith puts c in its shard. first runs under the shard's write lock
-// before c becomes visible to fan-out; if it reports false, c is not added.
-func (h *hub) addWith(c *conn, first func() bool) bool {
+// addWith puts c in its shard with its cursor at the log's head. first runs
+// under the shard's write lock before c becomes visible to fan-out; if it
+// reports false, c is not added. limit, when positive, caps the table: the
+// check and the count happen under the same lock as the add.
+func (h *hub) addWith(c *conn, limit int64, first func() bool) (added, full bool) {
 	s := h.shardOf(c)
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if c.gone.Load() {
-		s.mu.Unlock()
-		return false
+		return false, false
 	}
 	// Counted before first() sends the 101: a client that has it may ask
-	// /healthz at once.
-	h.count.Add(1)
+	// /healthz at once. Add then compare, so concurrent upgrades in other
+	// shards cannot all slip under the cap.
+	if n := h.count.Add(1); limit > 0 && n > limit {
+		h.count.Add(-1)
+		return false, true
+	}
+	// The cursor starts at the head before the 101 goes out: every event
+	// published after the client saw 101 reaches it.
+	c.next = h.log.Head()
+	c.ackSeq.Store(c.next) // nothing written yet: nothing unread
 	if !first() {
 		h.count.Add(-1)
-		s.mu.Unlock()
-		return false
+		return false, false
 	}
 	c.idx = len(s.conns)
 	s.conns = append(s.conns, c)
-	if c.username != "" {
-		s.byUser[c.username] = append(s.byUser[c.username], c)
-	}
 	if c.backend {
-		s.backends = append(s.backends, c)
+		s.backends++
 	}
-	if c.filter != 0 {
-		s.filtered++
-	}
-	s.mu.Unlock()
-	return true
+	return true, false
 }
 
 // remove takes c out of the table; it reports false if c was not in it.
@@ -152,18 +173,8 @@ func (h *hub) remove(c *conn) bool {
 	s.conns[last] = nil
 	s.conns = s.conns[:last]
 	c.idx = -1
-	if c.username != "" {
-		if l := without(s.byUser[c.username], c); len(l) > 0 {
-			s.byUser[c.username] = l
-		} else {
-			delete(s.byUser, c.username)
-		}
-	}
 	if c.backend {
-		s.backends = without(s.backends, c)
-	}
-	if c.filter != 0 {
-		s.filtered--
+		s.backends--
 	}
 	h.count.Add(-1)
 	return true
@@ -181,24 +192,24 @@ func without(l []*conn, c *conn) []*conn {
 	return l
 }
 
-// broadcast queues items back to back in every shard, so one publish
-// request stays contiguous and in order for every connection. It never
-// waits on a socket.
-func (h *hub) broadcast(items ...item) {
-	h.pubMu.Lock()
-	queued := false
-	for _, s := range h.shards {
-		s.qmu.Lock()
-		if !s.closed {
-			s.queue = append(s.queue, items...)
-			queued = true
-		}
-		s.qmu.Unlock()
-		s.signal()
+// broadcast appends items to the log back to back, so one publish request
+// stays contiguous and in order for every connection, and wakes the
+// workers. It never waits on a socket. It returns the first item's
+// sequence number.
+func (h *hub) broadcast(items ...item) uint64 {
+	evs := make([]eventlog.Event, len(items))
+	for i, it := range items {
+		evs[i] = eventlog.Event{Frame: it.frame, Type: it.etype, User: it.user}
 	}
-	h.pubMu.Unlock()
-	if queued {
-		h.stats.eventsPublished.Add(int64(len(items)))
+	seq := h.log.Append(time.Now().UnixNano(), evs...)
+	h.stats.eventsPublished.Add(int64(len(items)))
+	h.wakeAll()
+	return seq
+}
+
+func (h *hub) wakeAll() {
+	for _, s := range h.shards {
+		s.signal()
 	}
 }
 
@@ -214,51 +225,39 @@ func (h *hub) each(fn func(*conn)) {
 	}
 }
 
-// saturated reports whether more than half of the connections have more
-// than backlog bytes queued: the broker as a whole, not one slow reader,
-// is behind. Computed at most once a millisecond (two atomic loads per
-// connection).
-func (h *hub) saturated(backlog int64) bool {
-	h.behindMu.Lock()
-	defer h.behindMu.Unlock()
-	if now := time.Now(); now.Sub(h.behindAt) >= time.Millisecond {
-		total, behind := 0, 0
-		h.each(func(c *conn) {
-			total++
-			if c.pending() > backlog {
-				behind++
-			}
-		})
-		h.behind = behind*2 > total
-		h.behindAt = now
+// saturated reports whether more than half of the connections are more
+// than publishLag behind: the broker as a whole (CPU, or every reader) is
+// behind, not a few slow readers, which are cut instead. Reads what the
+// workers' last passes published; no per-connection work.
+func (h *hub) saturated() bool {
+	if h.fo.publishLag <= 0 {
+		return false
 	}
-	return h.behind
+	var total, behind int64
+	for _, s := range h.shards {
+		total += s.total.Load()
+		behind += s.behind.Load()
+	}
+	return behind*2 > total
 }
 
-// drained waits until every shard has written out everything queued: its
-// queue is empty and its worker is not in the middle of a batch it took.
-func (h *hub) drained(done <-chan struct{}) bool {
+// beginDrain makes every worker close each connection with 1001 as soon
+// as its cursor reaches seq: it has been sent every event accepted before
+// the drain, and the close frame follows them. A connection that never
+// catches up is cut by MaxLag like any slow consumer.
+func (h *hub) beginDrain(seq uint64) {
+	h.drainSeq.Store(seq)
+	h.wakeAll()
+}
+
+// buffered is the output the connections hold in nbio's buffers, as of
+// the workers' last passes.
+func (h *hub) buffered() int64 {
+	var n int64
 	for _, s := range h.shards {
-		for {
-			s.qmu.Lock()
-			empty := len(s.queue) == 0 && !s.busy
-			if s.idle == nil {
-				s.idle = make(chan struct{})
-			}
-			idle := s.idle
-			s.qmu.Unlock()
-			if empty {
-				break
-			}
-			s.signal() // the worker closes idle on a pass that finds nothing
-			select {
-			case <-idle:
-			case <-done:
-				return false
-			}
-		}
+		n += s.buffered.Load()
 	}
-	return true
+	return n
 }
 
 func (s *shard) signal() {
@@ -268,179 +267,197 @@ func (s *shard) signal() {
 	}
 }
 
-// run is the shard worker. Each pass takes every frame queued since the
-// previous pass and writes them to each connection in as few write calls as
-// the chunk size allows: one event per write when traffic is light, many
-// when it is heavy (group commit), with no added delay.
+// run is the shard worker. A pass starts when an event is appended, when a
+// pong returns credit, or on a tick (for lag checks while nothing moves).
+// Each pass gives every connection what it has credit for, in as few write
+// calls as possible: one per connection per pass, carrying every event
+// appended since the previous pass (group commit), with no added delay.
 func (s *shard) run() {
-	for range s.wake {
-		if s.h.linger > 0 {
-			time.Sleep(s.h.linger)
-		}
-		s.qmu.Lock()
-		batch := s.queue
-		if len(batch) > 0 {
-			// Double buffering: producers append to the spare array while
-			// this pass writes the batch. Swap only a non-empty queue, or
-			// queue and spare would end up sharing one array.
-			s.queue = s.spare
-			s.busy = true
-		} else if s.idle != nil {
-			close(s.idle)
-			s.idle = nil
-		}
-		closed := s.closed
-		s.qmu.Unlock()
-
-		if len(batch) > 0 {
-			s.write(batch)
-			clear(batch)
-			s.spare = batch[:0]
-			s.qmu.Lock()
-			s.busy = false
-			s.qmu.Unlock()
-			// More may have arrived while writing.
-			s.signal()
-			continue
-		}
-		if closed {
+	t := time.NewTicker(s.h.fo.tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
 			return
+		case <-s.wake:
+		case <-t.C:
 		}
+		if s.h.fo.linger > 0 {
+			time.Sleep(s.h.fo.linger)
+		}
+		s.pass()
 	}
 }
 
-// write delivers batch in order. Runs of untargeted frames go to every
-// connection with shared buffers; a targeted frame goes only to its user's
-// connections and the backends, at a cost independent of the shard's size.
-func (s *shard) write(batch []item) {
-	if testHookWrite != nil {
-		testHookWrite()
-	}
+// pass is one walk over the shard's connections.
+func (s *shard) pass() {
+	h := s.h
+	lg := h.log
 	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for i := 0; i < len(batch); {
-		if batch[i].user != "" {
-			s.writeTargeted(batch[i])
-			i++
-			continue
-		}
-		j := i + 1
-		for j < len(batch) && batch[j].user == "" {
-			j++
-		}
-		s.writeAll(batch[i:j])
-		i = j
-	}
-	if cap(s.buf) > 4<<20 {
-		s.buf = nil // do not pin a burst-sized buffer forever
-	}
-	if cap(s.own) > 4<<20 {
-		s.own = nil
-	}
-}
+	s.list = append(s.list[:0], s.conns...)
+	s.mu.RUnlock()
 
-// writeAll writes untargeted items to every connection. Frames are grouped
-// into runs of at most chunk bytes; a run is written with one call, and a
-// run always ends on a frame boundary so writes from other goroutines (a
-// reply to one client) can never land inside a frame. Connections with an
-// event filter get their own assembly of the frames they asked for.
-func (s *shard) writeAll(items []item) {
-	chunk := s.h.chunk
-	runs := s.runs[:0]
-	if len(items) == 1 {
-		runs = append(runs, items[0].frame)
-	} else {
-		total := 0
-		for _, it := range items {
-			total += len(it.frame)
-		}
-		if cap(s.buf) < total {
-			s.buf = make([]byte, 0, total)
-		}
-		b := s.buf[:0]
-		start := 0
-		for _, it := range items {
-			if len(b) > start && len(b)-start+len(it.frame) > chunk {
-				runs = append(runs, b[start:])
-				start = len(b)
+	drain := h.drainSeq.Load()
+	head := lg.Head()
+	tail := lg.Tail()
+	now := time.Now().UnixNano()
+	slowSeq := lg.SeqAfter(now - int64(h.fo.maxLag))
+	behindSeq := uint64(0)
+	if h.fo.publishLag > 0 {
+		behindSeq = lg.SeqAfter(now - int64(h.fo.publishLag))
+	}
+	if testHookWrite != nil && len(s.list) > 0 {
+		for _, c := range s.list {
+			if c.next < head {
+				testHookWrite()
+				break
 			}
-			b = append(b, it.frame...)
 		}
-		runs = append(runs, b[start:])
-		s.buf = b
 	}
 
-	conns, writes, delivered := 0, 0, 0
-	for _, c := range s.conns {
+	var total, behind, buffered int64
+	minNext := head
+	writes, delivered := 0, 0
+	slow := s.slow[:0]
+	for _, c := range s.list {
 		if c.closing.Load() {
 			continue
 		}
-		conns++
-		if c.filter != 0 {
-			w, d := s.writeFiltered(c, items)
-			writes += w
-			delivered += d
+		total++
+		buffered += max(c.pending(), 0)
+		if c.next < tail {
+			slow = append(slow, c) // its next event is gone from the log
+			s.why = append(s.why, "fell behind the event log's retention")
 			continue
 		}
-		for _, r := range runs {
-			writes++
-			if !c.send(r) {
-				break // closing: slow consumer or socket gone
+		// The oldest event the client may not have read yet: everything
+		// up to the last answered ping is read; if that was the last ping,
+		// the few bytes since (under a quarter window) count as read too.
+		lagSeq := c.next
+		if acked := c.acked.Load(); acked != c.pinged {
+			lagSeq = c.ackSeq.Load()
+		}
+		if lagSeq < head {
+			if lagSeq < slowSeq {
+				slow = append(slow, c)
+				s.why = append(s.why, "unread events older than max-lag")
+				continue
+			}
+			if lagSeq < behindSeq {
+				behind++
 			}
 		}
-		delivered += len(items)
-	}
-	s.h.stats.writes.Add(int64(writes))
-	s.h.stats.deliveries.Add(int64(delivered))
-	clear(runs)
-	s.runs = runs[:0]
-}
-
-// writeFiltered writes to c only the items its filter lets through.
-func (s *shard) writeFiltered(c *conn, items []item) (writes, delivered int) {
-	b := s.own[:0]
-	flush := func() bool {
-		if len(b) == 0 {
-			return true
+		if c.next < head {
+			w, d := s.feed(c, head)
+			writes += w
+			delivered += d
 		}
-		writes++
-		ok := c.send(b)
-		b = b[:0]
-		return ok
-	}
-	for _, it := range items {
-		if !c.wants(it.etype) {
+		if drain > 0 && c.next >= drain {
+			c.closeWith(reasonShutdown, "")
 			continue
 		}
-		if len(b) > 0 && len(b)+len(it.frame) > s.h.chunk && !flush() {
+		if c.next < minNext && !c.closing.Load() {
+			minNext = c.next
+		}
+	}
+	s.total.Store(total)
+	s.behind.Store(behind)
+	s.minNext.Store(minNext)
+	s.buffered.Store(buffered)
+	h.stats.writes.Add(int64(writes))
+	h.stats.deliveries.Add(int64(delivered))
+	for i, c := range slow {
+		if c.closeWith(reasonSlow, "") {
+			c.srv.slowConsumer(c, s.why[i])
+		}
+	}
+	clear(slow)
+	s.why = s.why[:0]
+	s.slow = slow[:0]
+	clear(s.list)
+	if cap(s.buf) > 1<<20 {
+		s.buf = nil // do not pin a burst-sized buffer forever
+	}
+}
+
+// pingPayloadLen is the size of the credit ping's payload: a marker, then the data position and the
+// cursor reached when it was sent.
+const pingPayloadLen = 17
+
+const pingMarker = 'b'
+
+// feed writes to c what its credit allows, up to head. It returns the
+// write calls made and the events delivered.
+func (s *shard) feed(c *conn, head uint64) (writes, delivered int) {
+	window := s.h.fo.window
+	for c.next < head {
+		budget := window - (c.sent.Load() - c.acked.Load())
+		// Wait for a quarter window of credit: many small writes cost
+		// more than a few full ones, and the client is busy reading
+		// anyway. The pong that returns the credit wakes this shard.
+		if budget < window/4 {
+			// Flag first, then look again: either this load sees the
+			// pong's credit or the pong sees the flag (both are
+			// sequentially consistent atomics).
+			c.starved.Store(true)
+			budget = window - (c.sent.Load() - c.acked.Load())
+			if budget < window/4 {
+				return writes, delivered
+			}
+			c.starved.Store(false)
+		}
+		w, d, ok := s.write(c, budget)
+		writes += w
+		delivered += d
+		if !ok {
 			break
 		}
-		b = append(b, it.frame...)
-		delivered++
 	}
-	flush()
-	s.own = b[:0]
 	return writes, delivered
 }
 
-// writeTargeted writes one targeted frame to its user's connections in
-// this shard and to the shard's backends.
-func (s *shard) writeTargeted(it item) {
-	n := 0
-	for _, c := range s.byUser[it.user] {
-		if c.backend || c.closing.Load() || !c.wants(it.etype) {
-			continue // backends are served below, once
-		}
-		c.send(it.frame)
-		n++
+// write sends c one batch of log events within budget bytes, followed by a
+// credit ping when a quarter window has gone out since the last one.
+func (s *shard) write(c *conn, budget int64) (writes, delivered int, ok bool) {
+	window := s.h.fo.window
+	runs, next, n := s.h.log.Read(c.next, int(budget), c.want, s.runs[:0])
+	s.runs = runs[:0]
+	if n == 0 {
+		ok = next != c.next // only events it does not want; or not retained
+		c.next = next
+		return 0, 0, ok
 	}
-	for _, c := range s.backends {
-		if c.closing.Load() || !c.wants(it.etype) {
-			continue
-		}
-		c.send(it.frame)
-		n++
+	size := 0
+	for _, r := range runs {
+		size += len(r)
 	}
-	s.h.stats.writes.Add(int64(n))
-	s.h.stats.deliveries.Add(int64(n))
+	sent := c.sent.Load() + int64(size)
+	ping := sent-c.pinged >= window/4
+	out := runs[0]
+	if len(runs) > 1 || ping {
+		// One write call: copy the runs (and the ping) into one buffer.
+		b := s.buf[:0]
+		for _, r := range runs {
+			b = append(b, r...)
+		}
+		if ping {
+			var p [pingPayloadLen]byte
+			p[0] = pingMarker
+			binary.BigEndian.PutUint64(p[1:9], uint64(sent))
+			binary.BigEndian.PutUint64(p[9:17], next)
+			b = appendFrame(b, opPing, p[:])
+		}
+		s.buf = b
+		out = b
+	}
+	clear(runs)
+	c.next = next
+	c.sent.Store(sent)
+	if ping {
+		c.pinged = sent
+	}
+	if !c.write(out) {
+		return 1, 0, false
+	}
+	return 1, n, true
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/webinate/broker/auth"
+	"github.com/webinate/broker/eventlog"
 	"github.com/webinate/broker/origin"
 )
 
@@ -27,6 +28,7 @@ type Server struct {
 	origins *origin.Matcher
 	apiKey  []byte
 	hub     *hub
+	events  *eventlog.Log
 	stats   stats
 	meta    metaRouter
 	auth    *auth.Verifier
@@ -71,13 +73,14 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		done:    make(chan struct{}),
 	}
 	s.meta.s = s
-	// A write call never carries more than a quarter of the pending bound,
-	// so a healthy connection with an empty queue can always take it.
-	chunk := cfg.MaxPendingBytes / 4
-	if chunk > 256<<10 {
-		chunk = 256 << 10
-	}
-	s.hub = newHub(cfg.Shards, chunk, cfg.Linger, &s.stats)
+	s.events = eventlog.New(eventlog.Config{MaxBytes: cfg.HistorySize, MaxAge: cfg.HistoryAge})
+	s.hub = newHub(cfg.Shards, s.events, fanout{
+		window:     int64(cfg.WriteWindow),
+		maxLag:     cfg.MaxLag,
+		publishLag: cfg.PublishLag,
+		linger:     cfg.Linger,
+		tick:       passTick(cfg.MaxLag, cfg.PublishLag),
+	}, &s.stats)
 	return s, nil
 }
 
@@ -139,7 +142,7 @@ func (s *Server) Start() error {
 	// registers a socket: see acceptLoop.
 	s.engine.Engine.OnWrittenSize(func(nc *nbio.Conn, _ []byte, n int) {
 		if c, ok := nc.Session().(*conn); ok {
-			c.written.Add(int64(n))
+			c.onWritten(n)
 		}
 	})
 	s.engine.Engine.OnData(func(c *nbio.Conn, data []byte) {
@@ -182,6 +185,13 @@ func (s *Server) Start() error {
 			}
 		}()
 	}
+	if s.cfg.MaxOutputMemory > 0 || s.cfg.HistoryAge > 0 {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.guard()
+		}()
+	}
 	if s.cfg.PingInterval > 0 || s.cfg.IdleTimeout > 0 {
 		s.wg.Add(1)
 		go func() {
@@ -196,6 +206,12 @@ func (s *Server) Start() error {
 		Int("pollers", s.engine.NPoller).
 		Int("maxMessage", s.cfg.MaxMessageSize).
 		Int("maxPending", s.cfg.MaxPendingBytes).
+		Int("writeWindow", s.cfg.WriteWindow).
+		Int("notsentLowat", s.cfg.NotSentLowat).
+		Dur("maxLag", s.cfg.MaxLag).
+		Dur("publishLag", s.cfg.PublishLag).
+		Int("historySize", s.cfg.HistorySize).
+		Int64("maxOutputMemory", s.cfg.MaxOutputMemory).
 		Int("maxConns", s.cfg.MaxConns).
 		Dur("linger", s.cfg.Linger).
 		Int("origins", s.origins.Len()).
@@ -243,18 +259,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.admin != nil {
 		_ = s.admin.Shutdown(ctx)
 	}
+	// Each connection gets its 1001 once it has been sent every event
+	// accepted so far; wait for them to answer (or CloseTimeout to cut
+	// them), and past ctx close whoever is left.
+	s.hub.beginDrain(s.events.Head())
 	var err error
-	if !s.hub.drained(ctx.Done()) {
-		err = ctx.Err()
-	}
-	s.hub.each(func(c *conn) { c.closeWith(reasonShutdown, "") })
-	// Wait for clients to answer the close (or CloseTimeout to cut them).
 	for s.hub.count.Load() > 0 && err == nil {
 		select {
 		case <-ctx.Done():
 			err = ctx.Err()
 		case <-time.After(10 * time.Millisecond):
 		}
+	}
+	if err != nil {
+		s.hub.each(func(c *conn) { c.closeWith(reasonShutdown, "") })
 	}
 	close(s.done)
 	s.hub.stop()
@@ -297,14 +315,16 @@ func (s *Server) removeConn(c *conn, err error) {
 		Str("reason", label).Int("code", code).AnErr("err", err).Msg("connection closed")
 }
 
-// slowConsumer counts and logs a connection dropped for exceeding
-// MaxPendingBytes. Slow consumers come in herds (a stalled network
-// segment), so the warning is rate limited and says how many it stands for.
-func (s *Server) slowConsumer(c *conn, pending int64) {
+// slowConsumer counts and logs a connection dropped for falling behind:
+// more than MaxLag, off the end of the event log, or (for replies written
+// directly) past MaxPendingBytes. Slow consumers come in herds (a stalled
+// network segment), so the warning is rate limited and says how many it
+// stands for.
+func (s *Server) slowConsumer(c *conn, why string) {
 	s.stats.slowConsumers.Add(1)
 	if n, ok := s.slowWarn.allow(); ok {
-		s.log.Warn().Uint64("conn", c.id).Str("remote", c.remote).Int64("pendingBytes", pending).
-			Int("maxPending", s.cfg.MaxPendingBytes).Int64("similarSuppressed", n).
+		s.log.Warn().Uint64("conn", c.id).Str("remote", c.remote).Str("why", why).
+			Dur("maxLag", s.cfg.MaxLag).Int64("pendingBytes", c.pending()).Int64("similarSuppressed", n).
 			Msg("slow consumer: closing with 1008")
 	}
 }
@@ -383,6 +403,10 @@ func (s *Server) acceptLoop() {
 			continue
 		}
 		backoff = 0
+		// Socket options go on the accepted socket before nbio takes it
+		// (nbio works on a dup of it; options belong to the socket), so
+		// they can never reach a socket that later reuses the number.
+		s.tuneSocket(c)
 		s.regMu.Lock()
 		s.engine.AddConnNonTLSNonBlocking(&nbhttp.Conn{Conn: c}, nil, func() {})
 		s.regMu.Unlock()

@@ -21,6 +21,7 @@ type stats struct {
 	writes          atomic.Int64 // write calls made by shard workers
 	panics          atomic.Int64
 	slowConsumers   atomic.Int64 // connections dropped for MaxPendingBytes
+	memoryCloses    atomic.Int64 // connections closed by the output-memory guard
 	publishWaits    atomic.Int64 // publish requests held by backpressure
 	publishRefused  atomic.Int64 // ... and refused with 503 after PublishWait
 	metaForwarded   atomic.Int64 // MetaRequests sent to a backend
@@ -56,6 +57,12 @@ type Stats struct {
 	Writes          int64            `json:"writes"`
 	Panics          int64            `json:"panics"`
 	SlowConsumers   int64            `json:"slowConsumers"`
+	MemoryCloses    int64            `json:"memoryCloses"`
+	OutputBytes     int64            `json:"outputBytes"`
+	HistoryBytes    int64            `json:"historyBytes"`
+	HistoryEvents   uint64           `json:"historyEvents"`
+	HeadSeq         uint64           `json:"headSeq"`
+	Epoch           string           `json:"epoch"`
 	PublishWaits    int64            `json:"publishWaits"`
 	PublishRefused  int64            `json:"publishRefused"`
 	MetaForwarded   int64            `json:"metaForwarded"`
@@ -83,6 +90,12 @@ func (s *Server) Stats() Stats {
 		Writes:          st.writes.Load(),
 		Panics:          st.panics.Load(),
 		SlowConsumers:   st.slowConsumers.Load(),
+		MemoryCloses:    st.memoryCloses.Load(),
+		OutputBytes:     s.events.Bytes() + s.hub.buffered(),
+		HistoryBytes:    s.events.Bytes(),
+		HistoryEvents:   s.events.Head() - s.events.Tail(),
+		HeadSeq:         s.events.Head() - 1,
+		Epoch:           s.events.Epoch(),
 		PublishWaits:    st.publishWaits.Load(),
 		PublishRefused:  st.publishRefused.Load(),
 		MetaForwarded:   st.metaForwarded.Load(),

@@ -13,6 +13,8 @@ import (
 
 	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/nbhttp"
+
+	"github.com/webinate/broker/eventlog"
 )
 
 // backendKeyHeader marks a backend connection (PROTOCOL.md, Handshake).
@@ -24,6 +26,19 @@ const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 // serveUpgrade answers every HTTP request on the public port: any path may
 // upgrade. It runs on nbio's handler pool, not on a poller.
 func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
+	if upgradedAlready(w) {
+		// A second upgrade request pipelined on a socket that an earlier
+		// one already upgraded: nbio parsed both before the first handler
+		// ran. Handler runs for one socket are serialised, so this check
+		// is exact. It comes first: any HTTP answer written now would land
+		// inside the WebSocket stream of the first connection. Hijacking
+		// stops nbhttp from writing a default response.
+		s.stats.badHandshake.Add(1)
+		if hj, ok := w.(http.Hijacker); ok {
+			_, _, _ = hj.Hijack()
+		}
+		return
+	}
 	if s.draining.Load() {
 		s.stats.refusedFull.Add(1)
 		httpError(w, http.StatusServiceUnavailable, "server is shutting down")
@@ -120,11 +135,7 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, isHTTP := nbc.Session().(*nbhttp.Parser); !isHTTP || hc.Parser == nil {
-		// A second upgrade request pipelined on a socket that an earlier
-		// one already upgraded: nbio parsed both before the first handler
-		// ran. Handler runs for one socket are serialised, so this check
-		// is exact; the socket belongs to the first connection.
-		s.stats.badHandshake.Add(1)
+		s.stats.badHandshake.Add(1) // see upgradedAlready; kept as a backstop
 		return
 	}
 
@@ -137,6 +148,7 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		username: username,
 		filter:   filter,
 	}
+	c.want = wantFor(backend, username, filter)
 	now := s.now()
 	c.lastRead.Store(now)
 	c.lastPing.Store(now)
@@ -145,9 +157,6 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	nbc.SetSession(c)
 	hc.Parser = nil
 	_ = nbc.SetReadDeadline(time.Time{})
-	if s.cfg.SocketWriteBuffer > 0 {
-		_ = nbc.SetWriteBuffer(s.cfg.SocketWriteBuffer)
-	}
 
 	resp := make([]byte, 0, 160)
 	resp = append(resp, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
@@ -156,12 +165,30 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	// The 101 goes out while c joins the table, under its shard's lock, so
 	// no broadcast frame can precede it and every event published after
 	// the client saw 101 reaches it.
-	if !s.hub.addWith(c, func() bool {
+	refusal := ""
+	added, full := s.hub.addWith(c, int64(s.cfg.MaxConns), func() bool {
 		// Re-checked under the shard lock: Shutdown sets draining before
 		// it closes every connection in the table, so a connection either
 		// gets its 1001 or is never added.
-		return !s.draining.Load() && c.send(resp)
-	}) {
+		if s.draining.Load() {
+			refusal = "server is shutting down"
+			return false
+		}
+		return c.send(resp)
+	})
+	if !added {
+		if full {
+			refusal = "server is at its connection limit"
+		}
+		if refusal != "" {
+			// The socket is ours since the hijack: answer the refusal in
+			// HTTP ourselves rather than hanging up without a word.
+			s.stats.refusedFull.Add(1)
+			c.closing.Store(true)
+			_, _ = nbc.Write(rawHTTPError(http.StatusServiceUnavailable, refusal))
+			c.closeAfterFlush()
+			return
+		}
 		_ = nbc.Close()
 		return
 	}
@@ -173,6 +200,53 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		e.Uint64("conn", c.id).Str("remote", c.remote).Str("origin", origin).Bool("backend", backend).
 			Str("user", username).Msg("connection open")
 	}
+}
+
+// upgradedAlready reports whether the socket behind w was already upgraded
+// by an earlier request on it.
+func upgradedAlready(w http.ResponseWriter) bool {
+	res, ok := w.(*nbhttp.Response)
+	if !ok || res.Parser == nil {
+		return false
+	}
+	hc, ok := res.Parser.Conn.(*nbhttp.Conn)
+	if !ok {
+		return false
+	}
+	nbc, ok := hc.Conn.(*nbio.Conn)
+	if !ok {
+		return false
+	}
+	_, isHTTP := nbc.Session().(*nbhttp.Parser)
+	return !isHTTP
+}
+
+// rawHTTPError is a complete HTTP error response, for a socket already
+// taken over from the HTTP server.
+func rawHTTPError(code int, msg string) []byte {
+	body := appendJSONError(nil, msg)
+	b := fmt.Appendf(nil, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n", code, http.StatusText(code), len(body))
+	if code == http.StatusServiceUnavailable {
+		b = append(b, "Retry-After: 5\r\n"...)
+	}
+	b = append(b, "\r\n"...)
+	return append(b, body...)
+}
+
+// wantFor builds the log filter of a connection (nil: every untargeted
+// event, the common case, which reads the log fastest).
+func wantFor(backend bool, username string, filter uint16) eventlog.Want {
+	pass := func(t uint8) bool { return filter == 0 || t < 1 || t > 9 || filter&(1<<t) != 0 }
+	switch {
+	case backend:
+		// Backends see targeted events too, as the original server's did.
+		return func(m eventlog.Meta) bool { return pass(m.Type) }
+	case username != "":
+		return func(m eventlog.Meta) bool { return (m.User == "" || m.User == username) && pass(m.Type) }
+	case filter != 0:
+		return func(m eventlog.Meta) bool { return m.User == "" && pass(m.Type) }
+	}
+	return nil
 }
 
 // parseEventFilter reads ?events=1,2,5: the server event types (1-9) the

@@ -47,7 +47,13 @@ type brokerSection struct {
 	BroadcastBurst   *int        `json:"broadcastBurst"`
 	BackendTimeout   *duration   `json:"backendTimeout"`
 	Linger           *duration   `json:"linger"`
-	PublishBacklog   *int        `json:"publishBacklog"`
+	WriteWindow      *int        `json:"writeWindow"`
+	NotSentLowat     *int        `json:"notsentLowat"`
+	MaxLag           *duration   `json:"maxLag"`
+	PublishLag       *duration   `json:"publishLag"`
+	HistorySize      *int        `json:"historySize"`
+	HistoryAge       *duration   `json:"historyAge"`
+	MaxOutputMemory  *int64      `json:"maxOutputMemory"`
 	PublishWait      *duration   `json:"publishWait"`
 	Pprof            *bool       `json:"pprof"`
 	Targeting        *string     `json:"targeting"`
@@ -161,7 +167,13 @@ func parseConfig(data []byte, o *options) (warnings []string, err error) {
 		set(&o.broker.BroadcastBurst, b.BroadcastBurst)
 		setDur(&o.broker.BackendTimeout, b.BackendTimeout)
 		setDur(&o.broker.Linger, b.Linger)
-		set(&o.broker.PublishBacklog, b.PublishBacklog)
+		set(&o.broker.WriteWindow, b.WriteWindow)
+		set(&o.broker.NotSentLowat, b.NotSentLowat)
+		setDur(&o.broker.MaxLag, b.MaxLag)
+		setDur(&o.broker.PublishLag, b.PublishLag)
+		set(&o.broker.HistorySize, b.HistorySize)
+		setDur(&o.broker.HistoryAge, b.HistoryAge)
+		set(&o.broker.MaxOutputMemory, b.MaxOutputMemory)
 		setDur(&o.broker.PublishWait, b.PublishWait)
 		set(&o.broker.Pprof, b.Pprof)
 		set(&o.broker.Targeting, b.Targeting)

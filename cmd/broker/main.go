@@ -61,7 +61,13 @@ func run(args []string, stderr io.Writer) int {
 		jwtKey     = fs.String("jwt-public-key", "", "PEM public key file for RS256 (RSA) or ES256 (P-256) JWTs")
 		jwtClaim   = fs.String("jwt-claim", "", `JWT claim holding the username (default "sub")`)
 		jwtCookie  = fs.String("jwt-cookie", "", `cookie that may carry the JWT (default "token")`)
-		pubBacklog = fs.Int("publish-backlog", 0, "publisher backpressure: bytes queued per connection that count it as behind; when most are, publish requests wait (default 0: off)")
+		window     = fs.Int("write-window", 0, "credit window per connection: event bytes written and not yet confirmed read (default 16384)")
+		lowat      = fs.Int("notsent-lowat", 0, "TCP_NOTSENT_LOWAT per socket, bytes (default 16384; negative: kernel default)")
+		maxLag     = fs.Duration("max-lag", 0, "close a connection whose oldest unread event is older than this, 1008 (default 5s)")
+		pubLag     = fs.Duration("publish-lag", 0, "publisher backpressure: publish requests wait while most connections are further behind than this (default 250ms; negative: off)")
+		histSize   = fs.Int("history-size", 0, "event log size in bytes, shared by all connections (default 8388608)")
+		histAge    = fs.Duration("history-age", 0, "drop logged events older than this (default 0: size only)")
+		maxOutMem  = fs.Int64("max-output-memory", 0, "cap on buffered output (event log + socket buffers); over it the connections holding the most are closed (default 536870912; negative: off)")
 		pubWait    = fs.Duration("publish-wait", 0, "longest a publish request waits for a saturated broker before 503 (default 5s)")
 		linger     = fs.Duration("linger", 0, "delay before each fan-out pass so more events share one write (default 0: batching only under load)")
 		pprofOn    = fs.Bool("pprof", false, "serve /debug/pprof/ on the admin listener")
@@ -157,8 +163,20 @@ func run(args []string, stderr io.Writer) int {
 			cfg.Auth.UsernameClaim = *jwtClaim
 		case "jwt-cookie":
 			cfg.Auth.Cookie = *jwtCookie
-		case "publish-backlog":
-			cfg.PublishBacklog = *pubBacklog
+		case "write-window":
+			cfg.WriteWindow = *window
+		case "notsent-lowat":
+			cfg.NotSentLowat = *lowat
+		case "max-lag":
+			cfg.MaxLag = *maxLag
+		case "publish-lag":
+			cfg.PublishLag = *pubLag
+		case "history-size":
+			cfg.HistorySize = *histSize
+		case "history-age":
+			cfg.HistoryAge = *histAge
+		case "max-output-memory":
+			cfg.MaxOutputMemory = *maxOutMem
 		case "publish-wait":
 			cfg.PublishWait = *pubWait
 		case "linger":

@@ -1,0 +1,287 @@
+package eventlog
+
+import (
+	"bytes"
+	"fmt"
+	"sync"
+	"testing"
+)
+
+func frame(i int) []byte { return []byte(fmt.Sprintf("<%d>", i)) }
+
+// readAll reads from seq to Head in reads of at most max bytes and returns
+// the concatenated bytes and the final cursor.
+func readAll(l *Log, seq uint64, max int, want Want) ([]byte, uint64, int) {
+	var out []byte
+	total := 0
+	for {
+		runs, next, n := l.Read(seq, max, want, nil)
+		for _, r := range runs {
+			out = append(out, r...)
+		}
+		total += n
+		if next == seq {
+			return out, seq, total
+		}
+		seq = next
+	}
+}
+
+func TestAppendReadInOrder(t *testing.T) {
+	l := New(Config{MaxBytes: 1 << 20, SegmentBytes: 64})
+	var want []byte
+	for i := 0; i < 1000; i++ {
+		f := frame(i)
+		want = append(want, f...)
+		if seq := l.Append(int64(i), Event{Frame: f}); seq != uint64(i+1) {
+			t.Fatalf("seq %d, want %d", seq, i+1)
+		}
+	}
+	for _, max := range []int{1, 7, 64, 1 << 20} {
+		got, next, n := readAll(l, 1, max, nil)
+		if !bytes.Equal(got, want) || next != 1001 || n != 1000 {
+			t.Fatalf("max %d: %d events, next %d, bytes equal %v", max, n, next, bytes.Equal(got, want))
+		}
+	}
+}
+
+func TestReadRespectsBudgetAndTakesOneOversizedFrame(t *testing.T) {
+	l := New(Config{MaxBytes: 1 << 20, SegmentBytes: 1024})
+	l.Append(0, Event{Frame: make([]byte, 10)}, Event{Frame: make([]byte, 10)}, Event{Frame: make([]byte, 10)})
+	runs, next, n := l.Read(1, 25, nil, nil)
+	if len(runs) != 1 || len(runs[0]) != 20 || next != 3 || n != 2 {
+		t.Fatalf("runs %d, next %d, n %d", len(runs), next, n)
+	}
+	runs, next, n = l.Read(3, 5, nil, nil)
+	if len(runs) != 1 || len(runs[0]) != 10 || next != 4 || n != 1 {
+		t.Fatalf("oversized: runs %d, next %d, n %d", len(runs), next, n)
+	}
+}
+
+func TestTrimByBytesAndCursorFallingOff(t *testing.T) {
+	l := New(Config{MaxBytes: 4 << 10, SegmentBytes: 1 << 10})
+	for i := 0; i < 10000; i++ {
+		l.Append(int64(i), Event{Frame: frame(i)})
+	}
+	if l.Bytes() > 4<<10+2<<10 {
+		t.Fatalf("retained %d bytes, bound 4 KiB (+ one segment)", l.Bytes())
+	}
+	tail := l.Tail()
+	if tail <= 1 || tail >= l.Head() {
+		t.Fatalf("tail %d, head %d", tail, l.Head())
+	}
+	// A cursor behind the tail reads nothing: the caller sees it fell off.
+	if runs, next, _ := l.Read(tail-1, 1<<20, nil, nil); len(runs) != 0 || next != tail-1 {
+		t.Fatalf("trimmed read: %d runs, next %d", len(runs), next)
+	}
+	// From the tail, everything retained, in order.
+	got, next, n := readAll(l, tail, 100, nil)
+	var want []byte
+	for i := int(tail - 1); i < 10000; i++ {
+		want = append(want, frame(i)...)
+	}
+	if !bytes.Equal(got, want) || next != l.Head() || n != int(l.Head()-tail) {
+		t.Fatalf("after trim: n %d next %d equal %v", n, next, bytes.Equal(got, want))
+	}
+}
+
+func TestTrimByAge(t *testing.T) {
+	l := New(Config{MaxBytes: 1 << 20, SegmentBytes: 64, MaxAge: 100})
+	for i := 0; i < 100; i++ {
+		l.Append(int64(i), Event{Frame: frame(i)})
+	}
+	l.Trim(1000)
+	// Only the current segment may stay, however old.
+	if got := l.Head() - l.Tail(); got > 20 {
+		t.Fatalf("%d events retained past MaxAge", got)
+	}
+}
+
+func TestSegmentsSealByCount(t *testing.T) {
+	l := New(Config{MaxBytes: 1 << 20, SegmentBytes: 4 << 10})
+	for i := 0; i < 5000; i++ {
+		l.Append(0, Event{Frame: []byte{'x'}})
+	}
+	got, _, n := readAll(l, 1, 1<<20, nil)
+	if n != 5000 || len(got) != 5000 {
+		t.Fatalf("%d events, %d bytes", n, len(got))
+	}
+}
+
+func TestBigFrameGetsItsOwnSegment(t *testing.T) {
+	l := New(Config{MaxBytes: 1 << 20, SegmentBytes: 64})
+	big := bytes.Repeat([]byte{'b'}, 1000)
+	l.Append(0, Event{Frame: []byte("a")}, Event{Frame: big}, Event{Frame: []byte("c")})
+	got, _, n := readAll(l, 1, 10, nil)
+	if n != 3 || string(got) != "a"+string(big)+"c" {
+		t.Fatalf("n %d, %d bytes", n, len(got))
+	}
+}
+
+func TestTargetedAndFiltered(t *testing.T) {
+	l := New(Config{MaxBytes: 1 << 20, SegmentBytes: 1 << 10})
+	l.Append(0,
+		Event{Frame: []byte("1"), Type: 1},
+		Event{Frame: []byte("2"), Type: 2, User: "ann"},
+		Event{Frame: []byte("3"), Type: 3},
+		Event{Frame: []byte("4"), Type: 1, User: "bob"},
+		Event{Frame: []byte("5"), Type: 2},
+	)
+	check := func(name string, want Want, exp string, runs int) {
+		t.Helper()
+		r, next, n := l.Read(1, 1<<20, want, nil)
+		var got []byte
+		for _, b := range r {
+			got = append(got, b...)
+		}
+		if string(got) != exp || next != 6 || n != len(exp) || len(r) != runs {
+			t.Fatalf("%s: got %q in %d runs (next %d, n %d), want %q in %d", name, got, len(r), next, n, exp, runs)
+		}
+	}
+	check("anonymous", nil, "135", 3)
+	check("ann", func(m Meta) bool { return m.User == "" || m.User == "ann" }, "1235", 2)
+	check("backend", func(Meta) bool { return true }, "12345", 1)
+	check("type 1", func(m Meta) bool { return m.User == "" && m.Type == 1 }, "1", 1)
+	if m, ok := l.Meta(4); !ok || m.User != "bob" || m.Type != 1 {
+		t.Fatalf("meta: %+v %v", m, ok)
+	}
+}
+
+func TestSeqAfter(t *testing.T) {
+	l := New(Config{MaxBytes: 1 << 20, SegmentBytes: 32})
+	if got := l.SeqAfter(5); got != 1 {
+		t.Fatalf("empty: %d", got)
+	}
+	for i := 0; i < 100; i++ {
+		l.Append(int64(i*10), Event{Frame: frame(i)}) // seq i+1 at time 10i
+	}
+	for _, tc := range []struct {
+		t    int64
+		want uint64
+	}{{-5, 1}, {0, 1}, {1, 2}, {10, 2}, {455, 47}, {990, 100}, {991, 101}, {5000, 101}} {
+		if got := l.SeqAfter(tc.t); got != tc.want {
+			t.Fatalf("SeqAfter(%d) = %d, want %d", tc.t, got, tc.want)
+		}
+	}
+	// Events in one segment per append, the newest segment half full.
+	l2 := New(Config{MaxBytes: 1 << 20, SegmentBytes: 4 << 10})
+	l2.Append(100, Event{Frame: []byte("a")})
+	if got := l2.SeqAfter(50); got != 1 {
+		t.Fatalf("all recent: %d", got)
+	}
+	if got := l2.SeqAfter(150); got != 2 {
+		t.Fatalf("none recent: %d", got)
+	}
+	if ts, ok := l.Time(47); !ok || ts != 460 {
+		t.Fatalf("Time(47) = %d %v", ts, ok)
+	}
+}
+
+// Readers run while appenders add and trim: each reader sees every event
+// it reads whole, in order, and either keeps up or sees its cursor fall
+// behind Tail. Run with -race.
+func TestConcurrentAppendAndRead(t *testing.T) {
+	l := New(Config{MaxBytes: 64 << 10, SegmentBytes: 4 << 10})
+	const writers, per = 4, 5000
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < per; i++ {
+				// A batch of two: they must stay adjacent.
+				l.Append(int64(i), Event{Frame: []byte(fmt.Sprintf("[%d:%d]", w, i))}, Event{Frame: []byte(fmt.Sprintf("(%d:%d)", w, i))})
+			}
+		}()
+	}
+	done := make(chan struct{})
+	var rg sync.WaitGroup
+	for r := 0; r < 3; r++ {
+		rg.Add(1)
+		go func() {
+			defer rg.Done()
+			seq := l.Head()
+			last := map[string]int{}
+			var buf []byte
+			resync := false // the tail may split a batch: skip to a pair
+			for {
+				runs, next, _ := l.Read(seq, 512, nil, nil)
+				if next == seq {
+					if seq < l.Tail() {
+						seq = l.Tail() // fell off: start again from the tail
+						buf = buf[:0]
+						clear(last)
+						resync = true
+						continue
+					}
+					select {
+					case <-done:
+						return
+					default:
+						continue
+					}
+				}
+				for _, b := range runs {
+					buf = append(buf, b...)
+				}
+				seq = next
+				if resync {
+					i := bytes.IndexByte(buf, '[')
+					if i < 0 {
+						buf = buf[:0]
+						continue
+					}
+					buf, resync = buf[i:], false
+				}
+				// Parse complete "[w:i](w:i)" pairs: per writer, i increases.
+				for len(buf) > 0 && bytes.IndexByte(buf, ')') >= 0 {
+					var w, i, w2, i2 int
+					if _, err := fmt.Sscanf(string(buf), "[%d:%d](%d:%d)", &w, &i, &w2, &i2); err != nil {
+						t.Errorf("garbled stream %.40q: %v", buf, err)
+						return
+					}
+					if w != w2 || i != i2 {
+						t.Errorf("batch split: [%d:%d](%d:%d)", w, i, w2, i2)
+						return
+					}
+					key := fmt.Sprint(w)
+					if p, ok := last[key]; ok && i <= p {
+						t.Errorf("writer %d: %d after %d", w, i, p)
+						return
+					}
+					last[key] = i
+					buf = buf[len(fmt.Sprintf("[%d:%d](%d:%d)", w, i, w, i)):]
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(done)
+	rg.Wait()
+	if got := l.Head() - 1; got != writers*per*2 {
+		t.Fatalf("head %d, want %d", got, writers*per*2)
+	}
+}
+
+func BenchmarkAppend(b *testing.B) {
+	l := New(Config{})
+	f := make([]byte, 130)
+	b.SetBytes(int64(len(f)))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		l.Append(int64(i), Event{Frame: f, Type: 1})
+	}
+}
+
+func BenchmarkRead(b *testing.B) {
+	l := New(Config{})
+	f := make([]byte, 130)
+	for i := 0; i < 10000; i++ {
+		l.Append(int64(i), Event{Frame: f, Type: 1})
+	}
+	runs := make([][]byte, 0, 8)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		runs, _, _ = l.Read(l.Tail()+uint64(i%1000), 16<<10, nil, runs[:0])
+	}
+}
