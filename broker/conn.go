@@ -69,10 +69,10 @@ type conn struct {
 
 	// wmu orders the close frame after every frame written before it:
 	// nothing is written once closing is set under it.
-	wmu     sync.Mutex
-	closing    atomic.Bool // a close frame was sent or the socket is going
-	flushClose atomic.Bool // close once pending output is flushed
-	reason  atomic.Pointer[reason] // why we closed it, if we did
+	wmu        sync.Mutex
+	closing    atomic.Bool            // a close frame was sent or the socket is going
+	flushClose atomic.Bool            // close once pending output is flushed
+	reason     atomic.Pointer[reason] // why we closed it, if we did
 
 	// read side, poller only.
 	rbuf       []byte

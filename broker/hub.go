@@ -40,8 +40,8 @@ type hub struct {
 	// drainSeq, once set, is the cursor at which each connection gets its
 	// 1001 (see beginDrain).
 	drainSeq atomic.Uint64
-	stats  *stats
-	wg     sync.WaitGroup
+	stats    *stats
+	wg       sync.WaitGroup
 
 	// memMu serialises the output-memory guard.
 	memMu sync.Mutex
