@@ -41,12 +41,16 @@ const (
 	// close frame before the TCP connection is dropped.
 	DefaultCloseTimeout = 2 * time.Second
 	// DefaultMessageRate is the per-connection inbound message rate (per
-	// second) and DefaultMessageBurst its bucket size.
-	DefaultMessageRate  = 100
-	DefaultMessageBurst = 200
+	// second) and DefaultMessageBurst its bucket size. A sender over it is
+	// paced (its socket is read more slowly), never answered with errors:
+	// the original server had no limit, so the default sits above what a
+	// closed-loop client reaches on loopback and only bounds the share of
+	// CPU one connection can take.
+	DefaultMessageRate  = 10000
+	DefaultMessageBurst = 1000
 	// DefaultBroadcastRate limits echo broadcasts per connection per second
 	// (one client could otherwise amplify traffic to every socket) and
-	// DefaultBroadcastBurst is its bucket size.
+	// DefaultBroadcastBurst is its bucket size. Paced like the message rate.
 	DefaultBroadcastRate  = 5
 	DefaultBroadcastBurst = 10
 	// DefaultBackendTimeout is how long a client's MetaRequest waits for a
@@ -81,9 +85,6 @@ const (
 	// log plus what connections hold in nbio's buffers, 512 MiB): over it,
 	// the connections holding the most are closed first.
 	DefaultMaxOutputMemory = 512 << 20
-	// DefaultRateStrikes is how many consecutive rate-limited messages are
-	// answered with an error event before the connection is closed (1008).
-	DefaultRateStrikes = 20
 )
 
 // Targeting modes (Config.Targeting).
@@ -160,8 +161,6 @@ type Config struct {
 	// zero means the defaults, a negative rate disables the limit.
 	BroadcastRate  float64
 	BroadcastBurst int
-	// RateStrikes: zero means DefaultRateStrikes.
-	RateStrikes int
 
 	// BackendTimeout bounds the wait for a backend's MetaRequest reply;
 	// zero means DefaultBackendTimeout.
@@ -254,9 +253,6 @@ func (c Config) withDefaults() Config {
 	if c.BroadcastBurst == 0 {
 		c.BroadcastBurst = DefaultBroadcastBurst
 	}
-	if c.RateStrikes == 0 {
-		c.RateStrikes = DefaultRateStrikes
-	}
 	if c.BackendTimeout == 0 {
 		c.BackendTimeout = DefaultBackendTimeout
 	}
@@ -344,9 +340,6 @@ func (c Config) Validate() error {
 	}
 	if c.BroadcastRate > 0 && c.BroadcastBurst < 1 {
 		bad("broker: broadcast burst %d: must be at least 1", c.BroadcastBurst)
-	}
-	if c.RateStrikes < 1 {
-		bad("broker: rate strikes %d: must be at least 1", c.RateStrikes)
 	}
 	if c.WriteWindow < 4<<10 || c.WriteWindow > 64<<20 {
 		bad("broker: write window %d: must be 4 KiB..64 MiB", c.WriteWindow)

@@ -22,9 +22,9 @@ import (
 // and CloseAndClean once the socket is gone. There is no goroutine per
 // connection.
 //
-// Concurrency: the read side (rbuf, msg, fragmented, limiters, strikes) is
-// touched only by Parse, which nbio never runs concurrently for one
-// connection. Writes may come from the poller (replies), shard workers
+// Concurrency: the read side (rbuf, msg, fragmented, limiters, held) is
+// touched only under rmu: by Parse, on the poller, and by resume, on a
+// timer, when paced input is released (see hold). Writes may come from the poller (replies), shard workers
 // (fan-out) and the sweeper (pings); nbio.Conn serialises them, and every
 // write is one or more whole frames so they never interleave mid-frame.
 type conn struct {
@@ -74,14 +74,16 @@ type conn struct {
 	flushClose atomic.Bool            // close once pending output is flushed
 	reason     atomic.Pointer[reason] // why we closed it, if we did
 
-	// read side, poller only.
+	// read side, under rmu.
+	rmu        sync.Mutex
+	held       bool                 // input paced: see hold
+	holdUntil  func() time.Duration // while held: how much longer
 	rbuf       []byte
 	msg        []byte
 	fragmented bool
 	desync     bool // after a fatal frame error: discard input until closed
 	msgLimit   *rate.Limiter
 	bcastLimit *rate.Limiter
-	strikes    int
 }
 
 // reason is why the broker closed a connection: the close status sent and
@@ -126,6 +128,8 @@ func (c *conn) Parse(data []byte) (err error) {
 	// race detector).
 	_ = c.ready.Load()
 	c.lastRead.Store(c.srv.now())
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
 	if c.desync {
 		// After a fatal input error we sent a close frame; frame
 		// boundaries cannot be trusted any more, so whatever comes next
@@ -135,21 +139,41 @@ func (c *conn) Parse(data []byte) (err error) {
 		c.closeAfterFlush()
 		return nil
 	}
-	defer func() {
-		if p := recover(); p != nil {
-			c.srv.log.Error().Uint64("conn", c.id).Interface("panic", p).
-				Bytes("stack", debug.Stack()).Msg("panic while handling a message; closing that connection")
-			c.srv.stats.panics.Add(1)
-			c.desync = true
-			c.closeWith(reasonPanic, "")
-			err = nil
+	defer c.recoverPanic()
+	if c.held {
+		// Input is paced (see hold): nbio read this before the pause took
+		// effect. Keep it, within a hard cap.
+		if len(c.rbuf)+len(data) > c.srv.maxHeld() {
+			c.fail(reasonRate, "")
+			return nil
 		}
-	}()
+		c.rbuf = append(c.rbuf, data...)
+		return nil
+	}
+	c.consume(data)
+	return nil
+}
+
+// recoverPanic closes only this connection when handling its input
+// panics.
+func (c *conn) recoverPanic() {
+	if p := recover(); p != nil {
+		c.srv.log.Error().Uint64("conn", c.id).Interface("panic", p).
+			Bytes("stack", debug.Stack()).Msg("panic while handling a message; closing that connection")
+		c.srv.stats.panics.Add(1)
+		c.desync = true
+		c.closeWith(reasonPanic, "")
+	}
+}
+
+// consume handles the frames in rbuf followed by data, until input runs
+// out or is held; the rest stays in rbuf. Called with rmu held.
+func (c *conn) consume(data []byte) {
 	if len(c.rbuf) > 0 {
 		c.rbuf = append(c.rbuf, data...)
 		data = c.rbuf
 	}
-	for len(data) > 0 && !c.desync {
+	for len(data) > 0 && !c.desync && !c.held {
 		n := c.frame(data)
 		if n == 0 {
 			break
@@ -158,7 +182,7 @@ func (c *conn) Parse(data []byte) (err error) {
 	}
 	if c.desync {
 		c.rbuf = nil
-		return nil
+		return
 	}
 	if len(data) == 0 {
 		// Drop a big buffer left by a big message: idle connections
@@ -168,16 +192,15 @@ func (c *conn) Parse(data []byte) (err error) {
 		} else {
 			c.rbuf = c.rbuf[:0]
 		}
-		return nil
+		return
 	}
-	// Keep the partial frame. copy handles the overlap when data is
-	// already a suffix of rbuf.
+	// Keep the partial frame (or, when held, everything not handled yet).
+	// copy handles the overlap when data is already a suffix of rbuf.
 	if len(c.rbuf) > 0 {
 		c.rbuf = c.rbuf[:copy(c.rbuf, data)]
 	} else {
 		c.rbuf = append(c.rbuf[:0], data...)
 	}
-	return nil
 }
 
 // frame handles the first frame in data and returns the bytes it used, or

@@ -1,15 +1,13 @@
 package broker
 
 import (
-	"golang.org/x/time/rate"
+	"time"
 
 	"github.com/webinate/broker/codec"
 )
 
 // Reasons sent in error events.
 const (
-	errRateLimited      = "rate limit exceeded: message dropped"
-	errBroadcastLimited = "echo broadcast rate exceeded: message dropped"
 	errNoBackend        = "no backend available"
 	errBackendTimeout   = "backend did not answer in time"
 	errBackendGone      = "backend disconnected before answering"
@@ -36,9 +34,10 @@ func (s *Server) dispatch(c *conn, msg []byte) {
 	if testHookDispatch != nil {
 		testHookDispatch(msg)
 	}
-	if !c.allow(&c.msgLimit, s.cfg.MessageRate, s.cfg.MessageBurst) {
-		s.limited(c, msg, errRateLimited)
-		return
+	// Over the message rate, the message is still handled, and the
+	// sender's further input waits until it is back within the rate.
+	if d := pace(&c.msgLimit, s.cfg.MessageRate, s.cfg.MessageBurst); d > 0 {
+		c.hold(d, noLonger)
 	}
 	var m codec.Message
 	if c.backend {
@@ -53,12 +52,11 @@ func (s *Server) dispatch(c *conn, msg []byte) {
 			c.writeText(msg)
 			return
 		}
-		if !c.allow(&c.bcastLimit, s.cfg.BroadcastRate, s.cfg.BroadcastBurst) {
-			s.limited(c, msg, errBroadcastLimited)
-			return
+		if d := pace(&c.bcastLimit, s.cfg.BroadcastRate, s.cfg.BroadcastBurst); d > 0 {
+			c.hold(d, noLonger)
 		}
-		c.strikes = 0
 		s.hub.broadcast(item{frame: appendFrame(nil, opText, msg), etype: codec.Echo})
+		s.paceBackpressure(c)
 	case codec.KindServerEvent:
 		// Only backends get this kind. A MetaRequest carrying a clientId
 		// is the answer to a client's request; anything else is published.
@@ -76,6 +74,7 @@ func (s *Server) dispatch(c *conn, msg []byte) {
 		}
 		frame := appendFrame(nil, opText, msg)
 		s.hub.broadcast(s.itemFor(msg, frame))
+		s.paceBackpressure(c)
 	case codec.KindMeta:
 		if codec.HasField(msg, clientIDField) || codec.HasField(msg, authUserField) {
 			// A client must not pick the id (the reply would go to
@@ -89,34 +88,22 @@ func (s *Server) dispatch(c *conn, msg []byte) {
 	}
 }
 
-// allow takes a token from *l, creating the bucket on first use so that a
-// connection that never sends costs no limiter memory.
-func (c *conn) allow(l **rate.Limiter, r float64, burst int) bool {
-	if r < 0 {
-		return true
-	}
-	if *l == nil {
-		*l = rate.NewLimiter(rate.Limit(r), burst)
-	}
-	if (*l).Allow() {
-		if l == &c.msgLimit {
-			c.strikes = 0
-		}
-		return true
-	}
-	return false
-}
-
-// limited answers a rate-limited message with an error event and closes
-// the connection (1008) once it keeps going past RateStrikes in a row.
-func (s *Server) limited(c *conn, msg []byte, reason string) {
-	c.strikes++
-	if c.strikes >= s.cfg.RateStrikes {
-		c.closeWith(reasonRate, "")
+// paceBackpressure holds a connection that just published while the
+// broker is saturated: TCP then paces the publisher, as a 503 paces the
+// publish API. Each hold lasts at most PublishWait, so a backend's other
+// traffic (MetaRequest replies) is delayed, never stopped.
+func (s *Server) paceBackpressure(c *conn) {
+	if !s.hub.saturated() {
 		return
 	}
-	t, _ := codec.PeekEventType(msg)
-	s.replyError(c, t, reason)
+	s.stats.publishWaits.Add(1)
+	deadline := time.Now().Add(s.cfg.PublishWait)
+	c.hold(2*time.Millisecond, func() time.Duration {
+		if s.hub.saturated() && !s.draining.Load() && time.Now().Before(deadline) {
+			return 2 * time.Millisecond
+		}
+		return 0
+	})
 }
 
 // replyError sends {"eventType":t,"error":reason} to c only.

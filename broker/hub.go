@@ -83,7 +83,7 @@ type shard struct {
 
 // testHookWrite, when set by a test, runs before each pass that has
 // events to write; it lets tests make a pass slow on purpose.
-var testHookWrite func()
+var testHookWrite atomic.Pointer[func()]
 
 // item is one validated event for the log.
 type item struct {
@@ -306,10 +306,10 @@ func (s *shard) pass() {
 	if h.fo.publishLag > 0 {
 		behindSeq = lg.SeqAfter(now - int64(h.fo.publishLag))
 	}
-	if testHookWrite != nil && len(s.list) > 0 {
+	if hook := testHookWrite.Load(); hook != nil {
 		for _, c := range s.list {
 			if c.next < head {
-				testHookWrite()
+				(*hook)()
 				break
 			}
 		}

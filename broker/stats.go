@@ -22,6 +22,7 @@ type stats struct {
 	panics          atomic.Int64
 	slowConsumers   atomic.Int64 // connections dropped for MaxPendingBytes
 	memoryCloses    atomic.Int64 // connections closed by the output-memory guard
+	paced           atomic.Int64 // times a sender's input was held (rate or backpressure)
 	publishWaits    atomic.Int64 // publish requests held by backpressure
 	publishRefused  atomic.Int64 // ... and refused with 503 after PublishWait
 	metaForwarded   atomic.Int64 // MetaRequests sent to a backend
@@ -58,6 +59,7 @@ type Stats struct {
 	Panics          int64            `json:"panics"`
 	SlowConsumers   int64            `json:"slowConsumers"`
 	MemoryCloses    int64            `json:"memoryCloses"`
+	Paced           int64            `json:"paced"`
 	OutputBytes     int64            `json:"outputBytes"`
 	HistoryBytes    int64            `json:"historyBytes"`
 	HistoryEvents   uint64           `json:"historyEvents"`
@@ -91,6 +93,7 @@ func (s *Server) Stats() Stats {
 		Panics:          st.panics.Load(),
 		SlowConsumers:   st.slowConsumers.Load(),
 		MemoryCloses:    st.memoryCloses.Load(),
+		Paced:           st.paced.Load(),
 		OutputBytes:     s.events.Bytes() + s.hub.buffered(),
 		HistoryBytes:    s.events.Bytes(),
 		HistoryEvents:   s.events.Head() - s.events.Tail(),

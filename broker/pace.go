@@ -1,0 +1,83 @@
+package broker
+
+import (
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// readPauser is what the patched nbio offers to stop reading one socket
+// (third_party/nbio): the sender is then paced by TCP itself, its bytes
+// waiting in its own socket buffers instead of the broker's memory.
+type readPauser interface {
+	PauseRead() error
+	ResumeRead() error
+}
+
+// hold paces c's input: nothing more is handled for d, then until() says
+// how much longer (zero: resume). The rest of what was read stays in rbuf
+// and reading the socket pauses, so a fast sender is slowed down rather
+// than answered with errors. Called with rmu held, from dispatch.
+func (c *conn) hold(d time.Duration, until func() time.Duration) {
+	if c.held {
+		return
+	}
+	c.held = true
+	c.holdUntil = until
+	c.srv.stats.paced.Add(1)
+	if p, ok := any(c.nbc).(readPauser); ok {
+		_ = p.PauseRead()
+	}
+	time.AfterFunc(d, c.resume)
+}
+
+// resume releases held input when its time has come, handling what was
+// read meanwhile, and reads the socket again unless that input is held in
+// turn.
+func (c *conn) resume() {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.gone.Load() || c.desync || !c.held {
+		return
+	}
+	if d := c.holdUntil(); d > 0 {
+		time.AfterFunc(d, c.resume)
+		return
+	}
+	c.held = false
+	c.holdUntil = nil
+	func() {
+		defer c.recoverPanic()
+		c.consume(nil)
+	}()
+	if !c.held {
+		if p, ok := any(c.nbc).(readPauser); ok {
+			_ = p.ResumeRead()
+		}
+	}
+}
+
+// maxHeld caps input kept while a connection is held. Pausing the socket
+// keeps it near one read's worth; without it (or for a sender that
+// outruns the pause) the cap is what stops a flood: 1008.
+func (s *Server) maxHeld() int { return s.cfg.MaxMessageSize + 4*s.cfg.ReadBufferSize }
+
+// pace takes a token from *l for one message, creating the bucket on first
+// use so that a connection that never sends costs no limiter memory. It
+// returns how long the sender must wait before its next message: zero
+// while within the rate, otherwise the debt this message ran up.
+func pace(l **rate.Limiter, r float64, burst int) time.Duration {
+	if r < 0 {
+		return 0
+	}
+	if *l == nil {
+		*l = rate.NewLimiter(rate.Limit(r), burst)
+	}
+	res := (*l).Reserve()
+	if !res.OK() {
+		return time.Second
+	}
+	return res.Delay()
+}
+
+func noLonger() time.Duration { return 0 }
