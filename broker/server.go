@@ -32,7 +32,7 @@ type Server struct {
 	auth    *auth.Verifier
 
 	regMu    sync.RWMutex // see acceptLoop
-	slowWarn logEvery
+	warn     warnLoggers  // sampled repetitive warnings (logsample.go)
 	nextID   atomic.Uint64
 	draining atomic.Bool
 
@@ -71,6 +71,7 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		done:    make(chan struct{}),
 	}
 	s.meta.s = s
+	s.warn = newWarnLoggers(s.log, warnBurst, warnPeriod)
 	// A write call never carries more than a quarter of the pending bound,
 	// so a healthy connection with an empty queue can always take it.
 	chunk := cfg.MaxPendingBytes / 4
@@ -299,14 +300,12 @@ func (s *Server) removeConn(c *conn, err error) {
 
 // slowConsumer counts and logs a connection dropped for exceeding
 // MaxPendingBytes. Slow consumers come in herds (a stalled network
-// segment), so the warning is rate limited and says how many it stands for.
+// segment), so the warning is sampled (logsample.go) and says how many it
+// stands for.
 func (s *Server) slowConsumer(c *conn, pending int64) {
 	s.stats.slowConsumers.Add(1)
-	if n, ok := s.slowWarn.allow(); ok {
-		s.log.Warn().Uint64("conn", c.id).Str("remote", c.remote).Int64("pendingBytes", pending).
-			Int("maxPending", s.cfg.MaxPendingBytes).Int64("similarSuppressed", n).
-			Msg("slow consumer: closing with 1008")
-	}
+	s.warn.slow.Warn().Uint64("conn", c.id).Str("remote", c.remote).Int64("pendingBytes", pending).
+		Int("maxPending", s.cfg.MaxPendingBytes).Msg("slow consumer: closing with 1008")
 }
 
 // sweep pings connections and closes idle ones. One goroutine walks the
@@ -387,24 +386,4 @@ func (s *Server) acceptLoop() {
 		s.engine.AddConnNonTLSNonBlocking(&nbhttp.Conn{Conn: c}, nil, func() {})
 		s.regMu.Unlock()
 	}
-}
-
-// logEvery lets one log line through per interval and counts the rest.
-type logEvery struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int64
-}
-
-// allow reports whether to log now and how many were suppressed since.
-func (l *logEvery) allow() (int64, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now := time.Now(); now.Sub(l.last) >= time.Second {
-		n := l.suppressed
-		l.last, l.suppressed = now, 0
-		return n, true
-	}
-	l.suppressed++
-	return 0, false
 }
