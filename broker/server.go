@@ -96,7 +96,7 @@ func (s *Server) Start() error {
 	s.started = true
 	setNbioLogger(s.log)
 
-	ln, err := net.Listen("tcp", s.cfg.ListenAddr)
+	ln, err := s.listen(s.cfg.ListenAddr)
 	if err != nil {
 		return fmt.Errorf("broker: listen %s: %w", s.cfg.ListenAddr, err)
 	}
@@ -157,7 +157,7 @@ func (s *Server) Start() error {
 	}()
 
 	if s.cfg.AdminAddr != "-" {
-		aln, err := net.Listen("tcp", s.cfg.AdminAddr)
+		aln, err := s.listen(s.cfg.AdminAddr)
 		if err != nil {
 			s.draining.Store(true) // acceptLoop exits on the close below
 			_ = s.ln.Close()
@@ -236,6 +236,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopped = true
 	s.mu.Unlock()
 
+	if s.cfg.ReusePort {
+		s.handOver(ctx) // reuseport.go
+	}
 	s.draining.Store(true)
 	s.log.Info().Int64("connections", s.hub.count.Load()).Msg("shutting down: draining")
 	// Stop taking new sockets at once; upgrades already in flight see
