@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/webinate/broker/codec"
@@ -18,17 +17,22 @@ import (
 // counters. It runs on net/http: its traffic is a few backends, not tens of
 // thousands of sockets.
 func (s *Server) adminHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/api/events", s.servePublish)
-	mux.HandleFunc("/healthz", s.serveHealth)
-	mux.HandleFunc("/stats", s.serveStats)
+	// Key-protected routes: everything not registered on the outer mux
+	// below, including routes added later (see adminauth.go).
+	keyed := http.NewServeMux()
+	keyed.HandleFunc("/stats", s.serveStats)
+	keyed.Handle("/metrics", s.metricsHandler())
 	if s.cfg.Pprof {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		keyed.Handle("/debug/pprof/", loopbackOnly(http.HandlerFunc(pprof.Index)))
+		keyed.Handle("/debug/pprof/cmdline", loopbackOnly(http.HandlerFunc(pprof.Cmdline)))
+		keyed.Handle("/debug/pprof/profile", loopbackOnly(http.HandlerFunc(pprof.Profile)))
+		keyed.Handle("/debug/pprof/symbol", loopbackOnly(http.HandlerFunc(pprof.Symbol)))
+		keyed.Handle("/debug/pprof/trace", loopbackOnly(http.HandlerFunc(pprof.Trace)))
 	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", s.serveHealth)     // open
+	mux.HandleFunc("/api/events", s.servePublish) // checks the key itself
+	mux.Handle("/", s.requireKey(keyed))
 	return mux
 }
 
@@ -40,15 +44,7 @@ func (s *Server) servePublish(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusMethodNotAllowed, "use POST")
 		return
 	}
-	if len(s.apiKey) == 0 {
-		httpError(w, http.StatusForbidden, "publishing is disabled: no socketApiKey is configured")
-		return
-	}
-	auth := r.Header.Get("Authorization")
-	tok, ok := strings.CutPrefix(auth, "Bearer ")
-	if !ok || !s.keyOK(strings.TrimSpace(tok)) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="broker"`)
-		httpError(w, http.StatusUnauthorized, "missing or invalid bearer key")
+	if !s.authorized(w, r, "publishing is disabled: no socketApiKey is configured") {
 		return
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {

@@ -200,8 +200,12 @@ type Config struct {
 	// (the default) adds no delay: batching then comes only from load.
 	Linger time.Duration
 	// Pprof serves net/http/pprof under /debug/pprof/ on the admin
-	// listener (which is loopback-only by default).
+	// listener, to loopback clients presenting the API key only.
 	Pprof bool
+	// ReusePort sets SO_REUSEPORT on the public and admin listeners, so a
+	// new broker process can bind the same addresses before the old one
+	// stops (zero-downtime restart, see reuseport.go). Unix only.
+	ReusePort bool
 	// Auth configures JWT identity at the handshake; the zero value
 	// disables it (every client is anonymous).
 	Auth auth.Config

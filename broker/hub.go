@@ -317,6 +317,7 @@ func (s *shard) pass() {
 
 	var total, behind, buffered int64
 	minNext := head
+	oldest := head // oldest event this pass writes
 	writes, delivered := 0, 0
 	slow := s.slow[:0]
 	for _, c := range s.list {
@@ -348,6 +349,7 @@ func (s *shard) pass() {
 			}
 		}
 		if c.next < head {
+			oldest = min(oldest, c.next)
 			w, d := s.feed(c, head)
 			writes += w
 			delivered += d
@@ -366,6 +368,11 @@ func (s *shard) pass() {
 	s.buffered.Store(buffered)
 	h.stats.writes.Add(int64(writes))
 	h.stats.deliveries.Add(int64(delivered))
+	if delivered > 0 {
+		if t, ok := lg.Time(oldest); ok {
+			h.stats.fanoutLatency.Observe(float64(time.Now().UnixNano()-t) / 1e9)
+		}
+	}
 	for i, c := range slow {
 		if c.closeWith(reasonSlow, "") {
 			c.srv.slowConsumer(c, s.why[i])

@@ -34,7 +34,7 @@ type Server struct {
 	auth    *auth.Verifier
 
 	regMu    sync.RWMutex // see acceptLoop
-	slowWarn logEvery
+	warn     warnLoggers  // sampled repetitive warnings (logsample.go)
 	nextID   atomic.Uint64
 	draining atomic.Bool
 
@@ -73,6 +73,8 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		done:    make(chan struct{}),
 	}
 	s.meta.s = s
+	s.warn = newWarnLoggers(s.log, warnBurst, warnPeriod)
+	s.stats.fanoutLatency = newFanoutLatency()
 	s.events = eventlog.New(eventlog.Config{MaxBytes: cfg.HistorySize, MaxAge: cfg.HistoryAge})
 	s.hub = newHub(cfg.Shards, s.events, fanout{
 		window:     int64(cfg.WriteWindow),
@@ -98,7 +100,7 @@ func (s *Server) Start() error {
 	s.started = true
 	setNbioLogger(s.log)
 
-	ln, err := net.Listen("tcp", s.cfg.ListenAddr)
+	ln, err := s.listen(s.cfg.ListenAddr)
 	if err != nil {
 		return fmt.Errorf("broker: listen %s: %w", s.cfg.ListenAddr, err)
 	}
@@ -159,7 +161,7 @@ func (s *Server) Start() error {
 	}()
 
 	if s.cfg.AdminAddr != "-" {
-		aln, err := net.Listen("tcp", s.cfg.AdminAddr)
+		aln, err := s.listen(s.cfg.AdminAddr)
 		if err != nil {
 			s.draining.Store(true) // acceptLoop exits on the close below
 			_ = s.ln.Close()
@@ -251,6 +253,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopped = true
 	s.mu.Unlock()
 
+	if s.cfg.ReusePort {
+		s.handOver(ctx) // reuseport.go
+	}
 	s.draining.Store(true)
 	s.log.Info().Int64("connections", s.hub.count.Load()).Msg("shutting down: draining")
 	// Stop taking new sockets at once; upgrades already in flight see
@@ -318,15 +323,12 @@ func (s *Server) removeConn(c *conn, err error) {
 // slowConsumer counts and logs a connection dropped for falling behind:
 // more than MaxLag, off the end of the event log, or (for replies written
 // directly) past MaxPendingBytes. Slow consumers come in herds (a stalled
-// network segment), so the warning is rate limited and says how many it
-// stands for.
+// network segment), so the warning is sampled (logsample.go) and says how
+// many it stands for.
 func (s *Server) slowConsumer(c *conn, why string) {
 	s.stats.slowConsumers.Add(1)
-	if n, ok := s.slowWarn.allow(); ok {
-		s.log.Warn().Uint64("conn", c.id).Str("remote", c.remote).Str("why", why).
-			Dur("maxLag", s.cfg.MaxLag).Int64("pendingBytes", c.pending()).Int64("similarSuppressed", n).
-			Msg("slow consumer: closing with 1008")
-	}
+	s.warn.slow.Warn().Uint64("conn", c.id).Str("remote", c.remote).Str("why", why).
+		Dur("maxLag", s.cfg.MaxLag).Int64("pendingBytes", c.pending()).Msg("slow consumer: closing with 1008")
 }
 
 // sweep pings connections and closes idle ones. One goroutine walks the
@@ -411,24 +413,4 @@ func (s *Server) acceptLoop() {
 		s.engine.AddConnNonTLSNonBlocking(&nbhttp.Conn{Conn: c}, nil, func() {})
 		s.regMu.Unlock()
 	}
-}
-
-// logEvery lets one log line through per interval and counts the rest.
-type logEvery struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int64
-}
-
-// allow reports whether to log now and how many were suppressed since.
-func (l *logEvery) allow() (int64, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now := time.Now(); now.Sub(l.last) >= time.Second {
-		n := l.suppressed
-		l.last, l.suppressed = now, 0
-		return n, true
-	}
-	l.suppressed++
-	return 0, false
 }

@@ -3,7 +3,17 @@ package broker
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
+
+func newFanoutLatency() prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "broker_fanout_latency_seconds",
+		Help:    "Publish accepted to written to the last socket of a shard, per fan-out pass.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 14), // 100 µs .. ~15 s
+	})
+}
 
 // stats are the broker's counters. They are read by the admin /stats
 // endpoint and tests; counting replaces per-message logging on hot paths.
@@ -28,6 +38,11 @@ type stats struct {
 	metaForwarded   atomic.Int64 // MetaRequests sent to a backend
 	metaTimeouts    atomic.Int64 // MetaRequests a backend did not answer in time
 	metaLate        atomic.Int64 // replies that arrived after their timeout
+
+	// fanoutLatency observes, per worker pass that wrote events, the time
+	// from the oldest event it wrote being accepted to the pass's last
+	// write: publish accepted -> written to the last socket of a shard.
+	fanoutLatency prometheus.Histogram
 
 	mu     sync.Mutex
 	closed map[string]int64 // by close reason label

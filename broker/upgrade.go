@@ -74,14 +74,14 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	if vals, ok := r.Header[http.CanonicalHeaderKey(backendKeyHeader)]; ok {
 		if len(vals) != 1 || !s.keyOK(vals[0]) {
 			s.stats.refusedKey.Add(1)
-			s.log.Warn().Str("remote", r.RemoteAddr).Str("origin", origin).Msg("connection refused: wrong users-api-key")
+			s.warn.key.Warn().Str("remote", r.RemoteAddr).Str("origin", origin).Msg("connection refused: wrong users-api-key")
 			httpError(w, http.StatusUnauthorized, "invalid users-api-key")
 			return
 		}
 		backend = true
 	} else if !s.origins.Allow(origin) {
 		s.stats.refusedOrigin.Add(1)
-		s.log.Warn().Str("remote", r.RemoteAddr).Str("origin", origin).Msg("connection refused: origin not approved")
+		s.warn.origin.Warn().Str("remote", r.RemoteAddr).Str("origin", origin).Msg("connection refused: origin not approved")
 		httpError(w, http.StatusForbidden, "origin not approved")
 		return
 	}
@@ -91,7 +91,7 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		u, err := s.auth.Identify(r)
 		if err != nil {
 			s.stats.refusedToken.Add(1)
-			s.log.Warn().Str("remote", r.RemoteAddr).Str("origin", origin).Err(err).Msg("connection refused: token")
+			s.warn.token.Warn().Str("remote", r.RemoteAddr).Str("origin", origin).Err(err).Msg("connection refused: token")
 			w.Header().Set("WWW-Authenticate", `Bearer realm="broker"`)
 			httpError(w, http.StatusUnauthorized, err.Error())
 			return
@@ -106,7 +106,7 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.cfg.MaxConns > 0 && s.hub.count.Load() >= int64(s.cfg.MaxConns) {
 		s.stats.refusedFull.Add(1)
-		s.log.Warn().Str("remote", r.RemoteAddr).Int("maxConns", s.cfg.MaxConns).Msg("connection refused: at max-conns")
+		s.warn.full.Warn().Str("remote", r.RemoteAddr).Int("maxConns", s.cfg.MaxConns).Msg("connection refused: at max-conns")
 		w.Header().Set("Retry-After", "5")
 		httpError(w, http.StatusServiceUnavailable, "server is at its connection limit")
 		return

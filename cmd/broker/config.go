@@ -56,6 +56,8 @@ type brokerSection struct {
 	MaxOutputMemory  *int64      `json:"maxOutputMemory"`
 	PublishWait      *duration   `json:"publishWait"`
 	Pprof            *bool       `json:"pprof"`
+	ReusePort        *bool       `json:"reusePort"`
+	APIKeyFile       *string     `json:"apiKeyFile"` // socketApiKey from a file (secrets.go)
 	Targeting        *string     `json:"targeting"`
 	JWT              *jwtSection `json:"jwt"`
 }
@@ -63,7 +65,8 @@ type brokerSection struct {
 // jwtSection configures optional JWT identity for clients.
 type jwtSection struct {
 	HS256Secret   *string   `json:"hs256Secret"`
-	PublicKeyFile *string   `json:"publicKeyFile"` // PEM: RSA (RS256) or P-256 (ES256)
+	HS256File     *string   `json:"hs256SecretFile"` // the secret from a file (secrets.go)
+	PublicKeyFile *string   `json:"publicKeyFile"`   // PEM: RSA (RS256) or P-256 (ES256)
 	UsernameClaim *string   `json:"usernameClaim"`
 	Cookie        *string   `json:"cookie"`
 	Required      *bool     `json:"required"`
@@ -92,6 +95,8 @@ type options struct {
 	broker          broker.Config
 	shutdownTimeout time.Duration
 	jwtKeyFile      string // read into broker.Auth.PublicKeyPEM
+	apiKeyFile      string // broker.apiKeyFile, read by resolveSecrets
+	jwtSecretFile   string // broker.jwt.hs256SecretFile, likewise
 }
 
 // knownTop are the sections the broker reads. Other top-level keys are
@@ -147,6 +152,14 @@ func parseConfig(data []byte, o *options) (warnings []string, err error) {
 		o.broker.APIKey = *ws.SocketAPIKey
 	}
 	if b := fc.Broker; b != nil {
+		if b.APIKeyFile != nil && ws.SocketAPIKey != nil {
+			return warnings, errors.New("config: websocket.socketApiKey and broker.apiKeyFile are both set: use one")
+		}
+		if j := b.JWT; j != nil && j.HS256Secret != nil && j.HS256File != nil {
+			return warnings, errors.New("config: broker.jwt.hs256Secret and hs256SecretFile are both set: use one")
+		}
+		set(&o.apiKeyFile, b.APIKeyFile)
+		set(&o.broker.ReusePort, b.ReusePort)
 		set(&o.broker.ListenAddr, b.Listen)
 		set(&o.broker.AdminAddr, b.AdminAddr)
 		set(&o.broker.Shards, b.Shards)
@@ -180,6 +193,7 @@ func parseConfig(data []byte, o *options) (warnings []string, err error) {
 		if j := b.JWT; j != nil {
 			a := &o.broker.Auth
 			set(&a.HS256Secret, j.HS256Secret)
+			set(&o.jwtSecretFile, j.HS256File)
 			set(&o.jwtKeyFile, j.PublicKeyFile)
 			set(&a.UsernameClaim, j.UsernameClaim)
 			set(&a.Cookie, j.Cookie)

@@ -25,10 +25,12 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stderr io.Writer) int {
+// run is the whole command: stdout takes -version (and nothing else),
+// stderr the log.
+func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
@@ -57,7 +59,11 @@ func run(args []string, stderr io.Writer) int {
 		bcastBurst = fs.Int("broadcast-burst", 0, "echo broadcast burst per connection (default 10)")
 		backendTO  = fs.Duration("backend-timeout", 0, "how long a MetaRequest waits for a backend reply (default 5s)")
 		targeting  = fs.String("targeting", "", `"all" (every event to everyone, the default) or "user" (events with a username only to that user and backends)`)
-		jwtSecret  = fs.String("jwt-secret", "", "HS256 secret: identify clients by JWT (token query parameter, Bearer header or cookie)")
+		jwtSecret  = fs.String("jwt-secret", "", "HS256 secret: identify clients by JWT (token query parameter, Bearer header or cookie). Visible in the process list: prefer $"+envJWTSecret+" or -jwt-secret-file")
+		jwtSecFile = fs.String("jwt-secret-file", "", "file holding the HS256 JWT secret (overrides $"+envJWTSecret+" and the config file)")
+		apiKeyFile = fs.String("api-key-file", "", "file holding socketApiKey (overrides $"+envAPIKey+" and the config file)")
+		reusePort  = fs.Bool("reuse-port", false, "SO_REUSEPORT on both listeners: a new broker can bind the same ports before this one stops (zero-downtime restart)")
+		version    = fs.Bool("version", false, "print the version and exit")
 		jwtKey     = fs.String("jwt-public-key", "", "PEM public key file for RS256 (RSA) or ES256 (P-256) JWTs")
 		jwtClaim   = fs.String("jwt-claim", "", `JWT claim holding the username (default "sub")`)
 		jwtCookie  = fs.String("jwt-cookie", "", `cookie that may carry the JWT (default "token")`)
@@ -70,7 +76,7 @@ func run(args []string, stderr io.Writer) int {
 		maxOutMem  = fs.Int64("max-output-memory", 0, "cap on buffered output (event log + socket buffers); over it the connections holding the most are closed (default 536870912; negative: off)")
 		pubWait    = fs.Duration("publish-wait", 0, "longest a publish request waits for a saturated broker before 503 (default 5s)")
 		linger     = fs.Duration("linger", 0, "delay before each fan-out pass so more events share one write (default 0: batching only under load)")
-		pprofOn    = fs.Bool("pprof", false, "serve /debug/pprof/ on the admin listener")
+		pprofOn    = fs.Bool("pprof", false, "serve /debug/pprof/ on the admin listener, to loopback clients with the API key only")
 		jwtReq     = fs.Bool("jwt-required", false, "refuse clients without a token (401); otherwise they are anonymous")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -82,6 +88,10 @@ func run(args []string, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "broker: unexpected arguments %q\n", fs.Args())
 		return 2
+	}
+	if *version {
+		fmt.Fprint(stdout, versionString())
+		return 0
 	}
 
 	log, err := newLogger(*logLevel, *logFormat, stderr)
@@ -111,6 +121,7 @@ func run(args []string, stderr io.Writer) int {
 
 	// Flags the operator set override the file, field by field.
 	cfg := &opts.broker
+	var secrets secretFlags
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "port":
@@ -156,7 +167,13 @@ func run(args []string, stderr io.Writer) int {
 		case "targeting":
 			cfg.Targeting = *targeting
 		case "jwt-secret":
-			cfg.Auth.HS256Secret = *jwtSecret
+			secrets.jwtSecret = jwtSecret
+		case "jwt-secret-file":
+			secrets.jwtSecretFile = *jwtSecFile
+		case "api-key-file":
+			secrets.apiKeyFile = *apiKeyFile
+		case "reuse-port":
+			cfg.ReusePort = *reusePort
 		case "jwt-public-key":
 			opts.jwtKeyFile = *jwtKey
 		case "jwt-claim":
@@ -187,6 +204,24 @@ func run(args []string, stderr io.Writer) int {
 			cfg.Auth.Required = *jwtReq
 		}
 	})
+	from, err := resolveSecrets(&opts, secrets, os.Getenv)
+	if err != nil {
+		log.Error().Err(err).Msg("cannot read secret")
+		return 1
+	}
+	if secrets.jwtSecret != nil {
+		log.Warn().Msg("-jwt-secret is visible to every local user in the process list (ps, /proc/PID/cmdline): use $" + envJWTSecret + " or -jwt-secret-file")
+	}
+	if from.apiKey != "" || from.jwtSecret != "" {
+		ev := log.Info()
+		if from.apiKey != "" {
+			ev.Str("apiKeyFrom", from.apiKey)
+		}
+		if from.jwtSecret != "" {
+			ev.Str("jwtSecretFrom", from.jwtSecret)
+		}
+		ev.Msg("secrets loaded")
+	}
 	if opts.jwtKeyFile != "" {
 		pem, err := os.ReadFile(opts.jwtKeyFile)
 		if err != nil {
@@ -244,9 +279,21 @@ func newLogger(level, format string, w io.Writer) (zerolog.Logger, error) {
 	switch format {
 	case "json":
 	case "console":
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+		// Colours only on a terminal: in a file or the journal the escape
+		// codes are noise. NO_COLOR turns them off everywhere.
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: !isTerminal(w)}
 	default:
 		return zerolog.Logger{}, fmt.Errorf("bad -log-format %q: want json or console", format)
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

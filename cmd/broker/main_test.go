@@ -114,7 +114,7 @@ func TestCheckFlag(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
-			if code := run(tc.args, &out); code != tc.code {
+			if code := run(tc.args, &out, &out); code != tc.code {
 				t.Fatalf("exit %d, want %d; output:\n%s", code, tc.code, out.String())
 			}
 			if !strings.Contains(out.String(), tc.want) {
