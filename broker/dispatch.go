@@ -8,11 +8,11 @@ import (
 
 // Reasons sent in error events.
 const (
-	errNoBackend        = "no backend available"
-	errBackendTimeout   = "backend did not answer in time"
-	errBackendGone      = "backend disconnected before answering"
-	errReservedField    = "clientId and authUser are set by the broker and may not be sent"
-	errShuttingDown     = "server is shutting down: event not published"
+	errNoBackend      = "no backend available"
+	errBackendTimeout = "backend did not answer in time"
+	errBackendGone    = "backend disconnected before answering"
+	errReservedField  = "clientId and authUser are set by the broker and may not be sent"
+	errShuttingDown   = "server is shutting down: event not published"
 )
 
 // Members the broker adds to a MetaRequest it forwards to a backend. A
