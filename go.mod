@@ -25,3 +25,5 @@ require (
 	golang.org/x/arch v0.0.0-20210923205945-b76863e36670 // indirect
 	golang.org/x/crypto v0.0.0-20210513122933-cd7d49e622d5 // indirect
 )
+
+replace github.com/lesismal/nbio => ./third_party/nbio
