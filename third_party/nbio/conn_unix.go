@@ -108,6 +108,11 @@ type Conn struct {
 	// file descriptor.
 	fd int
 
+	// broker patch: generation of this fd's registration in its poller;
+	// events tagged with another generation are stale (see connGen in
+	// poller_epoll.go).
+	gen uint32
+
 	connUDP *udpConn
 
 	// used for read deadline.
@@ -681,7 +686,7 @@ func (c *Conn) SetLinger(onoff int32, linger int32) error {
 func (c *Conn) modWrite() {
 	if !c.closed && !c.isWAdded {
 		c.isWAdded = true
-		_ = c.p.modWrite(c.fd)
+		_ = c.p.modWrite(c) // broker patch: pass c, for its generation tag
 	}
 }
 
@@ -692,7 +697,7 @@ func (c *Conn) resetRead() {
 	if !c.closed && c.isWAdded {
 		c.isWAdded = false
 		p := c.p
-		_ = p.resetRead(c.fd)
+		_ = p.resetRead(c) // broker patch: pass c, for its generation tag
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -43,6 +44,19 @@ const (
 	TCP_KEEPINTVL = syscall.TCP_KEEPINTVL
 	TCP_KEEPIDLE  = syscall.TCP_KEEPIDLE
 )
+
+// broker patch: connGen numbers every epoll registration of a connection.
+// Each Conn takes the next value when it is added to a poller and puts it in
+// the spare half of epoll_data (EpollEvent.Pad, next to Fd) of every
+// EPOLL_CTL_ADD/MOD for its fd. A descriptor is reused as soon as it is
+// closed, and it can be closed on any goroutine (a failed Write closes the
+// socket on the writer's goroutine) while a poller still holds an event for
+// it in the batch that epoll_wait returned. readWriteLoop drops events whose
+// tag is not the generation of the Conn now stored at that fd, so a stale
+// EPOLLHUP for the old socket cannot close the new one. One counter for the
+// whole process (not per fd or per poller) means a tag can only collide after
+// 2^32 registrations, far longer than any event batch lives.
+var connGen uint32
 
 type poller struct {
 	g *Engine // parent engine
@@ -81,13 +95,14 @@ func (p *poller) addConn(c *Conn) error {
 		return err
 	}
 	c.p = p
+	c.gen = atomic.AddUint32(&connGen, 1) // broker patch: see connGen
 	if c.typ != ConnTypeUDPServer {
 		p.g.onOpen(c)
 	} else {
 		p.g.onUDPListen(c)
 	}
 	p.g.connsUnix[fd] = c
-	err := p.addRead(fd)
+	err := p.addRead(c)
 	if err != nil {
 		p.g.connsUnix[fd] = nil
 		_ = c.closeWithError(err)
@@ -109,9 +124,10 @@ func (p *poller) addDialer(c *Conn) error {
 		return err
 	}
 	c.p = p
+	c.gen = atomic.AddUint32(&connGen, 1) // broker patch: see connGen
 	p.g.connsUnix[fd] = c
 	c.isWAdded = true
-	err := p.addReadWrite(fd)
+	err := p.addReadWrite(c)
 	if err != nil {
 		p.g.connsUnix[fd] = nil
 		_ = c.closeWithError(err)
@@ -255,7 +271,9 @@ func (p *poller) readWriteLoop() {
 
 			default: // for socket connections
 				c := p.getConn(fd)
-				if c != nil {
+				// broker patch: an event from an earlier registration of
+				// this fd belongs to a closed socket; see connGen.
+				if c != nil && uint32(ev.Pad) == c.gen {
 					if ev.Events&epollEventsWrite != 0 {
 						if c.onConnected == nil {
 							_ = c.flush()
@@ -328,18 +346,22 @@ func (p *poller) stop() {
 	}
 }
 
+// broker patch: the add/mod helpers take the Conn instead of its fd so that
+// every registration carries c.gen (see connGen).
+//
 //go:norace
-func (p *poller) addRead(fd int) error {
-	return p.setRead(syscall.EPOLL_CTL_ADD, fd)
+func (p *poller) addRead(c *Conn) error {
+	return p.setRead(syscall.EPOLL_CTL_ADD, c)
 }
 
 //go:norace
-func (p *poller) resetRead(fd int) error {
-	return p.setRead(syscall.EPOLL_CTL_MOD, fd)
+func (p *poller) resetRead(c *Conn) error {
+	return p.setRead(syscall.EPOLL_CTL_MOD, c)
 }
 
 //go:norace
-func (p *poller) setRead(op int, fd int) error {
+func (p *poller) setRead(op int, c *Conn) error {
+	fd := c.fd
 	switch p.g.EpollMod {
 	case EPOLLET:
 		events := syscall.EPOLLERR |
@@ -353,6 +375,7 @@ func (p *poller) setRead(op int, fd int) error {
 			if op == syscall.EPOLL_CTL_ADD {
 				return syscall.EpollCtl(p.epfd, op, fd, &syscall.EpollEvent{
 					Fd:     int32(fd),
+					Pad:    int32(c.gen), // broker patch
 					Events: events | syscall.EPOLLOUT,
 				})
 			}
@@ -360,6 +383,7 @@ func (p *poller) setRead(op int, fd int) error {
 		}
 		return syscall.EpollCtl(p.epfd, op, fd, &syscall.EpollEvent{
 			Fd:     int32(fd),
+			Pad:    int32(c.gen), // broker patch
 			Events: events,
 		})
 	default:
@@ -368,7 +392,8 @@ func (p *poller) setRead(op int, fd int) error {
 			op,
 			fd,
 			&syscall.EpollEvent{
-				Fd: int32(fd),
+				Fd:  int32(fd),
+				Pad: int32(c.gen), // broker patch
 				Events: syscall.EPOLLERR |
 					syscall.EPOLLHUP |
 					syscall.EPOLLRDHUP |
@@ -380,17 +405,18 @@ func (p *poller) setRead(op int, fd int) error {
 }
 
 //go:norace
-func (p *poller) modWrite(fd int) error {
-	return p.setReadWrite(syscall.EPOLL_CTL_MOD, fd)
+func (p *poller) modWrite(c *Conn) error {
+	return p.setReadWrite(syscall.EPOLL_CTL_MOD, c)
 }
 
 //go:norace
-func (p *poller) addReadWrite(fd int) error {
-	return p.setReadWrite(syscall.EPOLL_CTL_ADD, fd)
+func (p *poller) addReadWrite(c *Conn) error {
+	return p.setReadWrite(syscall.EPOLL_CTL_ADD, c)
 }
 
 //go:norace
-func (p *poller) setReadWrite(op int, fd int) error {
+func (p *poller) setReadWrite(op int, c *Conn) error {
+	fd := c.fd
 	switch p.g.EpollMod {
 	case EPOLLET:
 		events := syscall.EPOLLERR |
@@ -405,6 +431,7 @@ func (p *poller) setReadWrite(op int, fd int) error {
 			if op == syscall.EPOLL_CTL_ADD {
 				return syscall.EpollCtl(p.epfd, op, fd, &syscall.EpollEvent{
 					Fd:     int32(fd),
+					Pad:    int32(c.gen), // broker patch
 					Events: events,
 				})
 			}
@@ -412,13 +439,15 @@ func (p *poller) setReadWrite(op int, fd int) error {
 		}
 		return syscall.EpollCtl(p.epfd, op, fd, &syscall.EpollEvent{
 			Fd:     int32(fd),
+			Pad:    int32(c.gen), // broker patch
 			Events: events,
 		})
 	default:
 		return syscall.EpollCtl(
 			p.epfd, op, fd,
 			&syscall.EpollEvent{
-				Fd: int32(fd),
+				Fd:  int32(fd),
+				Pad: int32(c.gen), // broker patch
 				Events: syscall.EPOLLERR |
 					syscall.EPOLLHUP |
 					syscall.EPOLLRDHUP |
@@ -504,12 +533,11 @@ func newPoller(g *Engine, isListener bool, index int) (*poller, error) {
 func (c *Conn) ResetPollerEvent() {
 	p := c.p
 	g := p.g
-	fd := c.fd
 	if g.isOneshot && !c.closed {
 		if len(c.writeList) == 0 {
-			_ = p.resetRead(fd)
+			_ = p.resetRead(c)
 		} else {
-			_ = p.modWrite(fd)
+			_ = p.modWrite(c)
 		}
 	}
 }
