@@ -464,6 +464,20 @@ func (c *Conn) SetKeepAlivePeriod(d time.Duration) error {
 	return nil
 }
 
+// PauseRead is not implemented for the std poller.
+//
+// broker patch: see poller_epoll.go.
+//
+//go:norace
+func (c *Conn) PauseRead() error { return ErrUnsupported }
+
+// ResumeRead is not implemented for the std poller.
+//
+// broker patch: see poller_epoll.go.
+//
+//go:norace
+func (c *Conn) ResumeRead() error { return ErrUnsupported }
+
 // SetLinger wraps net.Conn.SetLinger.
 //
 //go:norace

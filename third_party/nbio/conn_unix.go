@@ -130,6 +130,8 @@ type Conn struct {
 
 	// whether the writing event has been set in the poller.
 	isWAdded bool
+	// broker patch: reading is paused (PauseRead); guarded by mux.
+	readPaused bool
 	// the first closing error.
 	closeErr error
 
@@ -279,6 +281,12 @@ func (c *Conn) ReadAndGetConn(pdata *[]byte) (*Conn, int, error) {
 	if c.closed {
 		c.mux.Unlock()
 		return c, 0, net.ErrClosed
+	}
+	if c.readPaused {
+		// broker patch: the poller may hold a read event taken before
+		// PauseRead; nothing is read until ResumeRead.
+		c.mux.Unlock()
+		return c, 0, syscall.EAGAIN
 	}
 
 	dstConn, n, err := c.doRead(*pdata)

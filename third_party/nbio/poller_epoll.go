@@ -376,7 +376,7 @@ func (p *poller) setRead(op int, c *Conn) error {
 				return syscall.EpollCtl(p.epfd, op, fd, &syscall.EpollEvent{
 					Fd:     int32(fd),
 					Pad:    int32(c.gen), // broker patch
-					Events: events | syscall.EPOLLOUT,
+					Events: c.readMask(events | syscall.EPOLLOUT),
 				})
 			}
 			return nil
@@ -384,7 +384,7 @@ func (p *poller) setRead(op int, c *Conn) error {
 		return syscall.EpollCtl(p.epfd, op, fd, &syscall.EpollEvent{
 			Fd:     int32(fd),
 			Pad:    int32(c.gen), // broker patch
-			Events: events,
+			Events: c.readMask(events),
 		})
 	default:
 		return syscall.EpollCtl(
@@ -394,11 +394,11 @@ func (p *poller) setRead(op int, c *Conn) error {
 			&syscall.EpollEvent{
 				Fd:  int32(fd),
 				Pad: int32(c.gen), // broker patch
-				Events: syscall.EPOLLERR |
+				Events: c.readMask(syscall.EPOLLERR |
 					syscall.EPOLLHUP |
 					syscall.EPOLLRDHUP |
 					syscall.EPOLLPRI |
-					syscall.EPOLLIN,
+					syscall.EPOLLIN),
 			},
 		)
 	}
@@ -432,7 +432,7 @@ func (p *poller) setReadWrite(op int, c *Conn) error {
 				return syscall.EpollCtl(p.epfd, op, fd, &syscall.EpollEvent{
 					Fd:     int32(fd),
 					Pad:    int32(c.gen), // broker patch
-					Events: events,
+					Events: c.readMask(events),
 				})
 			}
 			return nil
@@ -440,7 +440,7 @@ func (p *poller) setReadWrite(op int, c *Conn) error {
 		return syscall.EpollCtl(p.epfd, op, fd, &syscall.EpollEvent{
 			Fd:     int32(fd),
 			Pad:    int32(c.gen), // broker patch
-			Events: events,
+			Events: c.readMask(events),
 		})
 	default:
 		return syscall.EpollCtl(
@@ -448,12 +448,12 @@ func (p *poller) setReadWrite(op int, c *Conn) error {
 			&syscall.EpollEvent{
 				Fd:  int32(fd),
 				Pad: int32(c.gen), // broker patch
-				Events: syscall.EPOLLERR |
+				Events: c.readMask(syscall.EPOLLERR |
 					syscall.EPOLLHUP |
 					syscall.EPOLLRDHUP |
 					syscall.EPOLLPRI |
 					syscall.EPOLLIN |
-					syscall.EPOLLOUT,
+					syscall.EPOLLOUT),
 			},
 		)
 	}
@@ -540,4 +540,88 @@ func (c *Conn) ResetPollerEvent() {
 			_ = p.modWrite(c)
 		}
 	}
+}
+
+// PauseRead stops reading c until ResumeRead: its fd stays registered
+// without EPOLLIN, so the kernel buffers what the peer sends and, once the
+// receive buffer is full, TCP flow control stops the peer. Use it for
+// backpressure on a peer that sends faster than it can be served.
+//
+// While paused, pending writes are still flushed (EPOLLOUT stays while
+// there are any), and EPOLLHUP/EPOLLERR are still reported, so a peer that
+// resets is noticed and the Conn is closed as usual. EPOLLRDHUP is not
+// asked for: a peer that only half-closes is noticed on resume, after the
+// bytes it sent before its FIN have been read. A read already under way
+// when PauseRead is called may still deliver its bytes to OnData; no read
+// starts after PauseRead returns.
+//
+// PauseRead and ResumeRead may be called from any goroutine, including
+// OnData; they are no-ops on a closed Conn. They are supported for TCP and
+// Unix stream connections in EPOLLLT and EPOLLET mode, not with
+// EPOLLONESHOT (ErrUnsupported).
+//
+// broker patch: not in upstream nbio.
+//
+//go:norace
+func (c *Conn) PauseRead() error {
+	return c.setReadPaused(true)
+}
+
+// ResumeRead undoes PauseRead: the fd is registered for EPOLLIN again and
+// bytes that arrived meanwhile reach OnData in order.
+//
+// broker patch: not in upstream nbio.
+//
+//go:norace
+func (c *Conn) ResumeRead() error {
+	return c.setReadPaused(false)
+}
+
+// broker patch: PauseRead/ResumeRead.
+//
+//go:norace
+func (c *Conn) setReadPaused(paused bool) error {
+	c.mux.Lock()
+	defer c.mux.Unlock()
+	if c.closed {
+		return nil
+	}
+	if (c.typ != ConnTypeTCP && c.typ != ConnTypeUnix) || (c.p != nil && c.p.g.isOneshot) {
+		return ErrUnsupported
+	}
+	if c.readPaused == paused {
+		return nil
+	}
+	c.readPaused = paused
+	if c.p == nil {
+		return nil // not registered yet: addConn honours readPaused
+	}
+	// Rebuild the whole interest set: setRead/setReadWrite skip the MOD in
+	// EPOLLET mode without EPOLLONESHOT, where they have nothing to change.
+	events := uint32(syscall.EPOLLERR | syscall.EPOLLHUP | syscall.EPOLLRDHUP | epollEventsRead)
+	if c.isWAdded || c.p.g.EpollMod == EPOLLET {
+		// EPOLLET registers EPOLLOUT for good (see setRead).
+		events |= syscall.EPOLLOUT
+	}
+	if c.p.g.EpollMod == EPOLLET {
+		events |= EPOLLET
+	}
+	return syscall.EpollCtl(c.p.epfd, syscall.EPOLL_CTL_MOD, c.fd, &syscall.EpollEvent{
+		Fd:     int32(c.fd),
+		Pad:    int32(c.gen),
+		Events: c.readMask(events),
+	})
+}
+
+// readMask removes the read interest from events while c is paused.
+// EPOLLERR and EPOLLHUP stay: epoll reports them whether asked or not.
+//
+// broker patch: PauseRead/ResumeRead.
+//
+//go:norace
+func (c *Conn) readMask(events uint32) uint32 {
+	if c.readPaused {
+		return events &^ (epollEventsRead | syscall.EPOLLRDHUP)
+	}
+	return events
 }

@@ -157,6 +157,20 @@ func (p *poller) modWrite(c *Conn) error {
 	return p.trigger()
 }
 
+// PauseRead is not implemented for kqueue yet.
+//
+// broker patch: see poller_epoll.go.
+//
+//go:norace
+func (c *Conn) PauseRead() error { return ErrUnsupported }
+
+// ResumeRead is not implemented for kqueue yet.
+//
+// broker patch: see poller_epoll.go.
+//
+//go:norace
+func (c *Conn) ResumeRead() error { return ErrUnsupported }
+
 //go:norace
 func (p *poller) addReadWrite(fd int) {
 	p.mux.Lock()
