@@ -585,6 +585,10 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 //
 //go:norace
 func (c *Conn) SetNoDelay(nodelay bool) error {
+	if !c.lockOpen() { // broker patch: see lockOpen
+		return net.ErrClosed
+	}
+	defer c.mux.Unlock()
 	if nodelay {
 		return syscall.SetsockoptInt(
 			c.fd,
@@ -606,6 +610,10 @@ func (c *Conn) SetNoDelay(nodelay bool) error {
 //
 //go:norace
 func (c *Conn) SetReadBuffer(bytes int) error {
+	if !c.lockOpen() { // broker patch: see lockOpen
+		return net.ErrClosed
+	}
+	defer c.mux.Unlock()
 	return syscall.SetsockoptInt(
 		c.fd,
 		syscall.SOL_SOCKET,
@@ -619,6 +627,10 @@ func (c *Conn) SetReadBuffer(bytes int) error {
 //
 //go:norace
 func (c *Conn) SetWriteBuffer(bytes int) error {
+	if !c.lockOpen() { // broker patch: see lockOpen
+		return net.ErrClosed
+	}
+	defer c.mux.Unlock()
 	return syscall.SetsockoptInt(
 		c.fd,
 		syscall.SOL_SOCKET,
@@ -632,6 +644,10 @@ func (c *Conn) SetWriteBuffer(bytes int) error {
 //
 //go:norace
 func (c *Conn) SetKeepAlive(keepalive bool) error {
+	if !c.lockOpen() { // broker patch: see lockOpen
+		return net.ErrClosed
+	}
+	defer c.mux.Unlock()
 	if keepalive {
 		return syscall.SetsockoptInt(
 			c.fd,
@@ -653,6 +669,10 @@ func (c *Conn) SetKeepAlive(keepalive bool) error {
 //go:norace
 func (c *Conn) SetKeepAlivePeriod(d time.Duration) error {
 	if runtime.GOOS == "linux" {
+		if !c.lockOpen() { // broker patch: see lockOpen
+			return net.ErrClosed
+		}
+		defer c.mux.Unlock()
 		d += (time.Second - time.Nanosecond)
 		secs := int(d.Seconds())
 		if err := syscall.SetsockoptInt(
@@ -677,6 +697,10 @@ func (c *Conn) SetKeepAlivePeriod(d time.Duration) error {
 //
 //go:norace
 func (c *Conn) SetLinger(onoff int32, linger int32) error {
+	if !c.lockOpen() { // broker patch: see lockOpen
+		return net.ErrClosed
+	}
+	defer c.mux.Unlock()
 	return syscall.SetsockoptLinger(
 		c.fd,
 		syscall.SOL_SOCKET,
@@ -686,6 +710,27 @@ func (c *Conn) SetLinger(onoff int32, linger int32) error {
 			Linger: linger, // 0
 		},
 	)
+}
+
+// lockOpen locks c.mux and reports true if c is still open; if it is
+// closed, it unlocks and reports false.
+//
+// broker patch: the Set* socket options used c.fd without any check. A
+// descriptor is reused as soon as it is closed, so on a Conn closed by
+// another goroutine (a failed Write, the poller seeing EPOLLHUP) they could
+// change the options of whichever socket now has that fd. Every path that
+// closes the fd sets c.closed under c.mux first, so holding c.mux with
+// c.closed false means the fd is still this Conn's. Closed, they return
+// net.ErrClosed.
+//
+//go:norace
+func (c *Conn) lockOpen() bool {
+	c.mux.Lock()
+	if c.closed {
+		c.mux.Unlock()
+		return false
+	}
+	return true
 }
 
 // sets writing event.
