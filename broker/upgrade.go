@@ -156,6 +156,12 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	// From here on nbio hands this socket's bytes to c.Parse.
 	nbc.SetSession(c)
 	hc.Parser = nil
+	// The socket may have been closed meanwhile (the client vanished), and
+	// its fd reused by a new connection at once. Both calls check, under
+	// nbio's lock, that the socket is still open (SetWriteBuffer does since
+	// patch 3 in third_party/nbio); checking c.gone here would not do, as
+	// CloseAndClean runs on nbio's executor after the fd is closed. If the
+	// socket is gone, c.send below fails and c is not added.
 	_ = nbc.SetReadDeadline(time.Time{})
 
 	resp := make([]byte, 0, 160)
