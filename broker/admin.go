@@ -22,6 +22,7 @@ func (s *Server) adminHandler() http.Handler {
 	mux.HandleFunc("/api/events", s.servePublish)
 	mux.HandleFunc("/healthz", s.serveHealth)
 	mux.HandleFunc("/stats", s.serveStats)
+	s.registerStatus(mux) // GET / (page) and GET /status/events: status.go
 	if s.cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
