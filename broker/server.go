@@ -384,7 +384,7 @@ func (s *Server) acceptLoop() {
 		}
 		backoff = 0
 		s.regMu.Lock()
-		s.engine.AddConnNonTLSNonBlocking(&nbhttp.Conn{Conn: c}, nil, func() {})
+		s.addConn(c) // addconn_unix.go: close-on-exec
 		s.regMu.Unlock()
 	}
 }
