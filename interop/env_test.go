@@ -56,7 +56,11 @@ func startBroker(t *testing.T, mut func(*broker.Config)) *testBroker {
 	if mut != nil {
 		mut(&cfg)
 	}
-	s, err := broker.New(cfg, zerolog.Nop())
+	log := zerolog.Nop()
+	if testing.Verbose() {
+		log = zerolog.New(zerolog.ConsoleWriter{Out: testWriter{t}, NoColor: true}).Level(zerolog.WarnLevel)
+	}
+	s, err := broker.New(cfg, log)
 	if err != nil {
 		t.Fatalf("broker.New: %v", err)
 	}
