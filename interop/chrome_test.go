@@ -27,7 +27,10 @@ func newBrowser(t *testing.T, limit time.Duration) context.Context {
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
 		chromedp.NoSandbox, // CI runs as root, where Chromium's sandbox refuses to start
-		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.DisableGPU,
+		// Nothing but loopback is reachable here: no update checks, no QUIC.
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-quic", true),
 		chromedp.WindowSize(1280, 860),
 	)
 	ctx, cancelTimeout := context.WithTimeout(context.Background(), limit)
