@@ -79,6 +79,7 @@ log "installs took $((SECONDS - start))s"
 
 go version
 go vet ./...
+# shellcheck disable=SC2046 # split on purpose: the file names have no spaces
 unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
