@@ -32,6 +32,9 @@ func (s *Server) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", s.serveHealth)     // open
 	mux.HandleFunc("/api/events", s.servePublish) // checks the key itself
+	// GET / (the page, no data: open) and GET /status/events (checks the
+	// key itself, from the query: EventSource cannot send headers).
+	s.registerStatus(mux)
 	mux.Handle("/", s.requireKey(keyed))
 	return mux
 }

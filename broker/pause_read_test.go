@@ -7,15 +7,6 @@ import (
 	"time"
 )
 
-// readPauser is the backpressure hook of the patched nbio in
-// third_party/nbio (PATCHES.md, patch 2). It is asserted at run time, not
-// called directly, so that the package still builds against upstream nbio
-// (that is how TestStaleEpollEventChurn is checked against it).
-type readPauser interface {
-	PauseRead() error
-	ResumeRead() error
-}
-
 // TestPauseReadHoldsClientMessages pauses reading one live connection:
 // messages its client sends meanwhile are not handled, and after
 // ResumeRead they are, in order, while events still reach the client.

@@ -410,7 +410,7 @@ func (s *Server) acceptLoop() {
 		// they can never reach a socket that later reuses the number.
 		s.tuneSocket(c)
 		s.regMu.Lock()
-		s.engine.AddConnNonTLSNonBlocking(&nbhttp.Conn{Conn: c}, nil, func() {})
+		s.addConn(c) // addconn_unix.go: close-on-exec
 		s.regMu.Unlock()
 	}
 }
