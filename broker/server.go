@@ -33,10 +33,11 @@ type Server struct {
 	meta    metaRouter
 	auth    *auth.Verifier
 
-	regMu    sync.RWMutex // see acceptLoop
-	warn     warnLoggers  // sampled repetitive warnings (logsample.go)
-	nextID   atomic.Uint64
-	draining atomic.Bool
+	regMu     sync.RWMutex // see acceptLoop
+	warn      warnLoggers  // sampled repetitive warnings (logsample.go)
+	nextID    atomic.Uint64
+	draining  atomic.Bool
+	upgrading atomic.Int64 // upgrade handlers running
 
 	mu      sync.Mutex // guards the fields below and start/stop ordering
 	started bool
@@ -278,6 +279,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if err != nil {
 		s.hub.each(func(c *conn) { c.closeWith(reasonShutdown, "") })
+	}
+	// Upgrades that raced the drain answer 503 (see serveUpgrade); let
+	// them finish writing it.
+	for s.upgrading.Load() > 0 && ctx.Err() == nil {
+		time.Sleep(time.Millisecond)
 	}
 	close(s.done)
 	s.hub.stop()

@@ -26,15 +26,22 @@ func TestStatusPage(t *testing.T) {
 	if !strings.Contains(string(body), "/status/events") {
 		t.Fatal("page does not read /status/events")
 	}
-	// "/" is the page only, not a catch-all.
+	// "/" is the page only, not a catch-all: other paths are the keyed
+	// admin API's (401 without the key, 404 with it).
 	for _, path := range []string{"/nope", "/status/"} {
-		resp, err := http.Get(ts.adminURL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusNotFound {
-			t.Errorf("GET %s: %d, want 404", path, resp.StatusCode)
+		for key, want := range map[string]int{"": http.StatusUnauthorized, testKey: http.StatusNotFound} {
+			req, _ := http.NewRequest(http.MethodGet, ts.adminURL+path, nil)
+			if key != "" {
+				req.Header.Set("Authorization", "Bearer "+key)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Errorf("GET %s (key %q): %d, want %d", path, key, resp.StatusCode, want)
+			}
 		}
 	}
 }

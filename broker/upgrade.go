@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/lesismal/nbio"
@@ -26,6 +27,10 @@ const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 // serveUpgrade answers every HTTP request on the public port: any path may
 // upgrade. It runs on nbio's handler pool, not on a poller.
 func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
+	// Shutdown waits for handlers in flight, so that one racing it can
+	// still write its 503 before the reactor stops.
+	s.upgrading.Add(1)
+	defer s.upgrading.Add(-1)
 	if upgradedAlready(w) {
 		// A second upgrade request pipelined on a socket that an earlier
 		// one already upgraded: nbio parsed both before the first handler
@@ -171,6 +176,9 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	// The 101 goes out while c joins the table, under its shard's lock, so
 	// no broadcast frame can precede it and every event published after
 	// the client saw 101 reaches it.
+	if hook := testHookUpgrade.Load(); hook != nil {
+		(*hook)()
+	}
 	refusal := ""
 	added, full := s.hub.addWith(c, int64(s.cfg.MaxConns), func() bool {
 		// Re-checked under the shard lock: Shutdown sets draining before
@@ -207,6 +215,11 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 			Str("user", username).Msg("connection open")
 	}
 }
+
+// testHookUpgrade, when set by a test, runs after the early checks of an
+// upgrade and before the connection joins the table: it lets tests line
+// upgrades up against Shutdown or the connection cap.
+var testHookUpgrade atomic.Pointer[func()]
 
 // upgradedAlready reports whether the socket behind w was already upgraded
 // by an earlier request on it.
