@@ -52,6 +52,10 @@ type conn struct {
 	acked   atomic.Int64  // log bytes the client has confirmed reading
 	ackSeq  atomic.Uint64 // cursor as of the ping that acked confirms
 	starved atomic.Bool   // the worker is waiting for credit
+	// seqMode: this connection receives the log's alternate frames, which
+	// carry "seq" and "epoch" (see resume.go).
+	seqMode bool
+	joined  int64 // unix nanos it joined the table: lag counts from then
 	// want selects the log events this connection receives; nil means
 	// every untargeted event (no filter, not a backend, or anonymous).
 	want eventlog.Want

@@ -32,17 +32,21 @@ const maxControlPayload = 125
 // never masked, which is what lets one encoded frame be written unchanged to
 // every recipient.
 func appendFrame(dst []byte, op byte, payload []byte) []byte {
-	n := len(payload)
+	return append(appendFrameHeader(dst, op, len(payload)), payload...)
+}
+
+// appendFrameHeader appends the header of an unmasked, final server frame
+// carrying n payload bytes.
+func appendFrameHeader(dst []byte, op byte, n int) []byte {
 	switch {
 	case n < 126:
-		dst = append(dst, 0x80|op, byte(n))
+		return append(dst, 0x80|op, byte(n))
 	case n <= 0xFFFF:
-		dst = append(dst, 0x80|op, 126, byte(n>>8), byte(n))
+		return append(dst, 0x80|op, 126, byte(n>>8), byte(n))
 	default:
 		dst = append(dst, 0x80|op, 127)
-		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
+		return binary.BigEndian.AppendUint64(dst, uint64(n))
 	}
-	return append(dst, payload...)
 }
 
 // frameSize is the encoded size of a server frame carrying n payload bytes.

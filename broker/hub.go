@@ -40,6 +40,9 @@ type hub struct {
 	// drainSeq, once set, is the cursor at which each connection gets its
 	// 1001 (see beginDrain).
 	drainSeq atomic.Uint64
+	// seqConns counts connections that want seq frames: while there are
+	// any, the log stores them (eventlog SetAlt).
+	seqConns atomic.Int64
 	stats    *stats
 	wg       sync.WaitGroup
 
@@ -74,11 +77,12 @@ type shard struct {
 	buffered atomic.Int64  // bytes its connections hold in nbio
 
 	// Worker-only scratch, reused across passes.
-	list []*conn
-	runs [][]byte
-	buf  []byte
-	slow []*conn
-	why  []string
+	list    []*conn
+	runs    [][]byte
+	buf     []byte
+	slow    []*conn
+	why     []string
+	scratch []byte // seq frames built for events the log has none for
 }
 
 // testHookWrite, when set by a test, runs before each pass that has
@@ -156,6 +160,9 @@ func (h *hub) addWith(c *conn, limit int64, first func() bool) (added, full bool
 	if c.backend {
 		s.backends++
 	}
+	if c.seqMode && h.seqConns.Add(1) == 1 {
+		h.log.SetAlt(true)
+	}
 	return true, false
 }
 
@@ -175,6 +182,9 @@ func (h *hub) remove(c *conn) bool {
 	c.idx = -1
 	if c.backend {
 		s.backends--
+	}
+	if c.seqMode && h.seqConns.Add(-1) == 0 {
+		h.log.SetAlt(false)
 	}
 	h.count.Add(-1)
 	return true
@@ -338,8 +348,10 @@ func (s *shard) pass() {
 		if acked := c.acked.Load(); acked != c.pinged {
 			lagSeq = c.ackSeq.Load()
 		}
-		if lagSeq < head {
-			if lagSeq < slowSeq {
+		// Lag counts from when the connection joined: a client resuming
+		// from old events is not behind for having been away.
+		if lagSeq < head && c.joined < now-int64(h.fo.publishLag) {
+			if lagSeq < slowSeq && c.joined < now-int64(h.fo.maxLag) {
 				slow = append(slow, c)
 				s.why = append(s.why, "unread events older than max-lag")
 				continue
@@ -427,7 +439,14 @@ func (s *shard) feed(c *conn, head uint64) (writes, delivered int) {
 // credit ping when a quarter window has gone out since the last one.
 func (s *shard) write(c *conn, budget int64) (writes, delivered int, ok bool) {
 	window := s.h.fo.window
-	runs, next, n := s.h.log.Read(c.next, int(budget), c.want, s.runs[:0])
+	var runs [][]byte
+	var next uint64
+	var n int
+	if c.seqMode {
+		runs, s.scratch, next, n = s.h.log.ReadAlt(c.next, int(budget), c.want, s.runs[:0], s.scratch)
+	} else {
+		runs, next, n = s.h.log.Read(c.next, int(budget), c.want, s.runs[:0])
+	}
 	s.runs = runs[:0]
 	if n == 0 {
 		ok = next != c.next // only events it does not want; or not retained

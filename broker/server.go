@@ -76,7 +76,11 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	s.meta.s = s
 	s.warn = newWarnLoggers(s.log, warnBurst, warnPeriod)
 	s.stats.fanoutLatency = newFanoutLatency()
-	s.events = eventlog.New(eventlog.Config{MaxBytes: cfg.HistorySize, MaxAge: cfg.HistoryAge})
+	epoch := newEpoch()
+	s.events = eventlog.New(eventlog.Config{
+		MaxBytes: cfg.HistorySize, MaxAge: cfg.HistoryAge, Epoch: epoch,
+		Alt: seqFrame(epoch), AltExtra: seqFrameExtra(epoch),
+	})
 	s.hub = newHub(cfg.Shards, s.events, fanout{
 		window:     int64(cfg.WriteWindow),
 		maxLag:     cfg.MaxLag,

@@ -33,6 +33,8 @@ type stats struct {
 	slowConsumers   atomic.Int64 // connections dropped for MaxPendingBytes
 	memoryCloses    atomic.Int64 // connections closed by the output-memory guard
 	paced           atomic.Int64 // times a sender's input was held (rate or backpressure)
+	resumes         atomic.Int64 // handshakes that resumed from ?since=
+	resumeGaps      atomic.Int64 // ... that could not, and got the gap event
 	publishWaits    atomic.Int64 // publish requests held by backpressure
 	publishRefused  atomic.Int64 // ... and refused with 503 after PublishWait
 	metaForwarded   atomic.Int64 // MetaRequests sent to a backend
@@ -75,6 +77,8 @@ type Stats struct {
 	SlowConsumers   int64            `json:"slowConsumers"`
 	MemoryCloses    int64            `json:"memoryCloses"`
 	Paced           int64            `json:"paced"`
+	Resumes         int64            `json:"resumes"`
+	ResumeGaps      int64            `json:"resumeGaps"`
 	OutputBytes     int64            `json:"outputBytes"`
 	HistoryBytes    int64            `json:"historyBytes"`
 	HistoryEvents   uint64           `json:"historyEvents"`
@@ -109,6 +113,8 @@ func (s *Server) Stats() Stats {
 		SlowConsumers:   st.slowConsumers.Load(),
 		MemoryCloses:    st.memoryCloses.Load(),
 		Paced:           st.paced.Load(),
+		Resumes:         st.resumes.Load(),
+		ResumeGaps:      st.resumeGaps.Load(),
 		OutputBytes:     s.events.Bytes() + s.hub.buffered(),
 		HistoryBytes:    s.events.Bytes(),
 		HistoryEvents:   s.events.Head() - s.events.Tail(),

@@ -109,6 +109,12 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	resume, err := parseResume(r.URL.Query())
+	if err != nil {
+		s.stats.badHandshake.Add(1)
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	if s.cfg.MaxConns > 0 && s.hub.count.Load() >= int64(s.cfg.MaxConns) {
 		s.stats.refusedFull.Add(1)
 		s.warn.full.Warn().Str("remote", r.RemoteAddr).Int("maxConns", s.cfg.MaxConns).Msg("connection refused: at max-conns")
@@ -152,6 +158,7 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		remote:   r.RemoteAddr,
 		username: username,
 		filter:   filter,
+		seqMode:  resume.seq,
 	}
 	c.want = wantFor(backend, username, filter)
 	now := s.now()
@@ -188,7 +195,13 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 			refusal = "server is shutting down"
 			return false
 		}
-		return c.send(resp)
+		gap := s.resumeAt(c, resume)
+		c.ackSeq.Store(c.next)
+		c.joined = time.Now().UnixNano()
+		if !c.send(resp) {
+			return false
+		}
+		return gap == nil || c.send(gap)
 	})
 	if !added {
 		if full {

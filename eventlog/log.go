@@ -32,6 +32,15 @@ type Config struct {
 	// MaxAge drops segments whose newest event is older than this; zero
 	// keeps events until MaxBytes pushes them out.
 	MaxAge time.Duration
+	// Epoch names the log (see Log.Epoch); zero means a random one.
+	Epoch string
+	// Alt, if set, builds an alternate frame for an event (appended to dst
+	// and returned), stored next to the plain one while SetAlt is on, so
+	// that readers who want it (ReadAlt) share one copy, as with plain
+	// frames. The broker's alternate adds the sequence number. It may add
+	// at most AltExtra bytes to a frame.
+	Alt      func(dst []byte, seq uint64, frame []byte) []byte
+	AltExtra int
 	// SegmentBytes is the frame capacity of one segment; zero means
 	// DefaultSegmentBytes, or MaxBytes/8 if that is smaller. A frame larger
 	// than a segment gets a segment of its own.
@@ -63,6 +72,10 @@ type Log struct {
 	maxAge   int64
 	segBytes int
 	epoch    string
+	altFn    func(dst []byte, seq uint64, frame []byte) []byte
+	altExtra int
+	altOn    atomic.Bool
+	tmp      []byte // appender scratch for alternate frames
 
 	mu    sync.Mutex // appenders and trimming
 	cur   *segment
@@ -78,9 +91,11 @@ type Log struct {
 // published; the appender writes only above n, under Log.mu.
 type segment struct {
 	base  uint64
-	buf   []byte   // frames back to back; len never changes, cap == len
-	ends  []uint32 // end offset in buf of each event
-	times []int64  // append time of each event, unix nanos
+	plain view
+	// alt holds the alternate frames of the events from alt.from on; nil
+	// until the first one (see Config.Alt).
+	alt   atomic.Pointer[view]
+	times []int64 // append time of each event, unix nanos
 	types []uint8
 	// targeted[i] counts targeted events among 0..i, so a reader can tell
 	// in O(1) whether a range holds any.
@@ -89,11 +104,23 @@ type segment struct {
 	// once, atomically, because readers of published slots may look at
 	// it while the appender fills later ones.
 	users atomic.Pointer[[]string]
-	used  int // bytes of buf in use (appender only)
 	count int // events added, published or not (appender only)
 	n     atomic.Int32
 	cost  int
 }
+
+// view is one encoding of a segment's events: frames back to back in buf
+// (whose length never changes), ends[i] the end offset of event i. A view
+// may start at event from (the alternate view: events before it have
+// none); ends is indexed by event all the same.
+type view struct {
+	buf  []byte
+	ends []uint32
+	from int
+	used int // bytes of buf in use (appender only)
+}
+
+func (s *segment) altView() *view { return s.alt.Load() }
 
 // New returns an empty log whose first event will have sequence number 1.
 func New(cfg Config) *Log {
@@ -103,9 +130,13 @@ func New(cfg Config) *Log {
 	if cfg.SegmentBytes <= 0 {
 		cfg.SegmentBytes = min(DefaultSegmentBytes, max(cfg.MaxBytes/8, 4<<10))
 	}
-	var e [8]byte
-	_, _ = rand.Read(e[:])
-	l := &Log{maxBytes: cfg.MaxBytes, maxAge: int64(cfg.MaxAge), segBytes: cfg.SegmentBytes, epoch: hex.EncodeToString(e[:])}
+	if cfg.Epoch == "" {
+		var e [8]byte
+		_, _ = rand.Read(e[:])
+		cfg.Epoch = hex.EncodeToString(e[:])
+	}
+	l := &Log{maxBytes: cfg.MaxBytes, maxAge: int64(cfg.MaxAge), segBytes: cfg.SegmentBytes, epoch: cfg.Epoch,
+		altFn: cfg.Alt, altExtra: cfg.AltExtra}
 	l.head.Store(1)
 	l.tail.Store(1)
 	empty := []*segment{}
@@ -141,6 +172,9 @@ func (l *Log) Append(now int64, evs ...Event) uint64 {
 			s = l.newSegment(seq, len(ev.Frame))
 		}
 		s.add(ev, now)
+		if l.altFn != nil && (l.altOn.Load() || s.alt.Load() != nil) {
+			l.addAlt(s, seq, ev.Frame)
+		}
 		seq++
 	}
 	if l.cur != nil {
@@ -149,6 +183,7 @@ func (l *Log) Append(now int64, evs ...Event) uint64 {
 	// Readers bound every read by Head, so a batch becomes visible at once.
 	l.head.Store(seq)
 	l.trim(now)
+	l.size.Store(int64(l.bytes))
 	return first
 }
 
@@ -164,8 +199,7 @@ func (l *Log) newSegment(seq uint64, frame int) *segment {
 	}
 	s := &segment{
 		base:     seq,
-		buf:      make([]byte, nb),
-		ends:     make([]uint32, slots),
+		plain:    view{buf: make([]byte, nb), ends: make([]uint32, slots)},
 		times:    make([]int64, slots),
 		types:    make([]uint8, slots),
 		targeted: make([]uint32, slots),
@@ -216,14 +250,18 @@ func (l *Log) Trim(now int64) {
 }
 
 func (s *segment) fits(frame int) bool {
-	return s.count < len(s.ends) && s.used+frame <= len(s.buf)
+	if s.count >= len(s.plain.ends) || s.plain.used+frame > len(s.plain.buf) {
+		return false
+	}
+	return true // an alternate view is sized for every slot (see addAlt)
 }
 
 // add writes ev into the next free slot without publishing it.
 func (s *segment) add(ev Event, now int64) {
 	i := s.count
-	s.used += copy(s.buf[s.used:], ev.Frame)
-	s.ends[i] = uint32(s.used)
+	v := &s.plain
+	v.used += copy(v.buf[v.used:], ev.Frame)
+	v.ends[i] = uint32(v.used)
 	s.times[i] = now
 	s.types[i] = ev.Type
 	var prev uint32
@@ -233,7 +271,7 @@ func (s *segment) add(ev Event, now int64) {
 	if ev.User != "" {
 		u := s.users.Load()
 		if u == nil {
-			l := make([]string, len(s.ends))
+			l := make([]string, len(s.plain.ends))
 			u = &l
 			s.users.Store(u)
 		}
@@ -242,6 +280,31 @@ func (s *segment) add(ev Event, now int64) {
 	}
 	s.targeted[i] = prev
 	s.count++
+}
+
+// SetAlt turns the storing of alternate frames on or off (see
+// Config.Alt): on while some reader wants them, so that a log nobody reads
+// that way costs nothing extra.
+func (l *Log) SetAlt(on bool) { l.altOn.Store(on) }
+
+// addAlt stores the alternate frame of the event just added to s. Once a
+// segment has alternates it keeps them to its end, so they stay contiguous.
+func (l *Log) addAlt(s *segment, seq uint64, frame []byte) {
+	i := s.count - 1
+	a := s.alt.Load()
+	if a == nil {
+		slots := len(s.plain.ends)
+		a = &view{buf: make([]byte, len(s.plain.buf)+slots*l.altExtra), ends: make([]uint32, slots), from: i}
+		s.cost += len(a.buf) + 4*slots
+		l.bytes += len(a.buf) + 4*slots
+		s.alt.Store(a)
+	}
+	l.tmp = l.altFn(l.tmp[:0], seq, frame)
+	if len(l.tmp) > len(frame)+l.altExtra {
+		panic("eventlog: Config.Alt added more than AltExtra bytes")
+	}
+	a.used += copy(a.buf[a.used:], l.tmp)
+	a.ends[i] = uint32(a.used)
 }
 
 // publish makes every added event visible to readers.
@@ -322,6 +385,19 @@ type Want func(m Meta) bool
 // The slices are shared with every reader and must not be modified; they
 // stay valid after the events are trimmed.
 func (l *Log) Read(seq uint64, max int, want Want, runs [][]byte) ([][]byte, uint64, int) {
+	runs, _, next, n := l.read(seq, max, want, runs, nil, false)
+	return runs, next, n
+}
+
+// ReadAlt is Read for the alternate frames (see Config.Alt). Events
+// appended while SetAlt was off have none stored: their alternate frames
+// are built into scratch (reused across calls, returned grown), and runs
+// may point into it until the next call.
+func (l *Log) ReadAlt(seq uint64, max int, want Want, runs [][]byte, scratch []byte) ([][]byte, []byte, uint64, int) {
+	return l.read(seq, max, want, runs, scratch[:0], true)
+}
+
+func (l *Log) read(seq uint64, max int, want Want, runs [][]byte, scratch []byte, alt bool) ([][]byte, []byte, uint64, int) {
 	head := l.head.Load()
 	total, count := 0, 0
 	for seq < head {
@@ -334,23 +410,46 @@ func (l *Log) Read(seq uint64, max int, want Want, runs [][]byte) ([][]byte, uin
 			n = int(lim) // published, but part of a batch still being appended
 		}
 		i := int(seq - s.base)
-		start := s.start(i)
+		v := &s.plain
+		if alt {
+			v = s.altView()
+			// Events before the stored alternates: build them one by one.
+			for ; i < n && (v == nil || i < v.from); i++ {
+				if want == nil && s.meta(i).User != "" || want != nil && !want(s.meta(i)) {
+					continue
+				}
+				size := int(s.plain.ends[i]) - s.plain.start(i) + l.altExtra
+				if total+size > max && total > 0 {
+					return runs, scratch, s.base + uint64(i), count
+				}
+				from := len(scratch)
+				scratch = l.altFn(scratch, s.base+uint64(i), s.plain.buf[s.plain.start(i):s.plain.ends[i]])
+				runs = append(runs, scratch[from:len(scratch):len(scratch)])
+				total += len(scratch) - from
+				count++
+			}
+			if i == n {
+				seq = s.base + uint64(i)
+				continue
+			}
+		}
 		if want == nil && s.untargeted(i, n) {
 			// Fast path: every event from i on is for this reader.
-			j := s.fill(i, n, max-total, total == 0)
+			j := v.fill(i, n, max-total, total == 0)
 			if j == i {
-				return runs, seq, count
+				return runs, scratch, s.base + uint64(i), count
 			}
-			runs = append(runs, s.buf[start:s.ends[j-1]])
-			total += int(s.ends[j-1]) - start
+			start := v.start(i)
+			runs = append(runs, v.buf[start:v.ends[j-1]])
+			total += int(v.ends[j-1]) - start
 			count += j - i
-			seq += uint64(j - i)
+			seq = s.base + uint64(j)
 			continue
 		}
 		runStart := -1
 		for ; i < n; i++ {
-			size := int(s.ends[i]) - s.start(i)
-			if total+size > max && total > 0 {
+			size := int(v.ends[i]) - v.start(i)
+			if total+size > max && count > 0 {
 				break
 			}
 			m := s.meta(i)
@@ -360,26 +459,26 @@ func (l *Log) Read(seq uint64, max int, want Want, runs [][]byte) ([][]byte, uin
 			}
 			if !ok {
 				if runStart >= 0 {
-					runs = append(runs, s.buf[runStart:s.start(i)])
+					runs = append(runs, v.buf[runStart:v.start(i)])
 					runStart = -1
 				}
 				continue
 			}
 			if runStart < 0 {
-				runStart = s.start(i)
+				runStart = v.start(i)
 			}
 			total += size
 			count++
 		}
 		if runStart >= 0 {
-			runs = append(runs, s.buf[runStart:s.start(i)])
+			runs = append(runs, v.buf[runStart:v.start(i)])
 		}
 		seq = s.base + uint64(i)
 		if i < n {
 			break // max reached
 		}
 	}
-	return runs, seq, count
+	return runs, scratch, seq, count
 }
 
 func (s *segment) meta(i int) Meta {
@@ -390,12 +489,12 @@ func (s *segment) meta(i int) Meta {
 	return m
 }
 
-// start is the offset of event i in buf.
-func (s *segment) start(i int) int {
-	if i == 0 {
+// start is the offset of event i in v.buf.
+func (v *view) start(i int) int {
+	if i == v.from {
 		return 0
 	}
-	return int(s.ends[i-1])
+	return int(v.ends[i-1])
 }
 
 // untargeted reports whether events i..n-1 all lack a User.
@@ -413,10 +512,10 @@ func (s *segment) untargeted(i, n int) bool {
 // fill returns the end index j (i <= j <= n) of the longest run from i
 // within budget bytes; with atLeastOne it takes event i even if it alone
 // exceeds the budget.
-func (s *segment) fill(i, n, budget int, atLeastOne bool) int {
-	start := s.start(i)
+func (v *view) fill(i, n, budget int, atLeastOne bool) int {
+	start := v.start(i)
 	limit := uint32(start + max(budget, 0))
-	j := i + sort.Search(n-i, func(k int) bool { return s.ends[i+k] > limit })
+	j := i + sort.Search(n-i, func(k int) bool { return v.ends[i+k] > limit })
 	if j == i && atLeastOne && i < n {
 		j = i + 1
 	}

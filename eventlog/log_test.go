@@ -285,3 +285,69 @@ func BenchmarkRead(b *testing.B) {
 		runs, _, _ = l.Read(l.Tail()+uint64(i%1000), 16<<10, nil, runs[:0])
 	}
 }
+
+// altFrame is a test alternate: the sequence number before the frame.
+func altFrame(dst []byte, seq uint64, frame []byte) []byte {
+	dst = fmt.Appendf(dst, "%d:", seq)
+	return append(dst, frame...)
+}
+
+// Alternate frames: stored while SetAlt is on, built on demand for events
+// appended before, contiguous where stored, filtered like plain ones.
+func TestAltFrames(t *testing.T) {
+	l := New(Config{MaxBytes: 1 << 20, SegmentBytes: 64, Alt: altFrame, AltExtra: 8})
+	for i := 0; i < 30; i++ {
+		if i == 12 {
+			l.SetAlt(true)
+		}
+		user := ""
+		if i%7 == 3 {
+			user = "ann"
+		}
+		l.Append(0, Event{Frame: frame(i), User: user})
+	}
+	var want, wantAnn []byte
+	for i := 0; i < 30; i++ {
+		a := altFrame(nil, uint64(i+1), frame(i))
+		if i%7 != 3 {
+			want = append(want, a...)
+		}
+		wantAnn = append(wantAnn, a...)
+	}
+	for _, max := range []int{1, 10, 1 << 20} {
+		for name, tc := range map[string]struct {
+			want Want
+			exp  []byte
+		}{
+			"anonymous": {nil, want},
+			"ann":       {func(m Meta) bool { return m.User == "" || m.User == "ann" }, wantAnn},
+		} {
+			var got, scratch []byte
+			var runs [][]byte
+			seq := uint64(1)
+			for {
+				var next uint64
+				runs, scratch, next, _ = l.ReadAlt(seq, max, tc.want, runs[:0], scratch)
+				for _, r := range runs {
+					got = append(got, r...)
+				}
+				if next == seq {
+					break
+				}
+				seq = next
+			}
+			if !bytes.Equal(got, tc.exp) {
+				t.Fatalf("max %d %s:\n got %q\nwant %q", max, name, got, tc.exp)
+			}
+		}
+	}
+	// Plain reads are unaffected.
+	got, _, n := readAll(l, 1, 1<<20, func(Meta) bool { return true })
+	var plain []byte
+	for i := 0; i < 30; i++ {
+		plain = append(plain, frame(i)...)
+	}
+	if n != 30 || !bytes.Equal(got, plain) {
+		t.Fatalf("plain after alt: %q", got)
+	}
+}
