@@ -265,7 +265,7 @@ func TestCheckLoopback(t *testing.T) {
 func TestAppendEvent(t *testing.T) {
 	for _, size := range []int{1, 100, 1000} {
 		for _, et := range []int{5, 10} {
-			b := appendEvent(nil, et, 12345, time.Now().UnixNano(), size, et == 10)
+			b := appendEvent(nil, et, 3, 12345, time.Now().UnixNano(), size, et == 10)
 			var m map[string]any
 			if err := json.Unmarshal(b, &m); err != nil {
 				t.Fatalf("%s: %v", b, err)
