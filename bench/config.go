@@ -306,9 +306,10 @@ func splitList(s string) []string {
 	return out
 }
 
-// isStalled reports whether global connection index i is one of the
-// fraction f of stalled subscribers: spread evenly, so every node and
-// every worker process gets its share.
+// isStalled reports whether connection index i is one of the fraction f of
+// stalled subscribers, spread evenly. Callers pass the index within the
+// connection's node (global index / nodes), so every node gets its share,
+// and every worker process too.
 func isStalled(i int, f float64) bool {
 	if f <= 0 {
 		return false

@@ -140,10 +140,12 @@ type StalledStats struct {
 	Reset int64 `json:"reset"`
 	EOF   int64 `json:"eof"`
 	Open  int64 `json:"open"`
-	// ClosedDuringRun is those whose TCP state left ESTABLISHED (the
-	// server's FIN or RST arrived) before the final read, polled every
-	// 200 ms without reading; CloseSecondsP50/Max are when, in seconds
-	// since the first publish.
+	// ClosedDuringRun is those whose close showed before the final read:
+	// their TCP state left ESTABLISHED (FIN or RST), or the close frame the
+	// final read found had already arrived by then. Both come from polling
+	// TCP_INFO every 200 ms (state, bytes received), which reads nothing.
+	// CloseSecondsP50/Max are when, in seconds since the first publish
+	// (upper bounds, to the poll interval).
 	ClosedDuringRun int64   `json:"closedDuringRun"`
 	CloseSecondsP50 float64 `json:"closeSecondsP50"`
 	CloseSecondsMax float64 `json:"closeSecondsMax"`

@@ -33,9 +33,26 @@ type stalledConn struct {
 	// closedAt is when the watcher first saw the socket leave ESTABLISHED
 	// (the server's FIN or RST arrived), unix nanos; 0 if never.
 	closedAt atomic.Int64
-	// outcome (outcome*) and code (of the close frame) are set by
-	// finalRead, read after readStalled returns.
+	// base is the kernel's bytes-received count at the first byte after
+	// the 101 (TCP_INFO at dial time, less what bufio holds).
+	base uint64
+	// arrivals is the watcher's record of the bytes-received count, one
+	// entry per change: when a close frame is found at the final read, its
+	// end's stream offset tells from this when it had arrived, without the
+	// socket ever having been read during the run. Written by the watcher
+	// only, read after it stopped.
+	arrivals []arrival
+	// outcome (outcome*), code (of the close frame) and closeEnd (the
+	// stream offset after it) are set by finalRead, read after readStalled
+	// returns.
 	outcome, code int
+	closeEnd      uint64
+}
+
+// arrival is a bytes-received count first seen at unix nanos t.
+type arrival struct {
+	t     int64
+	bytes uint64
 }
 
 // stalledReport is what the stalled subscribers of one worker (or all of
@@ -155,7 +172,11 @@ func dialStalled(addr, path, origin string, local net.IP, timeout time.Duration)
 	}
 	_ = tc.SetDeadline(time.Time{})
 	ok = true
-	return &stalledConn{conn: tc, br: br}, nil
+	sc := &stalledConn{conn: tc, br: br}
+	if _, got, _ := tcpState(tc); got >= uint64(br.Buffered()) {
+		sc.base = got - uint64(br.Buffered())
+	}
+	return sc, nil
 }
 
 // stalledWatchInterval is how often watchStalled looks at each socket's
@@ -179,9 +200,7 @@ func watchStalled(conns []*stalledConn) (stop func()) {
 				return
 			case now := <-t.C:
 				for _, sc := range conns {
-					if sc.closedAt.Load() == 0 && !established(sc.conn) {
-						sc.closedAt.Store(now.UnixNano())
-					}
+					sc.watch(now.UnixNano())
 				}
 			}
 		}
@@ -190,19 +209,52 @@ func watchStalled(conns []*stalledConn) (stop func()) {
 	return func() { once.Do(func() { close(done); wg.Wait() }) }
 }
 
-// established reports whether the socket is still in TCP ESTABLISHED.
-func established(c *net.TCPConn) bool {
+// watch records one poll at now (unix nanos).
+func (sc *stalledConn) watch(now int64) {
+	est, bytes, ok := tcpState(sc.conn)
+	if !ok {
+		return
+	}
+	if n := len(sc.arrivals); n == 0 || sc.arrivals[n-1].bytes != bytes {
+		sc.arrivals = append(sc.arrivals, arrival{t: now, bytes: bytes})
+	}
+	if !est && sc.closedAt.Load() == 0 {
+		sc.closedAt.Store(now)
+	}
+}
+
+// tcpState reads TCP_INFO: whether the socket is in ESTABLISHED and how
+// many bytes it has received (read by us or not).
+func tcpState(c *net.TCPConn) (established bool, bytesReceived uint64, ok bool) {
 	rc, err := c.SyscallConn()
 	if err != nil {
-		return false
+		return false, 0, false
 	}
-	state := uint8(unix.BPF_TCP_ESTABLISHED)
 	_ = rc.Control(func(fd uintptr) {
 		if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
-			state = info.State
+			established, bytesReceived, ok = info.State == unix.BPF_TCP_ESTABLISHED, info.Bytes_received, true
 		}
 	})
-	return state == unix.BPF_TCP_ESTABLISHED
+	return established, bytesReceived, ok
+}
+
+// closeTime is when the server's close first showed: its close frame's
+// last byte arriving (found from the arrivals record) or FIN/RST,
+// whichever was first; 0 if neither showed during the run.
+func (sc *stalledConn) closeTime() int64 {
+	t := sc.closedAt.Load()
+	if sc.outcome == outcomeClose {
+		want := sc.base + sc.closeEnd
+		for _, a := range sc.arrivals {
+			if a.bytes >= want {
+				if t == 0 || a.t < t {
+					t = a.t
+				}
+				break
+			}
+		}
+	}
+	return t
 }
 
 // readStalled reads every stalled socket until a close frame, EOF, a
@@ -234,6 +286,7 @@ func (sc *stalledConn) finalRead(deadline time.Time) {
 		n, err := src.Read(buf)
 		if fs.feed(buf[:n]) {
 			sc.setOutcome(outcomeClose, fs.code)
+			sc.closeEnd = fs.pos
 			return
 		}
 		if err != nil {
@@ -275,7 +328,7 @@ func summarizeStalled(conns []*stalledConn) stalledReport {
 		default:
 			r.Open++
 		}
-		t := sc.closedAt.Load()
+		t := sc.closeTime()
 		if t != 0 {
 			r.ClosedAtNanos = append(r.ClosedAtNanos, t)
 		}
@@ -294,6 +347,7 @@ type frameScanner struct {
 	inClose bool
 	payload []byte // the close frame's first bytes (the code)
 	code    int
+	pos     uint64 // bytes consumed so far
 }
 
 // feed consumes p and reports whether a whole close frame has been seen;
@@ -305,14 +359,14 @@ func (f *frameScanner) feed(p []byte) bool {
 			if f.inClose && len(f.payload) < 2 {
 				f.payload = append(f.payload, p[:min(int(n), 2-len(f.payload))]...)
 			}
-			p, f.skip = p[n:], f.skip-n
+			p, f.skip, f.pos = p[n:], f.skip-n, f.pos+n
 			if f.skip == 0 && f.inClose {
 				return f.closed()
 			}
 			continue
 		}
 		f.hdr = append(f.hdr, p[0])
-		p = p[1:]
+		p, f.pos = p[1:], f.pos+1
 		if len(f.hdr) < 2 {
 			continue
 		}

@@ -242,7 +242,7 @@ func (w *worker) connect(ctx context.Context) connectReport {
 				node := w.spec.nodeOf(g)
 				src := sourceIP(g, w.spec.Sources, v6[node])
 				addr := w.spec.Addrs[node]
-				if w.spec.Scenario == ScenarioFanout && isStalled(g, w.spec.StalledFraction) {
+				if w.spec.Scenario == ScenarioFanout && isStalled(g/len(w.spec.Addrs), w.spec.StalledFraction) {
 					sc, err := dialStalled(addr, w.spec.Path, w.spec.Origin, src, w.spec.DialTimeout)
 					mu.Lock()
 					if err != nil {
