@@ -3,10 +3,17 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"reflect"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -265,7 +272,7 @@ func TestCheckLoopback(t *testing.T) {
 func TestAppendEvent(t *testing.T) {
 	for _, size := range []int{1, 100, 1000} {
 		for _, et := range []int{5, 10} {
-			b := appendEvent(nil, et, 12345, time.Now().UnixNano(), size, et == 10)
+			b := appendEvent(nil, et, 3, 12345, time.Now().UnixNano(), size, et == 10)
 			var m map[string]any
 			if err := json.Unmarshal(b, &m); err != nil {
 				t.Fatalf("%s: %v", b, err)
@@ -277,5 +284,282 @@ func TestAppendEvent(t *testing.T) {
 				t.Errorf("scanInt seq = %d %v", seq, ok)
 			}
 		}
+	}
+}
+
+// startBrokerWith runs the broker like startBroker, with cfg changes.
+func startBrokerWith(t *testing.T, change func(*broker.Config)) target {
+	cfg := broker.Config{
+		ListenAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", APIKey: testKey,
+		ApprovedOrigins: []string{"localhost"}, MessageRate: -1, BroadcastRate: -1,
+	}
+	change(&cfg)
+	s, err := broker.New(cfg, zerolog.Nop())
+	return serve(t, s, err)
+}
+
+// Several publishers share the load and each keeps its own order.
+func TestFanoutPublishers(t *testing.T) {
+	targets(t, func(t *testing.T, tg target) {
+		cfg := tg.config(ScenarioFanout, 100)
+		cfg.Publishers, cfg.Rate, cfg.Duration = 4, 1000, 500*time.Millisecond
+		cfg.LateAfter = 300 * time.Millisecond
+		res := mustRun(t, cfg)
+		checkFanout(t, res, 100)
+		f := res.Fanout
+		if f.Publishers != 4 || res.Params.Publishers != 4 || f.Refused != 0 {
+			t.Errorf("publishers %+v", f)
+		}
+		if f.Readers != 100 || f.StalledSubscribers != 0 {
+			t.Errorf("readers %d stalled %d", f.Readers, f.StalledSubscribers)
+		}
+		// The split rate still offers ~1000/s in total.
+		if f.PublishRate < 600 || f.PublishRate > 1100 {
+			t.Errorf("publish rate %.0f with 4 publishers at 1000/s", f.PublishRate)
+		}
+		if u := f.UndeliveredAfter; u.Seconds != 0.3 || u.Count != 0 || u.Fraction != 0 {
+			t.Errorf("undelivered after %+v", u)
+		}
+		if f.ReceivedAfterStop < 0 || f.ReceivedAfterStop > f.Received || f.ReceivedAfterStopPct > 100 {
+			t.Errorf("received after stop %d (%.1f%%)", f.ReceivedAfterStop, f.ReceivedAfterStopPct)
+		}
+	})
+}
+
+// Order is checked per publisher: interleaved publishers are in order,
+// a step back within one is not.
+func TestOrderPerPublisher(t *testing.T) {
+	w := &worker{spec: workerSpec{Scenario: ScenarioFanout, Addrs: []string{"x"}, Publishers: 2}}
+	w.nodes = []nodeCounters{{hist: newShardedHist()}}
+	s := &sub{lastSeq: make([]atomic.Int64, 2)}
+	s.lastSeq[0].Store(-1)
+	s.lastSeq[1].Store(-1)
+	c := &wsConn{session: s}
+	ts := time.Now().UnixNano()
+	for _, ev := range []struct{ pub, seq int }{{0, 0}, {1, 0}, {0, 1}, {1, 1}, {1, 2}, {0, 2}} {
+		w.onMessage(c, appendEvent(nil, 5, ev.pub, int64(ev.seq), ts, 100, false))
+	}
+	if n := w.outOfOrder.Load(); n != 0 {
+		t.Fatalf("interleaved publishers: %d out of order", n)
+	}
+	w.onMessage(c, appendEvent(nil, 5, 1, 1, ts, 100, false))
+	w.onMessage(c, appendEvent(nil, 5, 7, 1, ts, 100, false)) // no such publisher
+	if w.outOfOrder.Load() != 1 || w.unparsed.Load() != 1 || w.received.Load() != 7 {
+		t.Errorf("out of order %d unparsed %d received %d", w.outOfOrder.Load(), w.unparsed.Load(), w.received.Load())
+	}
+}
+
+// A 503 is the server refusing: counted as refused, not as published or as
+// an error, and the publisher pauses at most RetryAfterMax.
+func TestPublishRefused(t *testing.T) {
+	tg := startBaseline(t)
+	backend, err := url.Parse("http://" + tg.adminAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(backend)
+	var reqs atomic.Int64
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if reqs.Add(1)%2 == 0 { // every other request: saturated
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "saturated", http.StatusServiceUnavailable)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer front.Close()
+	cfg := tg.config(ScenarioFanout, 20)
+	cfg.AdminAddr = strings.TrimPrefix(front.URL, "http://")
+	cfg.Batch, cfg.Duration, cfg.RetryAfterMax = 5, 600*time.Millisecond, 50*time.Millisecond
+	res := mustRun(t, cfg)
+	f := res.Fanout
+	if f.RefusedRequests == 0 || f.Refused != 5*f.RefusedRequests || f.PublishFailed != 0 || len(res.Errors) != 0 {
+		t.Fatalf("refused %d in %d requests, failed %d, errors %v", f.Refused, f.RefusedRequests, f.PublishFailed, res.Errors)
+	}
+	// Retry-After: 1 capped at 50 ms: about 12 pauses in 600 ms, not 0 or 1.
+	if f.RefusedRequests < 4 || f.RefusedRequests > 13 {
+		t.Errorf("%d refused requests in 600 ms with a 50 ms cap", f.RefusedRequests)
+	}
+	if f.Published == 0 || f.Expected != f.Published*20 || f.Lost != 0 {
+		t.Errorf("accepted events lost or miscounted: %+v", f)
+	}
+}
+
+// Stalled subscribers never read; the broker closes them (1008) once
+// their lag passes MaxLag, and the readers lose nothing.
+func TestFanoutStalled(t *testing.T) {
+	tg := startBrokerWith(t, func(c *broker.Config) { c.MaxLag = 300 * time.Millisecond })
+	cfg := tg.config(ScenarioFanout, 100)
+	cfg.StalledFraction, cfg.Rate, cfg.Size, cfg.Duration = 0.25, 1000, 500, 1500*time.Millisecond
+	cfg.LagBound, cfg.LateAfter, cfg.StalledReadTimeout = 1200*time.Millisecond, 500*time.Millisecond, time.Second
+	res := mustRun(t, cfg)
+	f := res.Fanout
+	if f.Subscribers != 100 || f.Readers != 75 || f.StalledSubscribers != 25 || f.Stalled.Count != 25 {
+		t.Fatalf("subscribers %d readers %d stalled %d", f.Subscribers, f.Readers, f.StalledSubscribers)
+	}
+	if f.Expected != f.Published*75 || f.Lost != 0 || f.OutOfOrder != 0 || f.UndeliveredAfter.Count != 0 {
+		t.Errorf("readers lost events: %+v", f)
+	}
+	st := f.Stalled
+	t.Logf("stalled: %+v", st)
+	if st.Closed != 25 || st.Closed1008 != 25 || st.CloseCodes["1008"] != 25 || st.Open != 0 {
+		t.Errorf("stalled not closed with 1008: %+v", st)
+	}
+	if st.ClosedDuringRun != 25 || st.ClosedWithinBound != 25 || st.CloseSecondsMax <= 0.3 || st.CloseSecondsMax > 1.2 {
+		t.Errorf("stalled close times: %+v", st)
+	}
+	if res.Connect.Disconnected != 0 {
+		t.Errorf("readers disconnected: %d", res.Connect.Disconnected)
+	}
+}
+
+// Stalled subscribers are spread evenly over the indexes (and so over
+// nodes and worker processes).
+func TestIsStalled(t *testing.T) {
+	for _, tc := range []struct {
+		f    float64
+		n, k int
+	}{{0, 100, 0}, {0.25, 100, 25}, {0.25, 10, 2}, {1, 7, 7}, {0.5, 3, 1}} {
+		k, run := 0, 0
+		for i := range tc.n {
+			if isStalled(i, tc.f) {
+				k++
+				run = 0
+			} else if run++; tc.f > 0 && run > int(1/tc.f)+1 {
+				t.Errorf("f=%v: gap of %d at %d", tc.f, run, i)
+			}
+		}
+		if k != tc.k {
+			t.Errorf("f=%v n=%d: %d stalled, want %d", tc.f, tc.n, k, tc.k)
+		}
+	}
+}
+
+// The scanner finds the close code behind data frames of every length
+// form, whatever the read boundaries.
+func TestFrameScanner(t *testing.T) {
+	frame := func(op byte, n int) []byte {
+		b := []byte{0x80 | op}
+		switch {
+		case n < 126:
+			b = append(b, byte(n))
+		case n <= 0xFFFF:
+			b = append(b, 126, byte(n>>8), byte(n))
+		default:
+			b = append(b, 127, 0, 0, 0, 0, 0, byte(n>>16), byte(n>>8), byte(n))
+		}
+		return append(b, make([]byte, n)...)
+	}
+	stream := append(append(append(frame(1, 10), frame(1, 300)...), frame(1, 70000)...), frame(9, 17)...)
+	stream = append(stream, 0x88, 4, 0x03, 0xF0, 'x', 'y') // close 1008 "xy"
+	for _, chunk := range []int{1, 3, 4096, len(stream)} {
+		var fs frameScanner
+		done := false
+		for i := 0; i < len(stream) && !done; i += chunk {
+			done = fs.feed(stream[i:min(i+chunk, len(stream))])
+		}
+		if !done || fs.code != 1008 {
+			t.Errorf("chunk %d: done %v code %d", chunk, done, fs.code)
+		}
+	}
+	var fs frameScanner
+	if !fs.feed([]byte{0x88, 0}) || fs.code != 1005 {
+		t.Errorf("empty close: code %d", fs.code)
+	}
+}
+
+// forward relays every connection to ln to dst, so one server looks like
+// a second node.
+func forward(t *testing.T, dst string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				d, err := net.Dial("tcp", dst)
+				if err != nil {
+					return
+				}
+				defer d.Close()
+				go func() { _, _ = io.Copy(d, c); d.Close() }()
+				_, _ = io.Copy(c, d)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// Subscribers spread round robin over the nodes, reported per node.
+func TestFanoutNodes(t *testing.T) {
+	tg := startBroker(t)
+	second := forward(t, tg.addr)
+	cfg := tg.config(ScenarioFanout, 60)
+	cfg.Addr = tg.addr + "," + second
+	cfg.Rate, cfg.StalledFraction, cfg.StalledReadTimeout = 500, 0.1, 200*time.Millisecond
+	var lines []string
+	var mu sync.Mutex
+	cfg.Progress = func(l string) { mu.Lock(); lines = append(lines, l); mu.Unlock() }
+	cfg.Duration = 1200 * time.Millisecond
+	res := mustRun(t, cfg)
+	if len(res.Nodes) != 2 || len(res.Target.Addrs) != 2 || res.Target.Addr != cfg.Addr {
+		t.Fatalf("nodes %+v target %+v", res.Nodes, res.Target)
+	}
+	var sum int64
+	for i, n := range res.Nodes {
+		if n.Connected != 30 || n.Stalled != 3 || n.Readers != 27 || n.Failed != 0 {
+			t.Errorf("node %d: %+v", i, n)
+		}
+		if n.Expected != res.Fanout.Published*27 || n.Received != n.Expected || n.Lost != 0 || n.UndeliveredAfter != 0 {
+			t.Errorf("node %d deliveries: %+v", i, n)
+		}
+		if n.Latency.Count != n.Received {
+			t.Errorf("node %d latency count %d", i, n.Latency.Count)
+		}
+		sum += n.Received
+	}
+	if sum != res.Fanout.Received || res.Fanout.Lost != 0 {
+		t.Errorf("per-node received %d, total %d", sum, res.Fanout.Received)
+	}
+	mu.Lock()
+	all := strings.Join(lines, "\n")
+	mu.Unlock()
+	for _, phase := range []string{"publishing", "draining"} {
+		if !strings.Contains(all, phase) {
+			t.Errorf("no %q progress line in %q", phase, all)
+		}
+	}
+
+	bad := tg.config(ScenarioFanout, 2)
+	bad.Addr = tg.addr + ",10.0.0.1:80"
+	if _, err := Run(context.Background(), bad); err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Errorf("non-loopback node accepted: %v", err)
+	}
+	bad = tg.config(ScenarioFanout, 2)
+	bad.AdminAddr = tg.adminAddr + ",192.168.0.1:80"
+	if _, err := Run(context.Background(), bad); err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Errorf("non-loopback admin accepted: %v", err)
+	}
+}
+
+// Stalled subscribers also work in worker processes.
+func TestFanoutStalledMultiProcess(t *testing.T) {
+	tg := startBaseline(t)
+	cfg := tg.config(ScenarioFanout, 40)
+	cfg.Procs, cfg.Rate, cfg.StalledFraction = 2, 500, 0.25
+	cfg.StalledReadTimeout = 200 * time.Millisecond
+	cfg.WorkerCommand = []string{os.Args[0], WorkerFlag}
+	res := mustRun(t, cfg)
+	f := res.Fanout
+	if f.StalledSubscribers != 10 || f.Readers != 30 || f.Lost != 0 || f.Expected != f.Published*30 {
+		t.Errorf("multi-process stalled: %+v", f)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -38,6 +39,18 @@ const (
 	DefaultSettle = 200 * time.Millisecond
 	DefaultSize   = 100
 	DefaultBatch  = 1
+	// DefaultPublishers is the number of concurrent publishers.
+	DefaultPublishers = 1
+	// DefaultLateAfter is how long after publishing stopped the harness
+	// counts what has not arrived yet (FanoutStats.UndeliveredAfter).
+	DefaultLateAfter = 5 * time.Second
+	// DefaultRetryAfterMax caps how long a publisher honours a 503's
+	// Retry-After. Servers send whole seconds; waiting that long would let
+	// the pressure off, and the point of a flood is to keep it on.
+	DefaultRetryAfterMax = 100 * time.Millisecond
+	// DefaultStalledReadTimeout bounds the final read of the stalled
+	// subscribers' sockets, looking for the server's close.
+	DefaultStalledReadTimeout = 3 * time.Second
 	// DefaultTimeoutSlack is added to twice the duration to get the hard
 	// timeout when Config.Timeout is zero.
 	DefaultTimeoutSlack = 2 * time.Minute
@@ -52,12 +65,18 @@ const WorkerFlag = "-bench-worker"
 type Config struct {
 	// Scenario is one of the Scenario* names.
 	Scenario string
-	// Addr is the public WebSocket host:port; it must be a loopback address.
+	// Addr is the public WebSocket host:port, or several separated by
+	// commas (nodes of one cluster); each must be a loopback address.
+	// Subscribers are spread over them round robin, and the report has a
+	// section per node. Addrs, if set, is used instead.
 	Addr string
+	// Addrs is the node list; zero means Addr split at commas.
+	Addrs []string
 	// Path is the upgrade request path; zero means DefaultPath.
 	Path string
 	// AdminAddr is the admin host:port serving POST /api/events (fanout in
-	// ModeAPI only); it must be a loopback address.
+	// ModeAPI only), or several separated by commas, which the publishers
+	// take round robin; each must be a loopback address.
 	AdminAddr string
 	// Key is the socketApiKey sent as "Authorization: Bearer" to publish.
 	Key string
@@ -115,6 +134,38 @@ type Config struct {
 	Size int
 	// Mode is ModeAPI (zero) or ModeEcho.
 	Mode string
+	// Publishers is how many publishers run concurrently, each with its own
+	// connection (HTTP client or echo client) and its own sequence numbers,
+	// carried in every event with its publisher id so receivers check order
+	// per publisher. A fixed Rate is split evenly between them. Zero means
+	// DefaultPublishers.
+	Publishers int
+	// RetryAfterMax caps the pause a publisher takes after a 503 (which is
+	// counted as refused, not as an error): it waits Retry-After or this,
+	// whichever is shorter. Zero means DefaultRetryAfterMax; negative
+	// retries at once.
+	RetryAfterMax time.Duration
+	// StalledFraction (0..1) of the subscribers never read after their
+	// handshake: they are dialled as plain sockets that are left alone
+	// until the end, when the harness reads what is there looking for the
+	// server's close. They are spread evenly over the connection indexes.
+	StalledFraction float64
+	// StalledReadTimeout bounds that final read; zero means
+	// DefaultStalledReadTimeout.
+	StalledReadTimeout time.Duration
+	// LateAfter is when, after publishing stopped, the harness counts the
+	// deliveries still missing (FanoutStats.UndeliveredAfter); the drain
+	// lasts at least this long unless everything arrived. Zero means
+	// DefaultLateAfter.
+	LateAfter time.Duration
+	// LagBound, if set, is the server's slow-consumer bound (e.g. the
+	// broker's -max-lag) plus any slack: stalled subscribers closed no later
+	// than this after the first publish are counted in
+	// StalledStats.ClosedWithinBound.
+	LagBound time.Duration
+	// Label names the series this run belongs to in charts (e.g. "broker"
+	// or "baseline"); it is only copied into the result.
+	Label string
 
 	// PID is the server process to sample for RSS and CPU; zero skips it.
 	PID int
@@ -162,6 +213,21 @@ func (c *Config) setDefaults() {
 	if c.Mode == "" {
 		c.Mode = ModeAPI
 	}
+	if len(c.Addrs) == 0 {
+		c.Addrs = splitList(c.Addr)
+	}
+	if c.Publishers == 0 {
+		c.Publishers = DefaultPublishers
+	}
+	if c.RetryAfterMax == 0 {
+		c.RetryAfterMax = DefaultRetryAfterMax
+	}
+	if c.StalledReadTimeout == 0 {
+		c.StalledReadTimeout = DefaultStalledReadTimeout
+	}
+	if c.LateAfter == 0 {
+		c.LateAfter = DefaultLateAfter
+	}
 	if len(c.WorkerCommand) == 0 && c.Procs > 1 {
 		if exe, err := os.Executable(); err == nil {
 			c.WorkerCommand = []string{exe, WorkerFlag}
@@ -177,12 +243,23 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("bench: unknown scenario %q (want fanout, idle, echo or connect)", c.Scenario)
 	}
-	if err := CheckLoopback(c.Addr); err != nil {
-		return err
+	if len(c.Addrs) == 0 {
+		return errors.New("bench: no target address")
+	}
+	for _, a := range c.Addrs {
+		if err := CheckLoopback(a); err != nil {
+			return err
+		}
 	}
 	if c.Scenario == ScenarioFanout && c.Mode == ModeAPI {
-		if err := CheckLoopback(c.AdminAddr); err != nil {
-			return err
+		admins := splitList(c.AdminAddr)
+		if len(admins) == 0 {
+			return errors.New("bench: fanout through the publish API needs an admin address")
+		}
+		for _, a := range admins {
+			if err := CheckLoopback(a); err != nil {
+				return err
+			}
 		}
 		if c.Key == "" {
 			return errors.New("bench: fanout through the publish API needs a key")
@@ -206,7 +283,38 @@ func (c *Config) Validate() error {
 	if c.DialConcurrency < 1 || c.Batch < 1 || c.Size < 1 || c.Rate < 0 {
 		return errors.New("bench: DialConcurrency, Batch and Size must be positive and Rate not negative")
 	}
+	if c.Publishers < 1 {
+		return errors.New("bench: Publishers must be positive")
+	}
+	if c.StalledFraction < 0 || c.StalledFraction > 1 {
+		return errors.New("bench: StalledFraction must be between 0 and 1")
+	}
+	if c.LateAfter < 0 || c.StalledReadTimeout < 0 {
+		return errors.New("bench: LateAfter and StalledReadTimeout must not be negative")
+	}
 	return nil
+}
+
+// splitList splits a comma-separated list, dropping empty items and spaces.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// isStalled reports whether connection index i is one of the fraction f of
+// stalled subscribers, spread evenly. Callers pass the index within the
+// connection's node (global index / nodes), so every node gets its share,
+// and every worker process too.
+func isStalled(i int, f float64) bool {
+	if f <= 0 {
+		return false
+	}
+	return int(float64(i+1)*f) > int(float64(i)*f)
 }
 
 // CheckLoopback returns an error unless addr is host:port with a loopback

@@ -18,7 +18,9 @@ import (
 // in a worker process (procGroup). Calls are made one at a time.
 type group interface {
 	connect(ctx context.Context) (connectReport, error)
-	drain(ctx context.Context, events int64, idle time.Duration) (deliveryReport, error)
+	// drain waits for events deliveries per reader (see worker.drain);
+	// lateAt is unix nanos.
+	drain(ctx context.Context, events int64, idle time.Duration, lateAt int64) (deliveryReport, error)
 	echo(ctx context.Context, d time.Duration) (echoReport, error)
 	close(ctx context.Context) (closeReport, error)
 	// progress may be called concurrently with the others.
@@ -28,8 +30,8 @@ type group interface {
 type localGroup struct{ w *worker }
 
 func (g localGroup) connect(ctx context.Context) (connectReport, error) { return g.w.connect(ctx), nil }
-func (g localGroup) drain(ctx context.Context, n int64, idle time.Duration) (deliveryReport, error) {
-	return g.w.drain(ctx, n, idle), nil
+func (g localGroup) drain(ctx context.Context, n int64, idle time.Duration, lateAt int64) (deliveryReport, error) {
+	return g.w.drain(ctx, n, idle, lateAt), nil
 }
 func (g localGroup) echo(ctx context.Context, d time.Duration) (echoReport, error) {
 	return g.w.echo(ctx, d), nil
@@ -45,6 +47,7 @@ type workerCmd struct {
 	Events   int64         `json:"events,omitempty"`
 	Idle     time.Duration `json:"idle,omitempty"`
 	Duration time.Duration `json:"duration,omitempty"`
+	LateAt   int64         `json:"lateAt,omitempty"` // unix nanos
 }
 
 // workerMsg is a worker→coordinator line: a progress tick or a reply.
@@ -151,8 +154,8 @@ func (g *procGroup) connect(ctx context.Context) (connectReport, error) {
 	return *m.Connect, nil
 }
 
-func (g *procGroup) drain(ctx context.Context, n int64, idle time.Duration) (deliveryReport, error) {
-	m, err := g.call(ctx, workerCmd{Cmd: "drain", Events: n, Idle: idle})
+func (g *procGroup) drain(ctx context.Context, n int64, idle time.Duration, lateAt int64) (deliveryReport, error) {
+	m, err := g.call(ctx, workerCmd{Cmd: "drain", Events: n, Idle: idle, LateAt: lateAt})
 	if err != nil || m.Delivery == nil {
 		return deliveryReport{}, orMissing(err, "drain")
 	}
@@ -283,7 +286,7 @@ func RunWorker(in io.Reader, out io.Writer) error {
 			r := w.connect(ctx)
 			m.Connect = &r
 		case "drain":
-			r := w.drain(ctx, c.Events, c.Idle)
+			r := w.drain(ctx, c.Events, c.Idle, c.LateAt)
 			m.Delivery = &r
 		case "echo":
 			r := w.echo(ctx, c.Duration)

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,6 +62,9 @@ func (p *apiPublisher) publish(ctx context.Context, events [][]byte) (int, error
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		return 0, &refusedError{retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"))}
+	}
 	if resp.StatusCode != http.StatusAccepted {
 		return 0, fmt.Errorf("publish: HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(body))
 	}
@@ -70,6 +75,23 @@ func (p *apiPublisher) publish(ctx context.Context, events [][]byte) (int, error
 		return 0, fmt.Errorf("publish: bad 202 body %q: %w", body, err)
 	}
 	return r.Accepted, nil
+}
+
+// refusedError is a 503: the server is saturated and published nothing.
+type refusedError struct {
+	retryAfter time.Duration // -1 without a usable Retry-After
+}
+
+func (e *refusedError) Error() string { return "publish: HTTP 503 (refused)" }
+
+// parseRetryAfter reads delay-seconds (the HTTP-date form is not used by
+// the servers under test and counts as absent, -1).
+func parseRetryAfter(v string) time.Duration {
+	n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	if err != nil || n < 0 {
+		return -1
+	}
+	return time.Duration(n * float64(time.Second))
 }
 
 func (p *apiPublisher) close() { p.client.CloseIdleConnections() }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -42,14 +44,20 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 func newResult(cfg Config) *Result {
 	return &Result{
 		Scenario: cfg.Scenario,
-		Target:   Target{Addr: cfg.Addr, AdminAddr: cfg.AdminAddr, Path: cfg.Path, Origin: cfg.Origin},
+		Label:    cfg.Label,
+		Target: Target{Addr: strings.Join(cfg.Addrs, ","), Addrs: cfg.Addrs, AdminAddr: cfg.AdminAddr,
+			Path: cfg.Path, Origin: cfg.Origin},
 		Params: Params{
 			Conns: cfg.Conns, Procs: cfg.Procs, Sources: cfg.Sources, DialConcurrency: cfg.DialConcurrency,
 			DurationSeconds: cfg.Duration.Seconds(), Rate: cfg.Rate, Batch: cfg.Batch, Size: cfg.Size,
-			Mode: cfg.Mode, Hold: cfg.Hold, PID: cfg.PID,
+			Mode: cfg.Mode, Hold: cfg.Hold, PID: cfg.PID, Publishers: cfg.Publishers,
+			StalledFraction: cfg.StalledFraction, LateAfterSeconds: cfg.LateAfter.Seconds(),
+			RetryAfterMaxSeconds: max(0, cfg.RetryAfterMax.Seconds()), LagBoundSeconds: cfg.LagBound.Seconds(),
 		},
+		Nodes:   []NodeStats{},
 		Start:   time.Now(),
 		Connect: ConnectStats{Errors: map[string]int{}},
+		Fanout:  FanoutStats{Stalled: StalledStats{CloseCodes: map[string]int64{}}},
 		Server:  ServerStats{PID: cfg.PID},
 		Harness: HarnessStats{Procs: cfg.Procs, InProcessServer: cfg.PID == selfPID},
 		Errors:  []string{},
@@ -67,6 +75,7 @@ type run struct {
 
 	phase     atomic.Value // string, for the progress line
 	published atomic.Int64
+	refused   atomic.Int64
 
 	cpuStartUser, cpuStartSys     float64
 	childStartUser, childStartSys float64
@@ -147,10 +156,12 @@ func (r *run) startGroups(ctx context.Context) error {
 			count++
 		}
 		spec := workerSpec{
-			Scenario: r.cfg.Scenario, Addr: r.cfg.Addr, Path: r.cfg.Path, Origin: r.cfg.Origin,
+			Scenario: r.cfg.Scenario, Addrs: r.cfg.Addrs, Path: r.cfg.Path, Origin: r.cfg.Origin,
 			First: first, Count: count, Sources: r.cfg.Sources,
 			DialConcurrency: max(1, r.cfg.DialConcurrency/procs), DialTimeout: r.cfg.DialTimeout,
 			Size: r.cfg.Size, Hold: r.cfg.Hold, Timeout: r.cfg.Timeout,
+			Publishers: r.cfg.Publishers, StalledFraction: r.cfg.StalledFraction,
+			StalledTimeout: r.cfg.StalledReadTimeout,
 		}
 		first += count
 		if procs == 1 {
@@ -188,7 +199,7 @@ func (r *run) eachGroup(f func(i int, g group) error) error {
 }
 
 func (r *run) connect(ctx context.Context) error {
-	r.phase.Store("connect")
+	r.phase.Store("connecting")
 	start := time.Now()
 	reps := make([]connectReport, len(r.groups))
 	err := r.eachGroup(func(i int, g group) error {
@@ -199,11 +210,24 @@ func (r *run) connect(ctx context.Context) error {
 	c := &r.res.Connect
 	c.Seconds = time.Since(start).Seconds()
 	c.Attempted = r.cfg.Conns
+	r.res.Nodes = make([]NodeStats, len(r.cfg.Addrs))
+	for i, a := range r.cfg.Addrs {
+		r.res.Nodes[i].Addr = a
+	}
 	for _, rep := range reps {
 		c.Connected += rep.Connected
 		c.Failed += rep.Failed
 		for k, v := range rep.Errors {
 			c.Errors[k] += v
+		}
+		for i, n := range rep.Nodes {
+			if i < len(r.res.Nodes) {
+				ns := &r.res.Nodes[i]
+				ns.Connected += n.Connected
+				ns.Failed += n.Failed
+				ns.Stalled += n.Stalled
+				ns.Readers = ns.Connected - ns.Stalled
+			}
 		}
 	}
 	if c.Seconds > 0 {
@@ -213,7 +237,7 @@ func (r *run) connect(ctx context.Context) error {
 }
 
 func (r *run) echo(ctx context.Context) error {
-	r.phase.Store("echo")
+	r.phase.Store("echoing")
 	reps := make([]echoReport, len(r.groups))
 	start := time.Now()
 	err := r.eachGroup(func(i int, g group) error {
@@ -237,67 +261,194 @@ func (r *run) echo(ctx context.Context) error {
 }
 
 func (r *run) fanout(ctx context.Context) error {
-	var pub publisher
-	if r.cfg.Mode == ModeEcho {
-		p, err := newEchoPublisher(r.cfg.Addr, r.cfg.Path, r.cfg.Origin, r.cfg.DialTimeout)
-		if err != nil {
-			return err
+	pubs := make([]publisher, r.cfg.Publishers)
+	defer func() {
+		for _, p := range pubs {
+			if p != nil {
+				p.close()
+			}
 		}
-		pub = p
-	} else {
-		pub = newAPIPublisher(r.cfg.AdminAddr, r.cfg.Key)
+	}()
+	admins := splitList(r.cfg.AdminAddr)
+	for i := range pubs {
+		if r.cfg.Mode == ModeEcho {
+			p, err := newEchoPublisher(r.cfg.Addrs[i%len(r.cfg.Addrs)], r.cfg.Path, r.cfg.Origin, r.cfg.DialTimeout)
+			if err != nil {
+				return err
+			}
+			pubs[i] = p
+		} else {
+			pubs[i] = newAPIPublisher(admins[i%len(admins)], r.cfg.Key)
+		}
 	}
 	select {
 	case <-time.After(r.cfg.Settle):
 	case <-ctx.Done():
 	}
-	r.phase.Store("publish")
+	r.phase.Store("publishing")
 	f := &r.res.Fanout
 	f.Subscribers = r.res.Connect.Connected
+	f.Publishers = r.cfg.Publishers
 	start := time.Now()
-	r.publish(ctx, pub)
-	f.PublishSeconds = time.Since(start).Seconds()
+	r.publish(ctx, pubs)
+	stop := time.Now()
+	f.PublishSeconds = stop.Sub(start).Seconds()
 	if f.PublishSeconds > 0 {
 		f.PublishRate = float64(f.Published) / f.PublishSeconds
 	}
 
-	r.phase.Store("drain")
+	r.phase.Store("draining")
+	lateAt := stop.Add(r.cfg.LateAfter).UnixNano()
 	reps := make([]deliveryReport, len(r.groups))
 	err := r.eachGroup(func(i int, g group) error {
 		var err error
-		reps[i], err = g.drain(ctx, f.Published, r.cfg.DrainIdle)
+		reps[i], err = g.drain(ctx, f.Published, r.cfg.DrainIdle, lateAt)
 		return err
 	})
-	pub.close()
 	h := newHist()
-	var last int64
+	nodeHists := make([]*hdrhistogram.Histogram, len(r.res.Nodes))
+	for i := range nodeHists {
+		nodeHists[i] = newHist()
+	}
+	var last, atStop, atLate int64
+	var readers int64
+	var st stalledReport
 	for _, rep := range reps {
 		f.Received += rep.Received
 		f.OutOfOrder += rep.OutOfOrder
 		f.Unparsed += rep.Unparsed
+		readers += rep.Readers
+		atStop += rep.ReceivedAtStop
+		atLate += rep.ReceivedAtLate
 		last = max(last, rep.LastRecvNano)
 		mergeSnapshot(h, rep.Hist)
+		st.add(rep.Stalled)
+		for i, n := range rep.Nodes {
+			if i >= len(r.res.Nodes) {
+				continue
+			}
+			ns := &r.res.Nodes[i]
+			ns.Received += n.Received
+			ns.OutOfOrder += n.OutOfOrder
+			ns.UndeliveredAfter -= n.ReceivedAtLate // expected added below
+			ns.StalledClosed += n.Stalled.Closed
+			mergeSnapshot(nodeHists[i], n.Hist)
+		}
 	}
-	f.Expected = f.Published * int64(f.Subscribers)
+	f.Readers = int(readers)
+	f.StalledSubscribers = int(st.Count)
+	f.Expected = f.Published * readers
 	f.Lost = max(0, f.Expected-f.Received)
 	if f.Expected > 0 {
 		f.LossPct = 100 * float64(f.Lost) / float64(f.Expected)
 	}
+	u := &f.UndeliveredAfter
+	u.Seconds = r.cfg.LateAfter.Seconds()
+	u.Count = max(0, f.Expected-atLate)
+	if f.Expected > 0 {
+		u.Fraction = float64(u.Count) / float64(f.Expected)
+	}
+	f.ReceivedAfterStop = f.Received - atStop
+	if f.Received > 0 {
+		f.ReceivedAfterStopPct = 100 * float64(f.ReceivedAfterStop) / float64(f.Received)
+	}
+	f.Stalled = r.stalledStats(st, start)
 	if span := float64(last-start.UnixNano()) / 1e9; span > 0 {
 		f.DeliveriesPerSec = float64(f.Received) / span
 	}
 	r.res.Latency = summarize(h)
+	for i := range r.res.Nodes {
+		ns := &r.res.Nodes[i]
+		ns.Expected = f.Published * int64(ns.Readers)
+		ns.Lost = max(0, ns.Expected-ns.Received)
+		if ns.Expected > 0 {
+			ns.LossPct = 100 * float64(ns.Lost) / float64(ns.Expected)
+		}
+		ns.UndeliveredAfter = max(0, ns.Expected+ns.UndeliveredAfter)
+		ns.Latency = summarize(nodeHists[i])
+	}
 	return err
+}
+
+// stalledStats turns the workers' stalled reports into the result's
+// section; close times are counted from the first publish.
+func (r *run) stalledStats(st stalledReport, start time.Time) StalledStats {
+	s := StalledStats{
+		Count: st.Count, Closed: st.Closed, Closed1008: st.Closed1008, ClosedOther: st.ClosedOther,
+		Reset: st.Reset, EOF: st.EOF, Open: st.Open, CloseCodes: st.CloseCodes,
+		ClosedDuringRun: int64(len(st.ClosedAtNanos)), LagBoundSeconds: r.cfg.LagBound.Seconds(),
+	}
+	if s.CloseCodes == nil {
+		s.CloseCodes = map[string]int64{}
+	}
+	secs := make([]float64, 0, len(st.ClosedAtNanos))
+	for _, t := range st.ClosedAtNanos {
+		d := float64(t-start.UnixNano()) / 1e9
+		secs = append(secs, d)
+		if r.cfg.LagBound > 0 && d <= r.cfg.LagBound.Seconds() {
+			s.ClosedWithinBound++
+		}
+	}
+	if len(secs) > 0 {
+		slices.Sort(secs)
+		s.CloseSecondsP50 = secs[len(secs)/2]
+		s.CloseSecondsMax = secs[len(secs)-1]
+	}
+	return s
 }
 
 // maxCatchUp bounds the events one request carries when a fixed-rate
 // publisher has fallen behind.
 const maxCatchUp = 1000
 
-// publish sends events for cfg.Duration at cfg.Rate (or back to back),
-// each stamped with its sequence number and send time.
-func (r *run) publish(ctx context.Context, pub publisher) {
+// pubStats is one publisher's tally.
+type pubStats struct {
+	published, failed, refused, refusedRequests int64
+	errs                                        map[string]int
+}
+
+// publish runs every publisher for cfg.Duration and adds up their tallies.
+func (r *run) publish(ctx context.Context, pubs []publisher) {
+	stats := make([]pubStats, len(pubs))
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, p := range pubs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stats[i] = r.publishOne(ctx, i, p, start)
+		}()
+	}
+	wg.Wait()
 	f := &r.res.Fanout
+	errCounts := map[string]int{}
+	for _, st := range stats {
+		f.Published += st.published
+		f.PublishFailed += st.failed
+		f.Refused += st.refused
+		f.RefusedRequests += st.refusedRequests
+		for e, c := range st.errs {
+			errCounts[e] += c
+		}
+	}
+	keys := make([]string, 0, len(errCounts))
+	for e := range errCounts {
+		keys = append(keys, e)
+	}
+	slices.Sort(keys)
+	for _, e := range keys {
+		r.res.Errors = append(r.res.Errors, fmt.Sprintf("%s (x%d)", e, errCounts[e]))
+	}
+}
+
+// publishOne sends events as publisher id until start+cfg.Duration, at its
+// share of cfg.Rate (or back to back), each stamped with id, its own
+// sequence number and the send time. A 503 is the server refusing, not
+// failing: the events are counted as refused (and never re-sent, so a
+// fixed offered rate stays fixed), and the publisher pauses for
+// Retry-After capped at cfg.RetryAfterMax.
+func (r *run) publishOne(ctx context.Context, id int, pub publisher, start time.Time) pubStats {
+	st := pubStats{errs: map[string]int{}}
 	et := 5
 	if r.cfg.Mode == ModeEcho {
 		et = 10
@@ -306,26 +457,30 @@ func (r *run) publish(ctx context.Context, pub publisher) {
 	if r.cfg.Mode == ModeEcho {
 		batch = 1
 	}
-	if r.cfg.Rate > 0 {
+	rate := r.cfg.Rate / float64(r.cfg.Publishers)
+	if rate > 0 {
 		// Room for a catch-up; the echo publisher still sends one frame each.
 		batch = maxCatchUp
+		// Stagger the publishers so their events interleave evenly.
+		start = start.Add(time.Duration(float64(id) / r.cfg.Rate * float64(time.Second)))
 	}
 	bufs := make([][]byte, batch)
-	start := time.Now()
 	end := start.Add(r.cfg.Duration)
+	if rate > 0 {
+		end = end.Add(-time.Duration(float64(id) / r.cfg.Rate * float64(time.Second)))
+	}
 	var seq int64
-	errCounts := map[string]int{}
 	for ctx.Err() == nil {
 		now := time.Now()
 		if !now.Before(end) {
 			break
 		}
 		n := int64(batch)
-		if r.cfg.Rate > 0 {
+		if rate > 0 {
 			// Event k is due at start + k/rate; send what is due, at most a batch.
-			due := int64(now.Sub(start).Seconds()*r.cfg.Rate) + 1 - seq
+			due := int64(now.Sub(start).Seconds()*rate) + 1 - seq
 			if due <= 0 {
-				next := start.Add(time.Duration(float64(seq) / r.cfg.Rate * float64(time.Second)))
+				next := start.Add(time.Duration(float64(seq) / rate * float64(time.Second)))
 				sleepCtx(ctx, min(time.Until(next), time.Until(end)))
 				continue
 			}
@@ -336,27 +491,36 @@ func (r *run) publish(ctx context.Context, pub publisher) {
 		ts := time.Now().UnixNano()
 		evs := bufs[:n]
 		for i := range evs {
-			evs[i] = appendEvent(evs[i][:0], et, seq+int64(i), ts, r.cfg.Size, true)
+			evs[i] = appendEvent(evs[i][:0], et, id, seq+int64(i), ts, r.cfg.Size, true)
 		}
 		acc, err := pub.publish(ctx, evs)
 		seq += n
-		f.Published += int64(acc)
+		st.published += int64(acc)
 		r.published.Add(int64(acc))
-		if err != nil {
-			f.PublishFailed += n - int64(acc)
+		var refused *refusedError
+		switch {
+		case errors.As(err, &refused):
+			st.refused += n - int64(acc)
+			st.refusedRequests++
+			r.refused.Add(n - int64(acc))
+			wait := r.cfg.RetryAfterMax
+			if refused.retryAfter >= 0 && refused.retryAfter < wait {
+				wait = refused.retryAfter
+			}
+			sleepCtx(ctx, min(wait, time.Until(end)))
+		case err != nil:
+			st.failed += n - int64(acc)
 			if ctx.Err() == nil {
-				errCounts[err.Error()]++
+				st.errs[err.Error()]++
 			}
 		}
 	}
-	for e, c := range errCounts {
-		r.res.Errors = append(r.res.Errors, fmt.Sprintf("%s (x%d)", e, c))
-	}
+	return st
 }
 
 // closeGroups closes every group and collects harness CPU and disconnects.
 func (r *run) closeGroups(ctx context.Context) error {
-	r.phase.Store("close")
+	r.phase.Store("closing")
 	groups := r.groupsSnapshot()
 	reps := make([]closeReport, len(groups))
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
@@ -423,8 +587,12 @@ func (r *run) progressLine() string {
 		conns += c
 		recv += rc
 	}
-	return fmt.Sprintf("%-7s %-7s %6.1fs  conns %d/%d  published %d  received %d",
+	line := fmt.Sprintf("%-7s %-10s %6.1fs  conns %d/%d  published %d  received %d",
 		r.cfg.Scenario, r.phase.Load(), time.Since(r.res.Start).Seconds(), conns, r.cfg.Conns, r.published.Load(), recv)
+	if n := r.refused.Load(); n > 0 {
+		line += fmt.Sprintf("  refused %d", n)
+	}
+	return line
 }
 
 func (r *run) groupsSnapshot() []group {

@@ -19,7 +19,7 @@ import (
 // workerSpec is one client process's share of a run.
 type workerSpec struct {
 	Scenario        string        `json:"scenario"`
-	Addr            string        `json:"addr"`
+	Addrs           []string      `json:"addrs"` // nodes, taken round robin by global index
 	Path            string        `json:"path"`
 	Origin          string        `json:"origin"`
 	First           int           `json:"first"` // global index of the first connection
@@ -30,12 +30,27 @@ type workerSpec struct {
 	Size            int           `json:"size"`
 	Hold            bool          `json:"hold"`
 	Timeout         time.Duration `json:"timeout"`
+	Publishers      int           `json:"publishers"`
+	StalledFraction float64       `json:"stalledFraction"`
+	StalledTimeout  time.Duration `json:"stalledTimeout"`
 }
+
+// nodeOf is the node index of global connection index i.
+func (s *workerSpec) nodeOf(i int) int { return i % len(s.Addrs) }
 
 type connectReport struct {
 	Connected int            `json:"connected"`
 	Failed    int            `json:"failed"`
 	Errors    map[string]int `json:"errors"`
+	// Nodes has one entry per spec.Addrs entry (Readers + Stalled =
+	// Connected there).
+	Nodes []nodeConnect `json:"nodes"`
+}
+
+type nodeConnect struct {
+	Connected int `json:"connected"`
+	Failed    int `json:"failed"`
+	Stalled   int `json:"stalled"`
 }
 
 type deliveryReport struct {
@@ -44,6 +59,24 @@ type deliveryReport struct {
 	Unparsed     int64                  `json:"unparsed"`
 	LastRecvNano int64                  `json:"lastRecvNano"`
 	Hist         *hdrhistogram.Snapshot `json:"hist"`
+	// Readers is the subscribers that read (held, not stalled).
+	Readers int64 `json:"readers"`
+	// ReceivedAtStop and ReceivedAtLate are Received when the drain began
+	// (publishing had just stopped) and at the drain's lateAt.
+	ReceivedAtStop int64          `json:"receivedAtStop"`
+	ReceivedAtLate int64          `json:"receivedAtLate"`
+	Stalled        stalledReport  `json:"stalled"`
+	Nodes          []nodeDelivery `json:"nodes"`
+}
+
+// nodeDelivery is deliveryReport's share of one node.
+type nodeDelivery struct {
+	Readers        int64                  `json:"readers"`
+	Received       int64                  `json:"received"`
+	ReceivedAtLate int64                  `json:"receivedAtLate"`
+	OutOfOrder     int64                  `json:"outOfOrder"`
+	Hist           *hdrhistogram.Snapshot `json:"hist"`
+	Stalled        stalledReport          `json:"stalled"`
 }
 
 type echoReport struct {
@@ -61,10 +94,19 @@ type closeReport struct {
 // callbacks one at a time, but atomics keep reads from other goroutines
 // (progress, reports) race-free.
 type sub struct {
-	id      int
-	ws      *wsConn
-	lastSeq atomic.Int64
+	id   int
+	node int
+	ws   *wsConn
+	// lastSeq is the newest sequence number seen from each publisher.
+	lastSeq []atomic.Int64
 	held    atomic.Bool // kept open for the run, so a close is a disconnect
+}
+
+// nodeCounters are one node's delivery counters in a worker.
+type nodeCounters struct {
+	received   atomic.Int64
+	outOfOrder atomic.Int64
+	hist       *shardedHist
 }
 
 // worker owns the client connections of one process.
@@ -74,8 +116,12 @@ type worker struct {
 	proto  wsConn // handlers shared by every connection
 	hist   *shardedHist
 
-	mu   sync.Mutex
-	subs []*sub
+	mu      sync.Mutex
+	subs    []*sub
+	stalled []*stalledConn
+	nodes   []nodeCounters
+
+	stopWatch func() // ends watchStalled
 
 	connected    atomic.Int64
 	received     atomic.Int64
@@ -92,7 +138,15 @@ func newWorker(spec workerSpec) (*worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &worker{spec: spec, engine: e, hist: newShardedHist()}
+	if len(spec.Addrs) == 0 {
+		return nil, errors.New("bench: worker without a target address")
+	}
+	spec.Publishers = max(1, spec.Publishers)
+	w := &worker{spec: spec, engine: e, hist: newShardedHist(), stopWatch: func() {}}
+	w.nodes = make([]nodeCounters, len(spec.Addrs))
+	for i := range w.nodes {
+		w.nodes[i].hist = newShardedHist()
+	}
 	w.proto.onText = w.onMessage
 	w.proto.onClose = func(c *wsConn) {
 		if s, _ := c.Session().(*sub); s != nil && s.held.Load() && !w.closing.Load() {
@@ -103,6 +157,7 @@ func newWorker(spec workerSpec) (*worker, error) {
 }
 
 var (
+	pubKey = []byte(`"pub":`)
 	seqKey = []byte(`"seq":`)
 	tsKey  = []byte(`"ts":`)
 )
@@ -142,26 +197,39 @@ func (w *worker) onMessage(c *wsConn, data []byte) {
 		}
 		w.hist.record(s.id, now-ts, now)
 		w.roundTrips.Add(1)
-		_ = c.WriteText(appendEvent(nil, 10, seq+1, time.Now().UnixNano(), w.spec.Size, false))
+		_ = c.WriteText(appendEvent(nil, 10, 0, seq+1, time.Now().UnixNano(), w.spec.Size, false))
 		return
 	}
-	if seq < s.lastSeq.Load() {
-		w.outOfOrder.Add(1)
+	pub, _ := scanInt(data, pubKey) // absent: publisher 0
+	if pub < 0 || pub >= int64(len(s.lastSeq)) {
+		w.unparsed.Add(1)
+		return
 	}
-	s.lastSeq.Store(seq)
+	n := &w.nodes[s.node]
+	if last := &s.lastSeq[pub]; seq < last.Load() {
+		w.outOfOrder.Add(1)
+		n.outOfOrder.Add(1)
+	} else {
+		last.Store(seq)
+	}
 	w.received.Add(1)
-	w.hist.record(s.id, now-ts, now)
+	n.received.Add(1)
+	// Only the node's histogram: deliveries merges them into the total, so
+	// one node costs no more than before nodes existed.
+	n.hist.record(s.id, now-ts, now)
 }
 
 // connect dials spec.Count connections with bounded concurrency.
 func (w *worker) connect(ctx context.Context) connectReport {
-	v6 := false
-	if host, _, err := net.SplitHostPort(w.spec.Addr); err == nil {
-		if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
-			v6 = true
+	v6 := make([]bool, len(w.spec.Addrs))
+	for i, a := range w.spec.Addrs {
+		if host, _, err := net.SplitHostPort(a); err == nil {
+			if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+				v6[i] = true
+			}
 		}
 	}
-	rep := connectReport{Errors: map[string]int{}}
+	rep := connectReport{Errors: map[string]int{}, Nodes: make([]nodeConnect, len(w.spec.Addrs))}
 	var mu sync.Mutex
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -170,16 +238,41 @@ func (w *worker) connect(ctx context.Context) connectReport {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				s := &sub{id: i}
-				s.lastSeq.Store(-1)
-				src := sourceIP(w.spec.First+i, w.spec.Sources, v6)
-				ws, err := dialWS(w.engine, &w.proto, w.spec.Addr, w.spec.Path, w.spec.Origin, src, w.spec.DialTimeout, s)
+				g := w.spec.First + i
+				node := w.spec.nodeOf(g)
+				src := sourceIP(g, w.spec.Sources, v6[node])
+				addr := w.spec.Addrs[node]
+				if w.spec.Scenario == ScenarioFanout && isStalled(g/len(w.spec.Addrs), w.spec.StalledFraction) {
+					sc, err := dialStalled(addr, w.spec.Path, w.spec.Origin, src, w.spec.DialTimeout)
+					mu.Lock()
+					if err != nil {
+						rep.Failed++
+						rep.Nodes[node].Failed++
+						rep.Errors[errKind(err)]++
+					} else {
+						sc.id, sc.node = i, node
+						rep.Connected++
+						rep.Nodes[node].Connected++
+						rep.Nodes[node].Stalled++
+						w.stalled = append(w.stalled, sc)
+						w.connected.Add(1)
+					}
+					mu.Unlock()
+					continue
+				}
+				s := &sub{id: i, node: node, lastSeq: make([]atomic.Int64, w.spec.Publishers)}
+				for p := range s.lastSeq {
+					s.lastSeq[p].Store(-1)
+				}
+				ws, err := dialWS(w.engine, &w.proto, addr, w.spec.Path, w.spec.Origin, src, w.spec.DialTimeout, s)
 				mu.Lock()
 				if err != nil {
 					rep.Failed++
+					rep.Nodes[node].Failed++
 					rep.Errors[errKind(err)]++
 				} else {
 					rep.Connected++
+					rep.Nodes[node].Connected++
 					if w.spec.Hold || w.spec.Scenario != ScenarioConnect {
 						s.ws = ws
 						s.held.Store(true)
@@ -209,7 +302,15 @@ func (w *worker) connect(ctx context.Context) connectReport {
 	if left := w.spec.Count - i; left > 0 {
 		rep.Failed += left
 		rep.Errors["not attempted (timeout)"] += left
+		for j := i; j < w.spec.Count; j++ {
+			rep.Nodes[w.spec.nodeOf(w.spec.First+j)].Failed++
+		}
 	}
+	w.mu.Lock()
+	if len(w.stalled) > 0 {
+		w.stopWatch = watchStalled(w.stalled)
+	}
+	w.mu.Unlock()
 	return rep
 }
 
@@ -235,36 +336,93 @@ func errKind(err error) string {
 	return s
 }
 
-// drain waits until every subscriber has received events deliveries, or
-// until no delivery arrived for idle, or ctx ends.
-func (w *worker) drain(ctx context.Context, events int64, idle time.Duration) deliveryReport {
+// drain waits until every reading subscriber has received events
+// deliveries, or until no delivery arrived for idle (but not before lateAt,
+// unix nanos), or ctx ends. It notes what had arrived when it began (just
+// after publishing stopped) and at lateAt, then reads the stalled sockets.
+func (w *worker) drain(ctx context.Context, events int64, idle time.Duration, lateAt int64) deliveryReport {
 	w.mu.Lock()
-	want := events * int64(len(w.subs))
+	readers := int64(len(w.subs))
+	want := events * readers
 	w.mu.Unlock()
-	last, lastChange := w.received.Load(), time.Now()
+	atStop := w.received.Load()
+	lateTaken := false
+	var atLate int64
+	nodesAtLate := make([]int64, len(w.nodes))
+	takeLate := func() {
+		if lateTaken {
+			return
+		}
+		lateTaken = true
+		for i := range w.nodes {
+			nodesAtLate[i] = w.nodes[i].received.Load()
+		}
+		atLate = w.received.Load()
+	}
+	last, lastChange := atStop, time.Now()
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
+wait:
 	for w.received.Load() < want {
 		select {
 		case <-ctx.Done():
-			return w.deliveries()
+			break wait
 		case now := <-t.C:
+			if now.UnixNano() >= lateAt {
+				takeLate()
+			}
 			if r := w.received.Load(); r != last {
 				last, lastChange = r, now
-			} else if now.Sub(lastChange) >= idle {
-				return w.deliveries()
+			} else if now.Sub(lastChange) >= idle && lateTaken {
+				break wait
 			}
 		}
 	}
-	return w.deliveries()
+	// Everything arrived (or ctx ended) before lateAt: nothing more will
+	// come, so what is here now is what was here then.
+	takeLate()
+	rep := w.deliveries()
+	rep.Readers, rep.ReceivedAtStop, rep.ReceivedAtLate = readers, atStop, atLate
+	w.mu.Lock()
+	stalled := append([]*stalledConn(nil), w.stalled...)
+	w.mu.Unlock()
+	w.stopWatch()
+	rep.Stalled = readStalled(stalled, w.spec.StalledTimeout)
+	for i := range rep.Nodes {
+		rep.Nodes[i].ReceivedAtLate = nodesAtLate[i]
+		var mine []*stalledConn
+		for _, sc := range stalled {
+			if sc.node == i {
+				mine = append(mine, sc)
+			}
+		}
+		rep.Nodes[i].Stalled = summarizeStalled(mine)
+	}
+	return rep
 }
 
 func (w *worker) deliveries() deliveryReport {
-	h, last := w.hist.merge()
-	return deliveryReport{
+	rep := deliveryReport{
 		Received: w.received.Load(), OutOfOrder: w.outOfOrder.Load(), Unparsed: w.unparsed.Load(),
-		LastRecvNano: last, Hist: h.Export(),
+		Nodes: make([]nodeDelivery, len(w.nodes)),
 	}
+	readers := make([]int64, len(w.nodes))
+	w.mu.Lock()
+	for _, s := range w.subs {
+		readers[s.node]++
+	}
+	w.mu.Unlock()
+	total := newHist()
+	for i := range w.nodes {
+		n := &w.nodes[i]
+		h, last := n.hist.merge()
+		total.Merge(h)
+		rep.LastRecvNano = max(rep.LastRecvNano, last)
+		rep.Nodes[i] = nodeDelivery{Readers: readers[i], Received: n.received.Load(),
+			OutOfOrder: n.outOfOrder.Load(), Hist: h.Export()}
+	}
+	rep.Hist = total.Export()
+	return rep
 }
 
 // echo runs every connection as a closed loop (send, await the echo, send
@@ -277,7 +435,7 @@ func (w *worker) echo(ctx context.Context, d time.Duration) echoReport {
 	subs := append([]*sub(nil), w.subs...)
 	w.mu.Unlock()
 	for _, s := range subs {
-		_ = s.ws.WriteText(appendEvent(nil, 10, 0, time.Now().UnixNano(), w.spec.Size, false))
+		_ = s.ws.WriteText(appendEvent(nil, 10, 0, 0, time.Now().UnixNano(), w.spec.Size, false))
 	}
 	t := time.NewTimer(d)
 	select {
@@ -300,7 +458,14 @@ func (w *worker) close(cpu bool) closeReport {
 		_ = s.ws.Close()
 	}
 	w.subs = nil
+	for _, sc := range w.stalled {
+		_ = sc.conn.Close()
+	}
+	w.stalled = nil
+	stop := w.stopWatch
+	w.stopWatch = func() {}
 	w.mu.Unlock()
+	stop()
 	w.engine.Stop()
 	if cpu {
 		rep.CPUUser, rep.CPUSys = rusageCPU(syscall.RUSAGE_SELF)
@@ -308,13 +473,16 @@ func (w *worker) close(cpu bool) closeReport {
 	return rep
 }
 
-// appendEvent appends one event of eventType (5 or 10) carrying seq and ts,
-// padded so the whole event is size bytes where possible. seq and ts come
-// first so scanInt finds them quickly.
-func appendEvent(b []byte, eventType int, seq, ts int64, size int, broadcast bool) []byte {
+// appendEvent appends one event of eventType (5 or 10) from publisher pub
+// carrying its sequence number seq and send time ts, padded so the whole
+// event is size bytes where possible. The numbers come first so scanInt
+// finds them quickly.
+func appendEvent(b []byte, eventType, pub int, seq, ts int64, size int, broadcast bool) []byte {
 	start := len(b)
 	b = append(b, `{"eventType":`...)
 	b = strconv.AppendInt(b, int64(eventType), 10)
+	b = append(b, `,"pub":`...)
+	b = strconv.AppendInt(b, int64(pub), 10)
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendInt(b, seq, 10)
 	b = append(b, `,"ts":`...)

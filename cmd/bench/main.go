@@ -34,8 +34,8 @@ func run() int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var cfg bench.Config
 	scenario := fs.String("scenario", "", "fanout, idle, echo or connect (may also be the first argument)")
-	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "public WebSocket host:port (loopback only)")
-	fs.StringVar(&cfg.AdminAddr, "admin", "127.0.0.1:8081", "admin host:port for POST /api/events (loopback only)")
+	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "public WebSocket host:port, or a comma-separated list of nodes that subscribers are spread over round robin (loopback only)")
+	fs.StringVar(&cfg.AdminAddr, "admin", "127.0.0.1:8081", "admin host:port for POST /api/events, or a comma-separated list the publishers take round robin (loopback only)")
 	fs.StringVar(&cfg.Key, "key", "change-me", "socketApiKey for the publish API")
 	fs.StringVar(&cfg.Origin, "origin", bench.DefaultOrigin, "Origin header sent on every upgrade")
 	fs.StringVar(&cfg.Path, "path", bench.DefaultPath, "upgrade request path")
@@ -52,15 +52,25 @@ func run() int {
 	fs.IntVar(&cfg.Batch, "batch", bench.DefaultBatch, "fanout: most events per publish request (api mode)")
 	fs.IntVar(&cfg.Size, "size", bench.DefaultSize, "event size in bytes")
 	fs.StringVar(&cfg.Mode, "mode", bench.ModeAPI, "fanout publish path: api (POST /api/events) or echo (broadcast echo from one client)")
+	fs.IntVar(&cfg.Publishers, "publishers", bench.DefaultPublishers, "fanout: concurrent publishers, each with its own connection; a fixed -rate is split between them")
+	fs.DurationVar(&cfg.RetryAfterMax, "retry-after-max", bench.DefaultRetryAfterMax, "fanout: longest pause after a 503 (Retry-After is honoured up to this; negative: retry at once)")
+	fs.Float64Var(&cfg.StalledFraction, "stalled", 0, "fanout: fraction (0..1) of subscribers that never read after their handshake")
+	fs.DurationVar(&cfg.StalledReadTimeout, "stalled-read", bench.DefaultStalledReadTimeout, "fanout: how long the final read of the stalled sockets looks for the server's close")
+	fs.DurationVar(&cfg.LagBound, "lag-bound", 0, "fanout: count stalled subscribers closed within this of the first publish (e.g. the broker's -max-lag plus slack; 0 = don't)")
+	fs.DurationVar(&cfg.LateAfter, "late-after", bench.DefaultLateAfter, "fanout: count deliveries still missing this long after publishing stopped")
+	fs.StringVar(&cfg.Label, "label", "", "series name for charts (e.g. broker, baseline); copied into the JSON")
 	fs.IntVar(&cfg.PID, "pid", 0, "server pid to sample RSS and CPU from /proc (0 = skip)")
 	jsonFile := fs.String("json", "", "write the result as JSON to this file")
-	quiet := fs.Bool("quiet", false, "no progress line and no summary (use with -json)")
+	quiet := fs.Bool("quiet", false, "no progress on stderr and no summary (use with -json)")
 	cpuProfile := fs.String("cpuprofile", "", "write the harness's CPU profile here (the in-process worker when -procs 1)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: bench [fanout|idle|echo|connect] [flags]\n")
+		fmt.Fprintf(fs.Output(), "usage: bench [fanout|idle|echo|connect] [flags]\n       bench chart -out DIR result.json...\n")
 		fs.PrintDefaults()
 	}
 	args := os.Args[1:]
+	if len(args) > 0 && args[0] == "chart" {
+		return chartMain(args[1:])
+	}
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		*scenario, args = args[0], args[1:]
 	}
@@ -71,8 +81,9 @@ func run() int {
 	if cfg.Procs == 0 {
 		cfg.Procs = (cfg.Conns + connsPerProc - 1) / connsPerProc
 	}
-	if !*quiet && isTerminal(os.Stderr) {
-		cfg.Progress = func(line string) { fmt.Fprintf(os.Stderr, "\r\033[K%s", line) }
+	tty := isTerminal(os.Stderr)
+	if !*quiet {
+		cfg.Progress = progressPrinter(tty)
 	}
 
 	if *cpuProfile != "" {
@@ -91,7 +102,7 @@ func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := bench.Run(ctx, cfg)
-	if cfg.Progress != nil {
+	if cfg.Progress != nil && tty {
 		fmt.Fprint(os.Stderr, "\r\033[K")
 	}
 	if res == nil {
@@ -112,6 +123,29 @@ func run() int {
 		return 1
 	}
 	return 0
+}
+
+// progressPrinter rewrites one status line on a terminal; elsewhere (a
+// log file, a script) it prints a line when the phase changes and every
+// 5 s, so long runs show they are alive without flooding the log.
+func progressPrinter(tty bool) func(string) {
+	if tty {
+		return func(line string) { fmt.Fprintf(os.Stderr, "\r\033[K%s", line) }
+	}
+	var lastPhase string
+	var n int
+	return func(line string) {
+		f := strings.Fields(line)
+		phase := ""
+		if len(f) > 1 {
+			phase = f[1]
+		}
+		n++
+		if phase != lastPhase || n%10 == 0 {
+			lastPhase = phase
+			fmt.Fprintln(os.Stderr, line)
+		}
+	}
 }
 
 func isTerminal(f *os.File) bool {
@@ -144,17 +178,40 @@ func printSummary(r *bench.Result) {
 	switch r.Scenario {
 	case bench.ScenarioFanout:
 		f := r.Fanout
-		fmt.Printf("published %d events (%d failed) in %.2fs = %.1f/s to %d subscribers\n",
-			f.Published, f.PublishFailed, f.PublishSeconds, f.PublishRate, f.Subscribers)
-		fmt.Printf("deliveries %d/%d expected, lost %d (%.3f%%), out of order %d, unparsed %d, %.0f deliveries/s\n",
+		fmt.Printf("published %d events (%d failed, %d refused with 503 in %d requests) by %d publishers in %.2fs = %.1f/s to %d subscribers (%d reading, %d stalled)\n",
+			f.Published, f.PublishFailed, f.Refused, f.RefusedRequests, f.Publishers, f.PublishSeconds, f.PublishRate,
+			f.Subscribers, f.Readers, f.StalledSubscribers)
+		fmt.Printf("deliveries to readers %d/%d expected, lost %d (%.3f%%), out of order %d, unparsed %d, %.0f deliveries/s\n",
 			f.Received, f.Expected, f.Lost, f.LossPct, f.OutOfOrder, f.Unparsed, f.DeliveriesPerSec)
+		u := f.UndeliveredAfter
+		fmt.Printf("not yet received %.1fs after publishing stopped: %d (%.4f%%); %.2f%% of deliveries arrived after the stop\n",
+			u.Seconds, u.Count, 100*u.Fraction, f.ReceivedAfterStopPct)
+		if st := f.Stalled; st.Count > 0 {
+			fmt.Printf("stalled: %d, closed %d (1008: %d, other code: %d, reset %d, EOF %d), open %d; closed during run %d, at %.2fs p50 / %.2fs max after the first publish",
+				st.Count, st.Closed, st.Closed1008, st.ClosedOther, st.Reset, st.EOF, st.Open, st.ClosedDuringRun, st.CloseSecondsP50, st.CloseSecondsMax)
+			if st.LagBoundSeconds > 0 {
+				fmt.Printf(", %d within %.1fs", st.ClosedWithinBound, st.LagBoundSeconds)
+			}
+			fmt.Println()
+		}
 		printLatency("publish→receive", r.Latency)
+		if len(r.Nodes) > 1 {
+			for _, n := range r.Nodes {
+				fmt.Printf("  node %s: %d connected (%d stalled, %d closed), %d failed; received %d/%d, lost %d, late %d, p50 %.3f p99 %.3f ms\n",
+					n.Addr, n.Connected, n.Stalled, n.StalledClosed, n.Failed, n.Received, n.Expected, n.Lost, n.UndeliveredAfter, n.Latency.P50Ms, n.Latency.P99Ms)
+			}
+		}
 	case bench.ScenarioEcho:
 		e := r.Echo
 		fmt.Printf("echo: %d clients, %d round trips in %.2fs = %.0f/s\n", e.Clients, e.RoundTrips, e.Seconds, e.RoundTripsSec)
 		printLatency("round trip", r.Latency)
 	case bench.ScenarioIdle:
 		fmt.Printf("idle: held %d, dropped %d over %.1fs\n", r.Idle.Held, r.Idle.Dropped, r.Idle.HoldSeconds)
+	}
+	if len(r.Nodes) > 1 && r.Scenario != bench.ScenarioFanout {
+		for _, n := range r.Nodes {
+			fmt.Printf("  node %s: %d connected, %d failed\n", n.Addr, n.Connected, n.Failed)
+		}
 	}
 	if s := r.Server; s.PID != 0 {
 		fmt.Printf("server pid %d: RSS %.1f → %.1f MiB (peak %.1f), %d B/conn, CPU %.2fs (%.2f cores), %d threads %s\n",

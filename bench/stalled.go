@@ -1,0 +1,408 @@
+package bench
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// stalledConn is a subscriber that never reads. It is a plain socket, not
+// an nbio connection: after the handshake nothing touches it, so the
+// kernel's receive buffer fills, the TCP window closes and the server sees
+// exactly what a frozen client looks like (no reads, no pong to its pings).
+// Only at the end does readStalled read what is there, to learn how the
+// server closed it.
+type stalledConn struct {
+	id, node int
+	conn     *net.TCPConn
+	br       *bufio.Reader // holds anything read with the 101
+	// closedAt is when the watcher first saw the socket leave ESTABLISHED
+	// (the server's FIN or RST arrived), unix nanos; 0 if never.
+	closedAt atomic.Int64
+	// base is the kernel's bytes-received count at the first byte after
+	// the 101 (TCP_INFO at dial time, less what bufio holds).
+	base uint64
+	// arrivals is the watcher's record of the bytes-received count, one
+	// entry per change: when a close frame is found at the final read, its
+	// end's stream offset tells from this when it had arrived, without the
+	// socket ever having been read during the run. Written by the watcher
+	// only, read after it stopped.
+	arrivals []arrival
+	// outcome (outcome*), code (of the close frame) and closeEnd (the
+	// stream offset after it) are set by finalRead, read after readStalled
+	// returns.
+	outcome, code int
+	closeEnd      uint64
+}
+
+// arrival is a bytes-received count first seen at unix nanos t.
+type arrival struct {
+	t     int64
+	bytes uint64
+}
+
+// stalledReport is what the stalled subscribers of one worker (or all of
+// them) showed at the end of a run.
+type stalledReport struct {
+	Count int64 `json:"count"`
+	// Closed shows any sign of the server closing: a close frame, reset
+	// or EOF at the final read, or the watcher seeing it leave ESTABLISHED.
+	Closed int64 `json:"closed"`
+	// Closed1008 saw a close frame with code 1008 (policy violation, the
+	// slow-consumer close); ClosedOther a close frame with another code.
+	Closed1008  int64 `json:"closed1008"`
+	ClosedOther int64 `json:"closedOther"`
+	// Reset and EOF ended without a close frame: the server reset or shut
+	// the connection (the frame may have been lost with a reset).
+	Reset int64 `json:"reset"`
+	EOF   int64 `json:"eof"`
+	// Open is still open at the end of the final read.
+	Open int64 `json:"open"`
+	// CloseCodes counts close frames by code.
+	CloseCodes map[string]int64 `json:"closeCodes"`
+	// ClosedAtNanos lists, for every stalled socket the watcher saw closed
+	// during the run, when (unix nanos).
+	ClosedAtNanos []int64 `json:"closedAtNanos"`
+}
+
+func (s *stalledReport) add(o stalledReport) {
+	s.Count += o.Count
+	s.Closed += o.Closed
+	s.Closed1008 += o.Closed1008
+	s.ClosedOther += o.ClosedOther
+	s.Reset += o.Reset
+	s.EOF += o.EOF
+	s.Open += o.Open
+	if s.CloseCodes == nil {
+		s.CloseCodes = map[string]int64{}
+	}
+	for k, v := range o.CloseCodes {
+		s.CloseCodes[k] += v
+	}
+	s.ClosedAtNanos = append(s.ClosedAtNanos, o.ClosedAtNanos...)
+}
+
+// stalled outcomes, from the final read.
+const (
+	outcomeOpen = iota
+	outcomeClose
+	outcomeReset
+	outcomeEOF
+)
+
+// dialStalled performs the WebSocket handshake on a plain TCP socket and
+// returns it unread.
+func dialStalled(addr, path, origin string, local net.IP, timeout time.Duration) (*stalledConn, error) {
+	d := net.Dialer{Timeout: timeout}
+	if local != nil {
+		d.LocalAddr = &net.TCPAddr{IP: local}
+	}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	tc := c.(*net.TCPConn)
+	ok := false
+	defer func() {
+		if !ok {
+			_ = tc.Close()
+		}
+	}()
+	var nonce [16]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return nil, err
+	}
+	key := base64.StdEncoding.EncodeToString(nonce[:])
+	if path == "" {
+		path = "/"
+	}
+	_ = tc.SetDeadline(time.Now().Add(timeout))
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\nOrigin: " + origin + "\r\n\r\n"
+	if _, err := io.WriteString(tc, req); err != nil {
+		return nil, err
+	}
+	// The 101 is all the server sends before the first event (the harness
+	// settles before publishing), so a small buffer reads nothing more.
+	br := bufio.NewReaderSize(tc, 512)
+	status, accept := 0, ""
+	for first := true; ; first = false {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			if ne, isNet := err.(net.Error); isNet && ne.Timeout() {
+				return nil, errDialTimeout
+			}
+			return nil, err
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if first {
+			f := strings.Fields(line)
+			if len(f) < 2 {
+				return nil, fmt.Errorf("bench: bad status line %q", line)
+			}
+			status, _ = strconv.Atoi(f[1])
+			continue
+		}
+		if line == "" {
+			break
+		}
+		if k, v, found := strings.Cut(line, ":"); found && strings.EqualFold(strings.TrimSpace(k), "Sec-WebSocket-Accept") {
+			accept = strings.TrimSpace(v)
+		}
+	}
+	if status != 101 {
+		return nil, &HandshakeError{Status: status}
+	}
+	if accept != acceptKey(key) {
+		return nil, errors.New("bench: bad Sec-WebSocket-Accept")
+	}
+	_ = tc.SetDeadline(time.Time{})
+	ok = true
+	sc := &stalledConn{conn: tc, br: br}
+	if _, got, _ := tcpState(tc); got >= uint64(br.Buffered()) {
+		sc.base = got - uint64(br.Buffered())
+	}
+	return sc, nil
+}
+
+// stalledWatchInterval is how often watchStalled looks at each socket's
+// TCP state (one getsockopt each; no data is read).
+const stalledWatchInterval = 200 * time.Millisecond
+
+// watchStalled notes when each stalled socket leaves ESTABLISHED, which
+// is when the server's FIN or RST reached it, without reading from it. The
+// returned stop is idempotent.
+func watchStalled(conns []*stalledConn) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(stalledWatchInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				for _, sc := range conns {
+					sc.watch(now.UnixNano())
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done); wg.Wait() }) }
+}
+
+// watch records one poll at now (unix nanos).
+func (sc *stalledConn) watch(now int64) {
+	est, bytes, ok := tcpState(sc.conn)
+	if !ok {
+		return
+	}
+	if n := len(sc.arrivals); n == 0 || sc.arrivals[n-1].bytes != bytes {
+		sc.arrivals = append(sc.arrivals, arrival{t: now, bytes: bytes})
+	}
+	if !est && sc.closedAt.Load() == 0 {
+		sc.closedAt.Store(now)
+	}
+}
+
+// tcpState reads TCP_INFO: whether the socket is in ESTABLISHED and how
+// many bytes it has received (read by us or not).
+func tcpState(c *net.TCPConn) (established bool, bytesReceived uint64, ok bool) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return false, 0, false
+	}
+	_ = rc.Control(func(fd uintptr) {
+		if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+			established, bytesReceived, ok = info.State == unix.BPF_TCP_ESTABLISHED, info.Bytes_received, true
+		}
+	})
+	return established, bytesReceived, ok
+}
+
+// closeTime is when the server's close first showed: its close frame's
+// last byte arriving (found from the arrivals record) or FIN/RST,
+// whichever was first; 0 if neither showed during the run.
+func (sc *stalledConn) closeTime() int64 {
+	t := sc.closedAt.Load()
+	if sc.outcome == outcomeClose {
+		want := sc.base + sc.closeEnd
+		for _, a := range sc.arrivals {
+			if a.bytes >= want {
+				if t == 0 || a.t < t {
+					t = a.t
+				}
+				break
+			}
+		}
+	}
+	return t
+}
+
+// readStalled reads every stalled socket until a close frame, EOF, a
+// reset, or timeout from now, and summarises what it found.
+func readStalled(conns []*stalledConn, timeout time.Duration) stalledReport {
+	if timeout <= 0 {
+		timeout = DefaultStalledReadTimeout
+	}
+	deadline := time.Now().Add(timeout)
+	var wg sync.WaitGroup
+	for _, sc := range conns {
+		wg.Add(1)
+		go func() { // one goroutine each, only for this bounded final read
+			defer wg.Done()
+			sc.finalRead(deadline)
+		}()
+	}
+	wg.Wait()
+	return summarizeStalled(conns)
+}
+
+// finalRead fills sc's outcome and close code.
+func (sc *stalledConn) finalRead(deadline time.Time) {
+	_ = sc.conn.SetReadDeadline(deadline)
+	var fs frameScanner
+	buf := make([]byte, 64<<10)
+	src := io.Reader(sc.br)
+	for {
+		n, err := src.Read(buf)
+		if fs.feed(buf[:n]) {
+			sc.setOutcome(outcomeClose, fs.code)
+			sc.closeEnd = fs.pos
+			return
+		}
+		if err != nil {
+			switch {
+			case errors.Is(err, io.EOF):
+				sc.setOutcome(outcomeEOF, 0)
+			case errors.Is(err, syscall.ECONNRESET):
+				sc.setOutcome(outcomeReset, 0)
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				sc.setOutcome(outcomeOpen, 0)
+			default:
+				sc.setOutcome(outcomeReset, 0) // any other socket error: the connection is gone
+			}
+			return
+		}
+	}
+}
+
+// Set by finalRead before readStalled's WaitGroup is released.
+func (sc *stalledConn) setOutcome(o, code int) {
+	sc.outcome, sc.code = o, code
+}
+
+func summarizeStalled(conns []*stalledConn) stalledReport {
+	r := stalledReport{Count: int64(len(conns)), CloseCodes: map[string]int64{}, ClosedAtNanos: []int64{}}
+	for _, sc := range conns {
+		switch sc.outcome {
+		case outcomeClose:
+			r.CloseCodes[strconv.Itoa(sc.code)]++
+			if sc.code == 1008 {
+				r.Closed1008++
+			} else {
+				r.ClosedOther++
+			}
+		case outcomeReset:
+			r.Reset++
+		case outcomeEOF:
+			r.EOF++
+		default:
+			r.Open++
+		}
+		t := sc.closeTime()
+		if t != 0 {
+			r.ClosedAtNanos = append(r.ClosedAtNanos, t)
+		}
+		if sc.outcome != outcomeOpen || t != 0 {
+			r.Closed++
+		}
+	}
+	return r
+}
+
+// frameScanner walks server frames (unmasked) skipping payloads, until a
+// close frame is complete. It never buffers more than a header.
+type frameScanner struct {
+	hdr     []byte
+	skip    uint64 // payload bytes left in the current frame
+	inClose bool
+	payload []byte // the close frame's first bytes (the code)
+	code    int
+	pos     uint64 // bytes consumed so far
+}
+
+// feed consumes p and reports whether a whole close frame has been seen;
+// code is then its status code (1005 if it carried none).
+func (f *frameScanner) feed(p []byte) bool {
+	for len(p) > 0 {
+		if f.skip > 0 {
+			n := min(f.skip, uint64(len(p)))
+			if f.inClose && len(f.payload) < 2 {
+				f.payload = append(f.payload, p[:min(int(n), 2-len(f.payload))]...)
+			}
+			p, f.skip, f.pos = p[n:], f.skip-n, f.pos+n
+			if f.skip == 0 && f.inClose {
+				return f.closed()
+			}
+			continue
+		}
+		f.hdr = append(f.hdr, p[0])
+		p, f.pos = p[1:], f.pos+1
+		if len(f.hdr) < 2 {
+			continue
+		}
+		need := 2
+		switch f.hdr[1] & 0x7F {
+		case 126:
+			need = 4
+		case 127:
+			need = 10
+		}
+		if f.hdr[1]&0x80 != 0 {
+			need += 4 // masked (a server must not, but skip it right)
+		}
+		if len(f.hdr) < need {
+			continue
+		}
+		n := uint64(f.hdr[1] & 0x7F)
+		switch n {
+		case 126:
+			n = uint64(binary.BigEndian.Uint16(f.hdr[2:4]))
+		case 127:
+			n = binary.BigEndian.Uint64(f.hdr[2:10])
+		}
+		f.inClose = f.hdr[0]&0x0F == 0x8
+		f.hdr, f.skip = f.hdr[:0], n
+		if n == 0 && f.inClose {
+			return f.closed()
+		}
+	}
+	return false
+}
+
+func (f *frameScanner) closed() bool {
+	f.code = 1005 // no status code present (RFC 6455 7.4.1)
+	if len(f.payload) >= 2 {
+		f.code = int(binary.BigEndian.Uint16(f.payload))
+	}
+	return true
+}
