@@ -101,9 +101,9 @@ func (s *Server) waitForCapacity(r *http.Request) bool {
 	s.stats.publishWaits.Add(1)
 	deadline := time.NewTimer(s.cfg.PublishWait)
 	defer deadline.Stop()
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
 	for {
+		// Woken at the end of each fan-out pass; the short timer covers
+		// clients that catch up by reading (pongs) between passes.
 		select {
 		case <-deadline.C:
 			return false
@@ -111,13 +111,14 @@ func (s *Server) waitForCapacity(r *http.Request) bool {
 			return false
 		case <-s.done:
 			return false
-		case <-tick.C:
-			if s.draining.Load() {
-				return false
-			}
-			if !s.hub.saturated() {
-				return true
-			}
+		case <-s.hub.progressChan():
+		case <-time.After(5 * time.Millisecond):
+		}
+		if s.draining.Load() {
+			return false
+		}
+		if !s.hub.saturated() {
+			return true
 		}
 	}
 }

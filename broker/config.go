@@ -75,10 +75,10 @@ const (
 	// as a slow consumer with 1008.
 	DefaultMaxLag = 5 * time.Second
 	// DefaultPublishLag turns publisher backpressure on: while more than
-	// half of the connections are further behind than this, publish
-	// requests wait (up to PublishWait) and backend sockets are read more
-	// slowly.
-	DefaultPublishLag = 250 * time.Millisecond
+	// half of the connections are further behind than this (or the median
+	// cursor is more than a window behind the head), publish requests wait
+	// (up to PublishWait) and backend sockets are read more slowly.
+	DefaultPublishLag = 100 * time.Millisecond
 	// DefaultHistorySize is the event log's retained size (see eventlog).
 	DefaultHistorySize = 8 << 20
 	// DefaultMaxOutputMemory caps the broker's buffered output (the event

@@ -37,6 +37,10 @@ func TestSlowConsumers(t *testing.T) {
 		// Long enough for every stalled client to read its backlog and
 		// the close frame below before the broker gives up on it.
 		c.CloseTimeout = 30 * time.Second
+		// The stalled clients are the majority, so publishers are held
+		// (the broker as a whole is behind) until MaxLag cuts them.
+		c.MaxLag = time.Second
+		c.PublishWait = 20 * time.Second
 	})
 	good := dial(t, ts.wsURL, testOrigin)
 	var stalled []*rawConn

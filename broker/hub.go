@@ -2,6 +2,7 @@ package broker
 
 import (
 	"encoding/binary"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,8 +47,9 @@ type hub struct {
 	stats    *stats
 	wg       sync.WaitGroup
 
-	// memMu serialises the output-memory guard.
-	memMu sync.Mutex
+	// progress is closed at the end of each pass, for waiting publishers.
+	progMu   sync.Mutex
+	progress chan struct{}
 }
 
 // fanout is the part of Config the workers use.
@@ -74,6 +76,7 @@ type shard struct {
 	total    atomic.Int64  // live connections seen
 	behind   atomic.Int64  // ... more than publishLag behind
 	minNext  atomic.Uint64 // lowest cursor among live connections, or head
+	median   atomic.Uint64 // median cursor among live connections, or head
 	buffered atomic.Int64  // bytes its connections hold in nbio
 
 	// Worker-only scratch, reused across passes.
@@ -82,6 +85,7 @@ type shard struct {
 	buf     []byte
 	slow    []*conn
 	why     []string
+	nexts   []uint64
 	scratch []byte // seq frames built for events the log has none for
 }
 
@@ -235,20 +239,57 @@ func (h *hub) each(fn func(*conn)) {
 	}
 }
 
-// saturated reports whether more than half of the connections are more
-// than publishLag behind: the broker as a whole (CPU, or every reader) is
-// behind, not a few slow readers, which are cut instead. Reads what the
-// workers' last passes published; no per-connection work.
+// saturated reports whether the broker as a whole is behind, so that
+// publishers should wait: the typical connection, not a few slow readers
+// (those are cut instead), is either more than publishLag behind in time
+// (its client has not read what it was sent), or its cursor is more than
+// one credit window behind the head of the log (the fan-out itself has not
+// caught up). The second test needs no pass to notice a burst: it compares
+// the live head with the median cursor of the workers' last passes, so a
+// flood of publishers cannot run seconds ahead of the fan-out before the
+// next pass reports it. No per-connection work.
 func (h *hub) saturated() bool {
 	if h.fo.publishLag <= 0 {
 		return false
 	}
 	var total, behind int64
+	median := h.log.Head()
 	for _, s := range h.shards {
-		total += s.total.Load()
-		behind += s.behind.Load()
+		if n := s.total.Load(); n > 0 {
+			total += n
+			behind += s.behind.Load()
+			median = min(median, s.median.Load())
+		}
 	}
-	return behind*2 > total
+	if behind*2 > total {
+		return true
+	}
+	at, ok := h.log.Pos(median)
+	if !ok {
+		return true // the typical connection's next event is gone
+	}
+	head, _ := h.log.Pos(h.log.Head())
+	return head-at > h.fo.window
+}
+
+// progressed tells waiting publishers that a pass ended.
+func (h *hub) progressed() {
+	h.progMu.Lock()
+	if h.progress != nil {
+		close(h.progress)
+		h.progress = nil
+	}
+	h.progMu.Unlock()
+}
+
+// progressChan is closed when the next pass ends.
+func (h *hub) progressChan() <-chan struct{} {
+	h.progMu.Lock()
+	defer h.progMu.Unlock()
+	if h.progress == nil {
+		h.progress = make(chan struct{})
+	}
+	return h.progress
 }
 
 // beginDrain makes every worker close each connection with 1001 as soon
@@ -370,16 +411,25 @@ func (s *shard) pass() {
 			c.closeWith(reasonShutdown, "")
 			continue
 		}
-		if c.next < minNext && !c.closing.Load() {
-			minNext = c.next
+		if !c.closing.Load() {
+			minNext = min(minNext, c.next)
+			s.nexts = append(s.nexts, c.next)
 		}
 	}
 	s.total.Store(total)
 	s.behind.Store(behind)
 	s.minNext.Store(minNext)
+	median := head
+	if len(s.nexts) > 0 {
+		slices.Sort(s.nexts)
+		median = s.nexts[len(s.nexts)/2]
+		s.nexts = s.nexts[:0]
+	}
+	s.median.Store(median)
 	s.buffered.Store(buffered)
 	h.stats.writes.Add(int64(writes))
 	h.stats.deliveries.Add(int64(delivered))
+	h.progressed()
 	if delivered > 0 {
 		if t, ok := lg.Time(oldest); ok {
 			h.stats.fanoutLatency.Observe(float64(time.Now().UnixNano()-t) / 1e9)

@@ -85,12 +85,17 @@ type Log struct {
 	head atomic.Uint64              // next sequence number
 	tail atomic.Uint64              // oldest retained sequence number
 	size atomic.Int64               // mirror of bytes for readers
+	// pos is the total frame bytes ever appended (see Pos); written
+	// (appender only) before head.
+	pos     atomic.Int64
+	written int64 // appender's running total
 }
 
 // segment holds consecutive events. Slots below n are immutable once
 // published; the appender writes only above n, under Log.mu.
 type segment struct {
 	base  uint64
+	pos   int64 // stream position of its first event (see Log.Pos)
 	plain view
 	// alt holds the alternate frames of the events from alt.from on; nil
 	// until the first one (see Config.Alt).
@@ -152,6 +157,22 @@ func (l *Log) Epoch() string { return l.epoch }
 // event below it is readable (or already trimmed).
 func (l *Log) Head() uint64 { return l.head.Load() }
 
+// Pos is the byte position of event seq in the stream of every frame ever
+// appended (the bytes appended before it), and false if seq is trimmed.
+// Pos(Head()) is the total. Positions measure how far, in bytes, one
+// cursor is behind another.
+func (l *Log) Pos(seq uint64) (int64, bool) {
+	head := l.head.Load()
+	if seq >= head {
+		return l.pos.Load(), seq == head
+	}
+	s := l.find(seq)
+	if s == nil {
+		return 0, false
+	}
+	return s.pos + int64(s.plain.start(int(seq-s.base))), true
+}
+
 // Tail is the oldest retained sequence number; Tail == Head when empty.
 func (l *Log) Tail() uint64 { return l.tail.Load() }
 
@@ -172,6 +193,7 @@ func (l *Log) Append(now int64, evs ...Event) uint64 {
 			s = l.newSegment(seq, len(ev.Frame))
 		}
 		s.add(ev, now)
+		l.written += int64(len(ev.Frame))
 		if l.altFn != nil && (l.altOn.Load() || s.alt.Load() != nil) {
 			l.addAlt(s, seq, ev.Frame)
 		}
@@ -181,6 +203,7 @@ func (l *Log) Append(now int64, evs ...Event) uint64 {
 		l.cur.publish()
 	}
 	// Readers bound every read by Head, so a batch becomes visible at once.
+	l.pos.Store(l.written)
 	l.head.Store(seq)
 	l.trim(now)
 	l.size.Store(int64(l.bytes))
@@ -199,6 +222,7 @@ func (l *Log) newSegment(seq uint64, frame int) *segment {
 	}
 	s := &segment{
 		base:     seq,
+		pos:      l.written,
 		plain:    view{buf: make([]byte, nb), ends: make([]uint32, slots)},
 		times:    make([]int64, slots),
 		types:    make([]uint8, slots),

@@ -351,3 +351,26 @@ func TestAltFrames(t *testing.T) {
 		t.Fatalf("plain after alt: %q", got)
 	}
 }
+
+func TestPos(t *testing.T) {
+	l := New(Config{MaxBytes: 4 << 10, SegmentBytes: 1 << 10})
+	var total int64
+	want := map[uint64]int64{}
+	for i := 0; i < 2000; i++ {
+		f := frame(i)
+		want[uint64(i+1)] = total
+		total += int64(len(f))
+		l.Append(0, Event{Frame: f})
+	}
+	if p, ok := l.Pos(l.Head()); !ok || p != total {
+		t.Fatalf("Pos(head) = %d %v, want %d", p, ok, total)
+	}
+	for seq := l.Tail(); seq < l.Head(); seq++ {
+		if p, ok := l.Pos(seq); !ok || p != want[seq] {
+			t.Fatalf("Pos(%d) = %d %v, want %d", seq, p, ok, want[seq])
+		}
+	}
+	if _, ok := l.Pos(1); ok {
+		t.Fatal("Pos of a trimmed event")
+	}
+}

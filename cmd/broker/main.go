@@ -70,7 +70,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		window     = fs.Int("write-window", 0, "credit window per connection: event bytes written and not yet confirmed read (default 16384)")
 		lowat      = fs.Int("notsent-lowat", 0, "TCP_NOTSENT_LOWAT per socket, bytes (default 16384; negative: kernel default)")
 		maxLag     = fs.Duration("max-lag", 0, "close a connection whose oldest unread event is older than this, 1008 (default 5s)")
-		pubLag     = fs.Duration("publish-lag", 0, "publisher backpressure: publish requests wait while most connections are further behind than this (default 250ms; negative: off)")
+		pubLag     = fs.Duration("publish-lag", 0, "publisher backpressure: publish requests wait while most connections are further behind than this (default 100ms; negative: off)")
 		histSize   = fs.Int("history-size", 0, "event log size in bytes, shared by all connections (default 8388608)")
 		histAge    = fs.Duration("history-age", 0, "drop logged events older than this (default 0: size only)")
 		maxOutMem  = fs.Int64("max-output-memory", 0, "cap on buffered output (event log + socket buffers); over it the connections holding the most are closed (default 536870912; negative: off)")
