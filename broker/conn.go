@@ -52,6 +52,12 @@ type conn struct {
 	acked   atomic.Int64  // log bytes the client has confirmed reading
 	ackSeq  atomic.Uint64 // cursor as of the ping that acked confirms
 	starved atomic.Bool   // the worker is waiting for credit
+	// paused mirrors held for the worker, and heldAt is when the last hold
+	// ended: a connection whose input the broker holds cannot return
+	// credit (its pongs wait too), so it is neither counted as behind nor
+	// cut for it meanwhile, nor until its pongs have had time to arrive.
+	paused atomic.Bool
+	heldAt atomic.Int64
 	// seqMode: this connection receives the log's alternate frames, which
 	// carry "seq" and "epoch" (see resume.go).
 	seqMode bool

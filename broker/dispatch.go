@@ -91,13 +91,16 @@ func (s *Server) dispatch(c *conn, msg []byte) {
 // paceBackpressure holds a connection that just published while the
 // broker is saturated: TCP then paces the publisher, as a 503 paces the
 // publish API. Each hold lasts at most PublishWait, so a backend's other
-// traffic (MetaRequest replies) is delayed, never stopped.
+// traffic (MetaRequest replies) is delayed, never stopped; and at most half
+// of MaxLag, because the pongs that return the held connection's own credit
+// wait with the rest of its input: held longer, it would be cut as a slow
+// consumer for being paced.
 func (s *Server) paceBackpressure(c *conn) {
 	if !s.hub.saturated() {
 		return
 	}
 	s.stats.publishWaits.Add(1)
-	deadline := time.Now().Add(s.cfg.PublishWait)
+	deadline := time.Now().Add(min(s.cfg.PublishWait, s.cfg.MaxLag/2))
 	c.hold(2*time.Millisecond, func() time.Duration {
 		if s.hub.saturated() && !s.draining.Load() && time.Now().Before(deadline) {
 			return 2 * time.Millisecond

@@ -2,12 +2,14 @@ package broker
 
 import (
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -248,4 +250,166 @@ func TestMassDisconnectWhilePublishing(t *testing.T) {
 			break
 		}
 	}
+}
+
+// A backend socket that publishes while the broker is saturated is paced
+// (read more slowly), not dropped: every event it sent is published, in
+// order, once the broker catches up.
+func TestBackendSocketPaced(t *testing.T) {
+	ts := startServer(t, func(c *Config) {
+		c.MaxLag = time.Second // the stalled majority is cut after this
+		c.PublishLag = 50 * time.Millisecond
+	})
+	var stalled []*rawConn
+	for i := 0; i < 6; i++ {
+		stalled = append(stalled, dialRaw(t, ts.Addr()))
+	}
+	good := dial(t, ts.wsURL, testOrigin)
+	be := dialBackend(t, ts.wsURL, testKey)
+	go func() { // a backend reads what it is sent (and so answers pings)
+		for {
+			if _, _, err := be.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	waitFor(t, 5*time.Second, "registered", func() bool { return ts.Stats().Connections == 8 })
+	pad := strings.Repeat("p", 4000)
+	const events = 100
+	go func() {
+		for i := 0; i < events; i++ {
+			msg := fmt.Sprintf(`{"eventType":6,"n":%d,"file":"%s"}`, i, pad)
+			if err := be.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+				return
+			}
+			time.Sleep(2 * time.Millisecond) // a steady publisher, not one burst
+		}
+	}()
+	// The reader keeps reading throughout, as clients do (it answers the
+	// broker's pings as it goes).
+	msgs := make(chan string, events+10)
+	go func() {
+		for {
+			_, b, err := good.ReadMessage()
+			if err != nil {
+				close(msgs)
+				return
+			}
+			msgs <- string(b)
+		}
+	}()
+	next := func() string {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				t.Fatalf("reader closed; stats %+v", ts.Stats())
+			}
+			return m
+		case <-time.After(20 * time.Second):
+			t.Fatalf("timeout; stats %+v", ts.Stats())
+		}
+		return ""
+	}
+	for i := 0; i < events; i++ {
+		if m, want := next(), fmt.Sprintf(`"n":%d,`, i); !strings.Contains(m, want) {
+			t.Fatalf("event %d: %.40s", i, m)
+		}
+	}
+	st := ts.Stats()
+	if st.Paced == 0 || st.PublishWaits == 0 {
+		t.Fatalf("backend never paced: %+v", st)
+	}
+	waitFor(t, 10*time.Second, "the stalled clients cut as slow consumers", func() bool {
+		return ts.Stats().Closed["slow_consumer"] == int64(len(stalled))
+	})
+	// The backend is still connected and still publishes.
+	if n := ts.Stats().Connections; n != 2 {
+		t.Fatalf("%d connections, want the reader and the backend", n)
+	}
+	if err := be.WriteMessage(websocket.TextMessage, []byte(`{"eventType":1,"username":"after"}`)); err != nil {
+		t.Fatal(err)
+	}
+	for next() != `{"eventType":1,"username":"after"}` {
+	}
+	_ = stalled
+}
+
+// Over max-output-memory, the connections holding the most buffered output
+// are closed at once; the others stay.
+func TestOutputMemoryGuard(t *testing.T) {
+	ts := startServer(t, func(c *Config) {
+		c.HistorySize = 2 << 20
+		c.MaxOutputMemory = 3 << 20 // the log plus a little
+		c.WriteWindow = 8 << 20     // let stalled sockets hold a lot in nbio
+		c.SocketWriteBuffer = 4096
+		c.NotSentLowat = -1
+		c.MaxLag = time.Minute
+		c.PublishLag = -1
+	})
+	var stalled []net.Conn
+	for i := 0; i < 4; i++ {
+		stalled = append(stalled, dialTinyBuffer(t, ts.Addr()))
+	}
+	good := dial(t, ts.wsURL, testOrigin)
+	waitFor(t, 5*time.Second, "registered", func() bool { return ts.Stats().Connections == 5 })
+	pad := strings.Repeat("m", 4000)
+	for r := 0; r < 4; r++ {
+		parts := make([]string, 50)
+		for i := range parts {
+			parts[i] = fmt.Sprintf(`{"eventType":6,"file":"%s"}`, pad)
+		}
+		if code, _ := publish(t, ts.adminURL, testKey, "["+strings.Join(parts, ",")+"]"); code != 202 {
+			t.Fatal(code)
+		}
+		for i := 0; i < 50; i++ {
+			read(t, good)
+		}
+	}
+	waitFor(t, 5*time.Second, "guard", func() bool { return ts.Stats().Closed["output_memory"] > 0 })
+	if st := ts.Stats(); st.MemoryCloses == 0 || st.Connections < 1 {
+		t.Fatalf("%+v", st)
+	}
+	// The reader, holding nothing, is still there.
+	if code, _ := publish(t, ts.adminURL, testKey, `{"eventType":2}`); code != 202 {
+		t.Fatal(code)
+	}
+	if got := read(t, good); got != `{"eventType":2}` {
+		t.Fatal(got)
+	}
+	_ = stalled
+}
+
+// dialTinyBuffer upgrades a connection whose receive buffer is set small
+// before connecting (so the kernel cannot hold a backlog for it), and
+// never reads it.
+func dialTinyBuffer(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) {
+			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+	}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	req := "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: " + testOrigin + "\r\n\r\n"
+	if _, err := c.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	var head []byte
+	b := make([]byte, 1)
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for !strings.HasSuffix(string(head), "\r\n\r\n") {
+		if _, err := c.Read(b); err != nil {
+			t.Fatal(err)
+		}
+		head = append(head, b[0])
+	}
+	if !strings.HasPrefix(string(head), "HTTP/1.1 101") {
+		t.Fatalf("handshake: %s", head)
+	}
+	return c
 }

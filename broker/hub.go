@@ -391,7 +391,7 @@ func (s *shard) pass() {
 		}
 		// Lag counts from when the connection joined: a client resuming
 		// from old events is not behind for having been away.
-		if lagSeq < head && c.joined < now-int64(h.fo.publishLag) {
+		if lagSeq < head && c.joined < now-int64(h.fo.publishLag) && !c.recentlyHeld(now, h.fo.maxLag) {
 			if lagSeq < slowSeq && c.joined < now-int64(h.fo.maxLag) {
 				slow = append(slow, c)
 				s.why = append(s.why, "unread events older than max-lag")
@@ -413,7 +413,9 @@ func (s *shard) pass() {
 		}
 		if !c.closing.Load() {
 			minNext = min(minNext, c.next)
-			s.nexts = append(s.nexts, c.next)
+			if !c.recentlyHeld(now, h.fo.maxLag) {
+				s.nexts = append(s.nexts, c.next)
+			}
 		}
 	}
 	s.total.Store(total)
@@ -447,6 +449,12 @@ func (s *shard) pass() {
 	if cap(s.buf) > 1<<20 {
 		s.buf = nil // do not pin a burst-sized buffer forever
 	}
+}
+
+// recentlyHeld reports whether the broker holds c's input now, or did
+// within half of maxLag (see conn.paused).
+func (c *conn) recentlyHeld(now int64, maxLag time.Duration) bool {
+	return c.paused.Load() || now-c.heldAt.Load() < int64(maxLag/2)
 }
 
 // pingPayloadLen is the size of the credit ping's payload: a marker, then the data position and the

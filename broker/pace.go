@@ -23,6 +23,7 @@ func (c *conn) hold(d time.Duration, until func() time.Duration) {
 		return
 	}
 	c.held = true
+	c.paused.Store(true)
 	c.holdUntil = until
 	c.srv.stats.paced.Add(1)
 	if p, ok := any(c.nbc).(readPauser); ok {
@@ -45,6 +46,8 @@ func (c *conn) resume() {
 		return
 	}
 	c.held = false
+	c.heldAt.Store(time.Now().UnixNano())
+	c.paused.Store(false)
 	c.holdUntil = nil
 	func() {
 		defer c.recoverPanic()
