@@ -47,11 +47,12 @@ type hub struct {
 	memMu sync.Mutex
 }
 
-// fanout is the part of Config the workers use.
+// fanout is the part of Config the workers use. The lag bounds change
+// on Reload (reload.go), hence the atomics.
 type fanout struct {
-	window     int64         // credit per connection, bytes
-	maxLag     time.Duration // a connection further behind is a slow consumer
-	publishLag time.Duration // publishers wait while most connections are further behind
+	window     int64           // credit per connection, bytes
+	maxLag     *atomicDuration // a connection further behind is a slow consumer
+	publishLag *atomicDuration // publishers wait while most connections are further behind
 	linger     time.Duration
 	tick       time.Duration // passes happen at least this often
 }
@@ -230,7 +231,7 @@ func (h *hub) each(fn func(*conn)) {
 // behind, not a few slow readers, which are cut instead. Reads what the
 // workers' last passes published; no per-connection work.
 func (h *hub) saturated() bool {
-	if h.fo.publishLag <= 0 {
+	if h.fo.publishLag.Load() <= 0 {
 		return false
 	}
 	var total, behind int64
@@ -301,10 +302,10 @@ func (s *shard) pass() {
 	head := lg.Head()
 	tail := lg.Tail()
 	now := time.Now().UnixNano()
-	slowSeq := lg.SeqAfter(now - int64(h.fo.maxLag))
+	slowSeq := lg.SeqAfter(now - int64(h.fo.maxLag.Load()))
 	behindSeq := uint64(0)
-	if h.fo.publishLag > 0 {
-		behindSeq = lg.SeqAfter(now - int64(h.fo.publishLag))
+	if pl := h.fo.publishLag.Load(); pl > 0 {
+		behindSeq = lg.SeqAfter(now - int64(pl))
 	}
 	if hook := testHookWrite.Load(); hook != nil {
 		for _, c := range s.list {
