@@ -12,5 +12,9 @@ import (
 // are not inherited by child processes unless asked for, so there is no
 // close-on-exec fix-up to make (see addconn_unix.go).
 func (s *Server) addConn(c net.Conn) {
-	s.engine.AddConnNonTLSNonBlocking(&nbhttp.Conn{Conn: c}, nil, func() {})
+	hc := &nbhttp.Conn{Conn: c}
+	s.engine.AddConnNonTLSNonBlocking(hc, nil, func() {})
+	if s.tlsConf != nil {
+		s.wrapTLS(hc) // tls.go
+	}
 }

@@ -31,4 +31,7 @@ func (s *Server) addConn(c net.Conn) {
 			_ = rc.Control(func(fd uintptr) { syscall.CloseOnExec(int(fd)) })
 		}
 	}
+	if s.tlsConf != nil {
+		s.wrapTLS(hc) // tls.go
+	}
 }

@@ -34,7 +34,7 @@ func (s *Server) requireKey(next http.Handler) http.Handler {
 // writes the answer (403 with disabledMsg when no key is configured, 401
 // otherwise) and reports false.
 func (s *Server) authorized(w http.ResponseWriter, r *http.Request, disabledMsg string) bool {
-	if len(s.apiKey) == 0 {
+	if len(s.key()) == 0 {
 		httpError(w, http.StatusForbidden, disabledMsg)
 		return false
 	}

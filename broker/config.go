@@ -209,7 +209,22 @@ type Config struct {
 	// Auth configures JWT identity at the handshake; the zero value
 	// disables it (every client is anonymous).
 	Auth auth.Config
+	// TLS serves wss:// on the public listener; the zero value serves
+	// plain ws:// (see tls.go for the stack and its limits).
+	TLS TLSConfig
 }
+
+// TLSConfig is the public listener's certificate. cmd/broker reads the
+// files; the broker only sees PEM.
+type TLSConfig struct {
+	// CertPEM is the certificate chain, leaf first.
+	CertPEM []byte
+	// KeyPEM is the leaf's private key (ECDSA, RSA or Ed25519).
+	KeyPEM []byte
+}
+
+// Enabled reports whether TLS is configured.
+func (t TLSConfig) Enabled() bool { return len(t.CertPEM) > 0 || len(t.KeyPEM) > 0 }
 
 func (c Config) withDefaults() Config {
 	if c.ListenAddr == "" {
@@ -368,6 +383,9 @@ func (c Config) Validate() error {
 	}
 	if c.BackendTimeout < 0 {
 		bad("broker: backend timeout %v: must be positive", c.BackendTimeout)
+	}
+	if c.TLS.Enabled() && (len(c.TLS.CertPEM) == 0 || len(c.TLS.KeyPEM) == 0) {
+		bad("broker: tls: a certificate and its key are both needed")
 	}
 	if c.Targeting != TargetAll && c.Targeting != TargetUser {
 		bad("broker: targeting %q: must be %q or %q", c.Targeting, TargetAll, TargetUser)

@@ -94,6 +94,11 @@ type conn struct {
 	desync     bool // after a fatal frame error: discard input until closed
 	msgLimit   *rate.Limiter
 	bcastLimit *rate.Limiter
+	limGen     uint64 // generation of the limits the limiters have (see retune)
+
+	// tls is the connection's TLS link, nil for plain ws://. Writes go
+	// through it (writeRaw).
+	tls *tlsLink
 }
 
 // reason is why the broker closed a connection: the close status sent and
@@ -371,8 +376,7 @@ func (c *conn) peerClose(p []byte) {
 		frame = appendCloseFrame(buf[:0], code, "")
 	}
 	c.wmu.Lock()
-	c.queued.Add(int64(len(frame)))
-	_, _ = c.nbc.Write(frame)
+	_ = c.writeRaw(frame)
 	c.wmu.Unlock()
 	// The server closes the TCP connection first (RFC 6455 section 7.1.1),
 	// but only once the reply has left: closing now would discard it if
@@ -430,8 +434,7 @@ func (c *conn) closeWith(r reason, text string) bool {
 	// has room for it): a slow consumer that catches up reads why it was
 	// dropped.
 	frame := appendCloseFrame(buf[:0], r.code, r.text)
-	c.queued.Add(int64(len(frame)))
-	_, _ = c.nbc.Write(frame)
+	_ = c.writeRaw(frame)
 	c.wmu.Unlock()
 	nbc := c.nbc
 	// Closing at once could reset the connection while the peer still has
@@ -457,7 +460,7 @@ func (c *conn) send(b []byte) bool {
 	if c.closing.Load() {
 		return false
 	}
-	if p := c.pending(); p+int64(len(b)) > int64(c.srv.cfg.MaxPendingBytes) {
+	if p := c.pending(); p+int64(len(b)) > int64(c.srv.limits.Load().maxPending) {
 		if c.closeWith(reasonSlow, "") {
 			c.srv.slowConsumer(c, "pending bytes over max-pending")
 		}
@@ -474,9 +477,21 @@ func (c *conn) write(b []byte) bool {
 	if c.closing.Load() {
 		return false
 	}
+	return c.writeRaw(b) == nil
+}
+
+// writeRaw hands bytes to nbio, through TLS when the connection has it,
+// and counts them in queued first (for TLS, the link counts the records
+// it writes), so that nbio's report of written bytes never runs ahead.
+// Called with wmu held, or before the connection is shared.
+func (c *conn) writeRaw(b []byte) error {
+	if c.tls != nil {
+		_, err := c.tls.Write(b)
+		return err
+	}
 	c.queued.Add(int64(len(b)))
 	_, err := c.nbc.Write(b)
-	return err == nil
+	return err
 }
 
 // pong takes the credit a pong returns (see hub) and wakes the worker if

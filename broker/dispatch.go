@@ -36,7 +36,11 @@ func (s *Server) dispatch(c *conn, msg []byte) {
 	}
 	// Over the message rate, the message is still handled, and the
 	// sender's further input waits until it is back within the rate.
-	if d := pace(&c.msgLimit, s.cfg.MessageRate, s.cfg.MessageBurst); d > 0 {
+	lim := s.limits.Load()
+	if c.limGen != lim.gen {
+		c.retune(lim) // reloaded since this connection's last message
+	}
+	if d := pace(&c.msgLimit, lim.messageRate, lim.messageBurst); d > 0 {
 		c.hold(d, noLonger)
 	}
 	var m codec.Message
@@ -52,7 +56,7 @@ func (s *Server) dispatch(c *conn, msg []byte) {
 			c.writeText(msg)
 			return
 		}
-		if d := pace(&c.bcastLimit, s.cfg.BroadcastRate, s.cfg.BroadcastBurst); d > 0 {
+		if d := pace(&c.bcastLimit, lim.broadcastRate, lim.broadcastBurst); d > 0 {
 			c.hold(d, noLonger)
 		}
 		s.hub.broadcast(item{frame: appendFrame(nil, opText, msg), etype: codec.Echo})
@@ -100,7 +104,7 @@ func (s *Server) paceBackpressure(c *conn) {
 		return
 	}
 	s.stats.publishWaits.Add(1)
-	deadline := time.Now().Add(min(s.cfg.PublishWait, s.cfg.MaxLag/2))
+	deadline := time.Now().Add(min(s.cfg.PublishWait, s.hub.fo.maxLag.Load()/2))
 	c.hold(2*time.Millisecond, func() time.Duration {
 		if s.hub.saturated() && !s.draining.Load() && time.Now().Before(deadline) {
 			return 2 * time.Millisecond

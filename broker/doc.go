@@ -11,6 +11,13 @@
 // one worker goroutine that writes queued frames to its connections; one
 // sweeper goroutine pings and reaps idle connections; the admin listener
 // is a net/http server. Nothing is started per connection or per message.
+// With TLS (tls.go) the poller also decrypts, and runs each TLS handshake.
+//
+// # Live reload
+//
+// Reload (reload.go) swaps what may change while running (origin matcher,
+// API key, JWT verifier, limits, lag bounds, certificate) through atomic
+// pointers: readers never lock, and see the old or the new value whole.
 //
 // # Fan-out
 //
@@ -33,8 +40,10 @@
 // # Lock order
 //
 // hub.pubMu, then shard.qmu. shard.mu is taken alone. metaRouter.mu is
-// never held while writing to a socket. nbio's per-connection lock is
-// innermost (inside every socket write).
+// never held while writing to a socket. conn.wmu, then tlsLink.mu (TLS
+// record layer), then nbio's per-connection lock, which is innermost
+// (inside every socket write). The poller takes tlsLink.mu alone, to
+// decrypt, and never holds it while parsing.
 //
 // # WebSocket framing
 //

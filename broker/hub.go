@@ -52,11 +52,12 @@ type hub struct {
 	progress chan struct{}
 }
 
-// fanout is the part of Config the workers use.
+// fanout is the part of Config the workers use. The lag bounds change
+// on Reload (reload.go), hence the atomics.
 type fanout struct {
-	window     int64         // credit per connection, bytes
-	maxLag     time.Duration // a connection further behind is a slow consumer
-	publishLag time.Duration // publishers wait while most connections are further behind
+	window     int64           // credit per connection, bytes
+	maxLag     *atomicDuration // a connection further behind is a slow consumer
+	publishLag *atomicDuration // publishers wait while most connections are further behind
 	linger     time.Duration
 	tick       time.Duration // passes happen at least this often
 }
@@ -249,7 +250,7 @@ func (h *hub) each(fn func(*conn)) {
 // flood of publishers cannot run seconds ahead of the fan-out before the
 // next pass reports it. No per-connection work.
 func (h *hub) saturated() bool {
-	if h.fo.publishLag <= 0 {
+	if h.fo.publishLag.Load() <= 0 {
 		return false
 	}
 	var total, behind int64
@@ -352,10 +353,11 @@ func (s *shard) pass() {
 	head := lg.Head()
 	tail := lg.Tail()
 	now := time.Now().UnixNano()
-	slowSeq := lg.SeqAfter(now - int64(h.fo.maxLag))
+	maxLag, publishLag := h.fo.maxLag.Load(), h.fo.publishLag.Load()
+	slowSeq := lg.SeqAfter(now - int64(maxLag))
 	behindSeq := uint64(0)
-	if h.fo.publishLag > 0 {
-		behindSeq = lg.SeqAfter(now - int64(h.fo.publishLag))
+	if pl := h.fo.publishLag.Load(); pl > 0 {
+		behindSeq = lg.SeqAfter(now - int64(pl))
 	}
 	if hook := testHookWrite.Load(); hook != nil {
 		for _, c := range s.list {
@@ -391,8 +393,8 @@ func (s *shard) pass() {
 		}
 		// Lag counts from when the connection joined: a client resuming
 		// from old events is not behind for having been away.
-		if lagSeq < head && c.joined < now-int64(h.fo.publishLag) && !c.recentlyHeld(now, h.fo.maxLag) {
-			if lagSeq < slowSeq && c.joined < now-int64(h.fo.maxLag) {
+		if lagSeq < head && c.joined < now-int64(publishLag) && !c.recentlyHeld(now, maxLag) {
+			if lagSeq < slowSeq && c.joined < now-int64(maxLag) {
 				slow = append(slow, c)
 				s.why = append(s.why, "unread events older than max-lag")
 				continue
@@ -413,7 +415,7 @@ func (s *shard) pass() {
 		}
 		if !c.closing.Load() {
 			minNext = min(minNext, c.next)
-			if !c.recentlyHeld(now, h.fo.maxLag) {
+			if !c.recentlyHeld(now, maxLag) {
 				s.nexts = append(s.nexts, c.next)
 			}
 		}

@@ -52,7 +52,7 @@ var (
 	descAccepted = prometheus.NewDesc("broker_connections_accepted_total",
 		"WebSocket upgrades completed.", nil, nil)
 	descRefused = prometheus.NewDesc("broker_handshakes_refused_total",
-		"Upgrade requests refused, by reason: origin (403), api_key (401), token (401, JWT), full (503: max-conns or draining), bad_request (400/405/426).",
+		"Upgrade requests refused, by reason: origin (403), api_key (401), token (401, JWT), full (503: max-conns or draining), bad_request (400/405/426), tls (TLS handshake failed, or plain HTTP on the TLS port).",
 		[]string{"reason"}, nil)
 	descMessagesIn = prometheus.NewDesc("broker_messages_received_total",
 		"Complete messages received from connections.", nil, nil)
@@ -147,6 +147,7 @@ func (c brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descRefused, st.refusedToken.Load(), "token")
 	counter(descRefused, st.refusedFull.Load(), "full")
 	counter(descRefused, st.badHandshake.Load(), "bad_request")
+	counter(descRefused, st.refusedTLS.Load(), "tls")
 	counter(descMessagesIn, st.messagesIn.Load())
 	counter(descErrorsOut, st.errorsOut.Load())
 	counter(descPublished, st.eventsPublished.Load())

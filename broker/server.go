@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	ltls "github.com/lesismal/llib/std/crypto/tls"
 	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/nbhttp"
 	"github.com/rs/zerolog"
@@ -23,15 +24,25 @@ import (
 // Server is one broker node: the public WebSocket listener on an nbio
 // reactor, the sharded subscriber table and the admin listener.
 type Server struct {
-	cfg     Config
-	log     zerolog.Logger
-	origins *origin.Matcher
-	apiKey  []byte
-	hub     *hub
-	events  *eventlog.Log
-	stats   stats
-	meta    metaRouter
-	auth    *auth.Verifier
+	cfg    Config // as started; never changes (see current)
+	log    zerolog.Logger
+	hub    *hub
+	events *eventlog.Log
+	stats  stats
+	meta   metaRouter
+
+	// What Reload may change (reload.go), each swapped whole.
+	origins  atomic.Pointer[origin.Matcher]
+	apiKey   atomic.Pointer[[]byte]
+	auth     atomic.Pointer[auth.Verifier]
+	limits   atomic.Pointer[limits]
+	current  atomic.Pointer[Config] // cfg with the reloaded fields applied
+	reloadMu sync.Mutex             // serialises Reload
+
+	// TLS, when Config.TLS is set: the certificate store and the
+	// listener's configuration, which reads it at every handshake.
+	certs   certStore
+	tlsConf *ltls.Config
 
 	regMu     sync.RWMutex // see acceptLoop
 	warn      warnLoggers  // sampled repetitive warnings (logsample.go)
@@ -66,13 +77,25 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	s := &Server{
-		cfg:     cfg,
-		log:     log.With().Str("component", "broker").Logger(),
-		origins: m,
-		apiKey:  []byte(cfg.APIKey),
-		auth:    v,
-		done:    make(chan struct{}),
+		cfg:  cfg,
+		log:  log.With().Str("component", "broker").Logger(),
+		done: make(chan struct{}),
 	}
+	if cfg.TLS.Enabled() {
+		cert, err := parseCert(cfg.TLS)
+		if err != nil {
+			return nil, err
+		}
+		s.certs.cur.Store(cert)
+		s.tlsConf = s.certs.serverConfig()
+	}
+	s.origins.Store(m)
+	key := []byte(cfg.APIKey)
+	s.apiKey.Store(&key)
+	s.auth.Store(v)
+	s.limits.Store(limitsOf(cfg, 0))
+	cur := cfg
+	s.current.Store(&cur)
 	s.meta.s = s
 	s.warn = newWarnLoggers(s.log, warnBurst, warnPeriod)
 	s.stats.fanoutLatency = newFanoutLatency()
@@ -83,16 +106,17 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	})
 	s.hub = newHub(cfg.Shards, s.events, fanout{
 		window:     int64(cfg.WriteWindow),
-		maxLag:     cfg.MaxLag,
-		publishLag: cfg.PublishLag,
+		maxLag:     newAtomicDuration(cfg.MaxLag),
+		publishLag: newAtomicDuration(cfg.PublishLag),
 		linger:     cfg.Linger,
 		tick:       passTick(cfg.MaxLag, cfg.PublishLag),
 	}, &s.stats)
 	return s, nil
 }
 
-// Config returns the effective configuration, defaults filled in.
-func (s *Server) Config() Config { return s.cfg }
+// Config returns the effective configuration, defaults filled in, with
+// the fields changed by Reload since.
+func (s *Server) Config() Config { return *s.current.Load() }
 
 // Start opens the listeners and starts the reactor, the shard workers and
 // the keepalive sweeper. It returns once the broker accepts connections.
@@ -221,11 +245,15 @@ func (s *Server) Start() error {
 		Int64("maxOutputMemory", s.cfg.MaxOutputMemory).
 		Int("maxConns", s.cfg.MaxConns).
 		Dur("linger", s.cfg.Linger).
-		Int("origins", s.origins.Len()).
-		Bool("publishEnabled", len(s.apiKey) > 0).
+		Int("origins", s.origins.Load().Len()).
+		Bool("publishEnabled", len(s.key()) > 0).
+		Bool("tls", s.tlsConf != nil).
 		Str("targeting", s.cfg.Targeting).
 		Bool("jwt", s.cfg.Auth.Enabled()).
 		Msg("broker started")
+	if s.tlsConf != nil {
+		s.logCert("tls certificate loaded", s.certs.cur.Load())
+	}
 	return nil
 }
 
@@ -303,8 +331,12 @@ func (s *Server) now() int64 { return time.Now().UnixNano() }
 // keyOK compares a presented key with socketApiKey in constant time. An
 // empty configured key matches nothing.
 func (s *Server) keyOK(k string) bool {
-	return len(s.apiKey) > 0 && subtle.ConstantTimeCompare([]byte(k), s.apiKey) == 1
+	key := s.key()
+	return len(key) > 0 && subtle.ConstantTimeCompare([]byte(k), key) == 1
 }
+
+// key is the current socketApiKey.
+func (s *Server) key() []byte { return *s.apiKey.Load() }
 
 // removeConn is called once per connection when its socket is gone.
 func (s *Server) removeConn(c *conn, err error) {
@@ -338,7 +370,7 @@ func (s *Server) removeConn(c *conn, err error) {
 func (s *Server) slowConsumer(c *conn, why string) {
 	s.stats.slowConsumers.Add(1)
 	s.warn.slow.Warn().Uint64("conn", c.id).Str("remote", c.remote).Str("why", why).
-		Dur("maxLag", s.cfg.MaxLag).Int64("pendingBytes", c.pending()).Msg("slow consumer: closing with 1008")
+		Dur("maxLag", s.hub.fo.maxLag.Load()).Int64("pendingBytes", c.pending()).Msg("slow consumer: closing with 1008")
 }
 
 // sweep pings connections and closes idle ones. One goroutine walks the

@@ -23,6 +23,7 @@ type stats struct {
 	refusedKey      atomic.Int64 // 401: backend key
 	refusedToken    atomic.Int64 // 401: JWT
 	refusedFull     atomic.Int64 // 503: max conns or draining
+	refusedTLS      atomic.Int64 // TLS handshake failed, or plain HTTP on the TLS port
 	badHandshake    atomic.Int64 // 400/405/426
 	messagesIn      atomic.Int64 // complete client messages
 	errorsOut       atomic.Int64 // error events sent
@@ -67,6 +68,7 @@ type Stats struct {
 	RefusedKey      int64            `json:"refusedKey"`
 	RefusedToken    int64            `json:"refusedToken"`
 	RefusedFull     int64            `json:"refusedFull"`
+	RefusedTLS      int64            `json:"refusedTLS"`
 	BadHandshake    int64            `json:"badHandshake"`
 	MessagesIn      int64            `json:"messagesIn"`
 	ErrorsOut       int64            `json:"errorsOut"`
@@ -103,6 +105,7 @@ func (s *Server) Stats() Stats {
 		RefusedKey:      st.refusedKey.Load(),
 		RefusedToken:    st.refusedToken.Load(),
 		RefusedFull:     st.refusedFull.Load(),
+		RefusedTLS:      st.refusedTLS.Load(),
 		BadHandshake:    st.badHandshake.Load(),
 		MessagesIn:      st.messagesIn.Load(),
 		ErrorsOut:       st.errorsOut.Load(),

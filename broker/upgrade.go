@@ -84,7 +84,7 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		backend = true
-	} else if !s.origins.Allow(origin) {
+	} else if !s.origins.Load().Allow(origin) {
 		s.stats.refusedOrigin.Add(1)
 		s.warn.origin.Warn().Str("remote", r.RemoteAddr).Str("origin", origin).Msg("connection refused: origin not approved")
 		httpError(w, http.StatusForbidden, "origin not approved")
@@ -93,7 +93,7 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	// Backends authenticate with the key; clients may carry a JWT.
 	var username string
 	if !backend {
-		u, err := s.auth.Identify(r)
+		u, err := s.auth.Load().Identify(r)
 		if err != nil {
 			s.stats.refusedToken.Add(1)
 			s.warn.token.Warn().Str("remote", r.RemoteAddr).Str("origin", origin).Err(err).Msg("connection refused: token")
@@ -135,8 +135,9 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	}
 	hc, ok := raw.(*nbhttp.Conn)
 	var nbc *nbio.Conn
+	var link *tlsLink // TLS: the socket's record layer (tls.go)
 	if ok {
-		nbc, ok = hc.Conn.(*nbio.Conn)
+		nbc, link, ok = splitConn(hc.Conn)
 	}
 	if !ok {
 		// Only nbio connections reach this handler; anything else is a
@@ -159,6 +160,10 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		username: username,
 		filter:   filter,
 		seqMode:  resume.seq,
+		tls:      link,
+	}
+	if link != nil {
+		link.countInto(&c.queued)
 	}
 	c.want = wantFor(backend, username, filter)
 	now := s.now()
@@ -212,7 +217,9 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 			// HTTP ourselves rather than hanging up without a word.
 			s.stats.refusedFull.Add(1)
 			c.closing.Store(true)
-			_, _ = nbc.Write(rawHTTPError(http.StatusServiceUnavailable, refusal))
+			c.wmu.Lock()
+			_ = c.writeRaw(rawHTTPError(http.StatusServiceUnavailable, refusal))
+			c.wmu.Unlock()
 			c.closeAfterFlush()
 			return
 		}
@@ -245,7 +252,7 @@ func upgradedAlready(w http.ResponseWriter) bool {
 	if !ok {
 		return false
 	}
-	nbc, ok := hc.Conn.(*nbio.Conn)
+	nbc, _, ok := splitConn(hc.Conn)
 	if !ok {
 		return false
 	}

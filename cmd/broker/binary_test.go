@@ -40,6 +40,9 @@ type brokerProc struct {
 	cmd     *exec.Cmd
 	started map[string]any // its "broker started" log line
 	done    chan error
+	// lines are its JSON log lines after "broker started" (lines that
+	// arrive while nobody reads are dropped once 100 are queued).
+	lines chan map[string]any
 }
 
 // startBroker runs bin with args, waits for its "broker started" line and
@@ -56,8 +59,8 @@ func startBroker(t *testing.T, bin string, env []string, args ...string) *broker
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &brokerProc{cmd: cmd, done: make(chan error, 1)}
 	lines := make(chan map[string]any, 100)
+	p := &brokerProc{cmd: cmd, done: make(chan error, 1), lines: lines}
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {

@@ -21,9 +21,16 @@ type fileConfig struct {
 }
 
 type websocketSection struct {
-	Port                  *int     `json:"port"`
-	ApprovedSocketDomains []string `json:"approvedSocketDomains"`
-	SocketAPIKey          *string  `json:"socketApiKey"`
+	Port                  *int        `json:"port"`
+	ApprovedSocketDomains []string    `json:"approvedSocketDomains"`
+	SocketAPIKey          *string     `json:"socketApiKey"`
+	TLS                   *tlsSection `json:"tls"`
+}
+
+// tlsSection turns on wss:// on the public port: PEM file paths.
+type tlsSection struct {
+	Cert *string `json:"cert"` // certificate chain, leaf first
+	Key  *string `json:"key"`
 }
 
 type brokerSection struct {
@@ -59,6 +66,7 @@ type brokerSection struct {
 	ReusePort        *bool       `json:"reusePort"`
 	APIKeyFile       *string     `json:"apiKeyFile"` // socketApiKey from a file (secrets.go)
 	Targeting        *string     `json:"targeting"`
+	LogLevel         *string     `json:"logLevel"`
 	JWT              *jwtSection `json:"jwt"`
 }
 
@@ -97,6 +105,9 @@ type options struct {
 	jwtKeyFile      string // read into broker.Auth.PublicKeyPEM
 	apiKeyFile      string // broker.apiKeyFile, read by resolveSecrets
 	jwtSecretFile   string // broker.jwt.hs256SecretFile, likewise
+	tlsCertFile     string // websocket.tls.cert, read into broker.TLS.CertPEM
+	tlsKeyFile      string // websocket.tls.key, read into broker.TLS.KeyPEM
+	logLevel        string // broker.logLevel; "" means info
 }
 
 // knownTop are the sections the broker reads. Other top-level keys are
@@ -151,6 +162,10 @@ func parseConfig(data []byte, o *options) (warnings []string, err error) {
 	if ws.SocketAPIKey != nil {
 		o.broker.APIKey = *ws.SocketAPIKey
 	}
+	if ws.TLS != nil {
+		set(&o.tlsCertFile, ws.TLS.Cert)
+		set(&o.tlsKeyFile, ws.TLS.Key)
+	}
 	if b := fc.Broker; b != nil {
 		if b.APIKeyFile != nil && ws.SocketAPIKey != nil {
 			return warnings, errors.New("config: websocket.socketApiKey and broker.apiKeyFile are both set: use one")
@@ -190,6 +205,7 @@ func parseConfig(data []byte, o *options) (warnings []string, err error) {
 		setDur(&o.broker.PublishWait, b.PublishWait)
 		set(&o.broker.Pprof, b.Pprof)
 		set(&o.broker.Targeting, b.Targeting)
+		set(&o.logLevel, b.LogLevel)
 		if j := b.JWT; j != nil {
 			a := &o.broker.Auth
 			set(&a.HS256Secret, j.HS256Secret)

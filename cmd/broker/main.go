@@ -78,6 +78,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		linger     = fs.Duration("linger", 0, "delay before each fan-out pass so more events share one write (default 0: batching only under load)")
 		pprofOn    = fs.Bool("pprof", false, "serve /debug/pprof/ on the admin listener, to loopback clients with the API key only")
 		jwtReq     = fs.Bool("jwt-required", false, "refuse clients without a token (401); otherwise they are anonymous")
+		tlsCert    = fs.String("tls-cert", "", "PEM certificate chain file: serve wss:// (TLS 1.2+) on the public port; reloaded on SIGHUP")
+		tlsKey     = fs.String("tls-key", "", "PEM private key file for -tls-cert")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -100,145 +102,175 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 
-	opts := options{shutdownTimeout: 10 * time.Second}
-	data, source := project.ExampleConfig, "bundled config.example.json"
+	source := "bundled config.example.json"
 	if *configPath != "" {
-		data, err = os.ReadFile(*configPath)
-		if err != nil {
-			log.Error().Err(err).Msg("cannot read config")
-			return 1
-		}
 		source = *configPath
 	}
-	warnings, err := parseConfig(data, &opts)
-	for _, w := range warnings {
-		log.Warn().Str("config", source).Msg(w)
-	}
-	if err != nil {
-		log.Error().Str("config", source).Err(err).Msg("bad config")
-		return 1
-	}
-
-	// Flags the operator set override the file, field by field.
-	cfg := &opts.broker
-	var secrets secretFlags
-	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "port":
-			cfg.ListenAddr = fmt.Sprintf(":%d", *port)
-		case "listen":
-			cfg.ListenAddr = *listen
-		case "admin-addr":
-			cfg.AdminAddr = *adminAddr
-		case "shards":
-			cfg.Shards = *shards
-		case "pollers":
-			cfg.Pollers = *pollers
-		case "read-buffer":
-			cfg.ReadBufferSize = *readBuf
-		case "write-buffer":
-			cfg.SocketWriteBuffer = *writeBuf
-		case "max-message":
-			cfg.MaxMessageSize = *maxMsg
-		case "max-pending":
-			cfg.MaxPendingBytes = *maxPending
-		case "max-publish":
-			cfg.MaxPublishBytes = *maxPublish
-		case "max-conns":
-			cfg.MaxConns = *maxConns
-		case "ping-interval":
-			cfg.PingInterval = *pingEvery
-		case "idle-timeout":
-			cfg.IdleTimeout = *idle
-		case "handshake-timeout":
-			cfg.HandshakeTimeout = *handshake
-		case "shutdown-timeout":
-			opts.shutdownTimeout = *shutdown
-		case "msg-rate":
-			cfg.MessageRate = *msgRate
-		case "msg-burst":
-			cfg.MessageBurst = *msgBurst
-		case "broadcast-rate":
-			cfg.BroadcastRate = *bcastRate
-		case "broadcast-burst":
-			cfg.BroadcastBurst = *bcastBurst
-		case "backend-timeout":
-			cfg.BackendTimeout = *backendTO
-		case "targeting":
-			cfg.Targeting = *targeting
-		case "jwt-secret":
-			secrets.jwtSecret = jwtSecret
-		case "jwt-secret-file":
-			secrets.jwtSecretFile = *jwtSecFile
-		case "api-key-file":
-			secrets.apiKeyFile = *apiKeyFile
-		case "reuse-port":
-			cfg.ReusePort = *reusePort
-		case "jwt-public-key":
-			opts.jwtKeyFile = *jwtKey
-		case "jwt-claim":
-			cfg.Auth.UsernameClaim = *jwtClaim
-		case "jwt-cookie":
-			cfg.Auth.Cookie = *jwtCookie
-		case "write-window":
-			cfg.WriteWindow = *window
-		case "notsent-lowat":
-			cfg.NotSentLowat = *lowat
-		case "max-lag":
-			cfg.MaxLag = *maxLag
-		case "publish-lag":
-			cfg.PublishLag = *pubLag
-		case "history-size":
-			cfg.HistorySize = *histSize
-		case "history-age":
-			cfg.HistoryAge = *histAge
-		case "max-output-memory":
-			cfg.MaxOutputMemory = *maxOutMem
-		case "publish-wait":
-			cfg.PublishWait = *pubWait
-		case "linger":
-			cfg.Linger = *linger
-		case "pprof":
-			cfg.Pprof = *pprofOn
-		case "jwt-required":
-			cfg.Auth.Required = *jwtReq
+	// load builds the whole configuration from the file, the environment,
+	// the flags and the files they name, at start and again on SIGHUP.
+	// It logs what is wrong and reports false.
+	load := func(first bool) (options, bool) {
+		opts := options{shutdownTimeout: 10 * time.Second}
+		data := project.ExampleConfig
+		if *configPath != "" {
+			var err error
+			if data, err = os.ReadFile(*configPath); err != nil {
+				log.Error().Err(err).Msg("cannot read config")
+				return opts, false
+			}
 		}
-	})
-	from, err := resolveSecrets(&opts, secrets, os.Getenv)
-	if err != nil {
-		log.Error().Err(err).Msg("cannot read secret")
-		return 1
-	}
-	if secrets.jwtSecret != nil {
-		log.Warn().Msg("-jwt-secret is visible to every local user in the process list (ps, /proc/PID/cmdline): use $" + envJWTSecret + " or -jwt-secret-file")
-	}
-	if from.apiKey != "" || from.jwtSecret != "" {
-		ev := log.Info()
-		if from.apiKey != "" {
-			ev.Str("apiKeyFrom", from.apiKey)
+		warnings, err := parseConfig(data, &opts)
+		if first {
+			for _, w := range warnings {
+				log.Warn().Str("config", source).Msg(w)
+			}
 		}
-		if from.jwtSecret != "" {
-			ev.Str("jwtSecretFrom", from.jwtSecret)
-		}
-		ev.Msg("secrets loaded")
-	}
-	if opts.jwtKeyFile != "" {
-		pem, err := os.ReadFile(opts.jwtKeyFile)
 		if err != nil {
-			log.Error().Err(err).Msg("cannot read JWT public key")
-			return 1
+			log.Error().Str("config", source).Err(err).Msg("bad config")
+			return opts, false
 		}
-		cfg.Auth.PublicKeyPEM = string(pem)
-	}
-	if fs.Lookup("port") != nil && *port < 0 {
-		log.Error().Int("port", *port).Msg("bad -port: must be 0..65535")
-		return 1
-	}
-	if opts.shutdownTimeout <= 0 {
-		log.Error().Dur("shutdown-timeout", opts.shutdownTimeout).Msg("bad -shutdown-timeout: must be positive")
-		return 1
+
+		// Flags the operator set override the file, field by field.
+		cfg := &opts.broker
+		var secrets secretFlags
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "port":
+				cfg.ListenAddr = fmt.Sprintf(":%d", *port)
+			case "listen":
+				cfg.ListenAddr = *listen
+			case "admin-addr":
+				cfg.AdminAddr = *adminAddr
+			case "shards":
+				cfg.Shards = *shards
+			case "pollers":
+				cfg.Pollers = *pollers
+			case "read-buffer":
+				cfg.ReadBufferSize = *readBuf
+			case "write-buffer":
+				cfg.SocketWriteBuffer = *writeBuf
+			case "max-message":
+				cfg.MaxMessageSize = *maxMsg
+			case "max-pending":
+				cfg.MaxPendingBytes = *maxPending
+			case "max-publish":
+				cfg.MaxPublishBytes = *maxPublish
+			case "max-conns":
+				cfg.MaxConns = *maxConns
+			case "ping-interval":
+				cfg.PingInterval = *pingEvery
+			case "idle-timeout":
+				cfg.IdleTimeout = *idle
+			case "handshake-timeout":
+				cfg.HandshakeTimeout = *handshake
+			case "shutdown-timeout":
+				opts.shutdownTimeout = *shutdown
+			case "msg-rate":
+				cfg.MessageRate = *msgRate
+			case "msg-burst":
+				cfg.MessageBurst = *msgBurst
+			case "broadcast-rate":
+				cfg.BroadcastRate = *bcastRate
+			case "broadcast-burst":
+				cfg.BroadcastBurst = *bcastBurst
+			case "backend-timeout":
+				cfg.BackendTimeout = *backendTO
+			case "targeting":
+				cfg.Targeting = *targeting
+			case "jwt-secret":
+				secrets.jwtSecret = jwtSecret
+			case "jwt-secret-file":
+				secrets.jwtSecretFile = *jwtSecFile
+			case "api-key-file":
+				secrets.apiKeyFile = *apiKeyFile
+			case "reuse-port":
+				cfg.ReusePort = *reusePort
+			case "jwt-public-key":
+				opts.jwtKeyFile = *jwtKey
+			case "jwt-claim":
+				cfg.Auth.UsernameClaim = *jwtClaim
+			case "jwt-cookie":
+				cfg.Auth.Cookie = *jwtCookie
+			case "write-window":
+				cfg.WriteWindow = *window
+			case "notsent-lowat":
+				cfg.NotSentLowat = *lowat
+			case "max-lag":
+				cfg.MaxLag = *maxLag
+			case "publish-lag":
+				cfg.PublishLag = *pubLag
+			case "history-size":
+				cfg.HistorySize = *histSize
+			case "history-age":
+				cfg.HistoryAge = *histAge
+			case "max-output-memory":
+				cfg.MaxOutputMemory = *maxOutMem
+			case "publish-wait":
+				cfg.PublishWait = *pubWait
+			case "linger":
+				cfg.Linger = *linger
+			case "pprof":
+				cfg.Pprof = *pprofOn
+			case "jwt-required":
+				cfg.Auth.Required = *jwtReq
+			case "tls-cert":
+				opts.tlsCertFile = *tlsCert
+			case "tls-key":
+				opts.tlsKeyFile = *tlsKey
+			case "log-level":
+				opts.logLevel = *logLevel
+			}
+		})
+		from, err := resolveSecrets(&opts, secrets, os.Getenv)
+		if err != nil {
+			log.Error().Err(err).Msg("cannot read secret")
+			return opts, false
+		}
+		if first && secrets.jwtSecret != nil {
+			log.Warn().Msg("-jwt-secret is visible to every local user in the process list (ps, /proc/PID/cmdline): use $" + envJWTSecret + " or -jwt-secret-file")
+		}
+		if first && (from.apiKey != "" || from.jwtSecret != "") {
+			ev := log.Info()
+			if from.apiKey != "" {
+				ev.Str("apiKeyFrom", from.apiKey)
+			}
+			if from.jwtSecret != "" {
+				ev.Str("jwtSecretFrom", from.jwtSecret)
+			}
+			ev.Msg("secrets loaded")
+		}
+		if opts.jwtKeyFile != "" {
+			pem, err := os.ReadFile(opts.jwtKeyFile)
+			if err != nil {
+				log.Error().Err(err).Msg("cannot read JWT public key")
+				return opts, false
+			}
+			cfg.Auth.PublicKeyPEM = string(pem)
+		}
+		if err := readTLSFiles(&opts); err != nil {
+			log.Error().Err(err).Msg("cannot read TLS certificate")
+			return opts, false
+		}
+		if _, err := parseLevel(opts.logLevel); err != nil {
+			log.Error().Str("config", source).Err(err).Msg("bad config")
+			return opts, false
+		}
+		if fs.Lookup("port") != nil && *port < 0 {
+			log.Error().Int("port", *port).Msg("bad -port: must be 0..65535")
+			return opts, false
+		}
+		if opts.shutdownTimeout <= 0 {
+			log.Error().Dur("shutdown-timeout", opts.shutdownTimeout).Msg("bad -shutdown-timeout: must be positive")
+			return opts, false
+		}
+		return opts, true
 	}
 
+	opts, ok := load(true)
+	if !ok {
+		return 1
+	}
+	setLevel(opts.logLevel)
 	srv, err := broker.New(opts.broker, log)
 	if err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
@@ -253,15 +285,30 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if opts.broker.APIKey == "change-me" {
 		log.Warn().Msg(`socketApiKey is the example value "change-me": set a secret before exposing the admin listener`)
 	}
+	// SIGHUP is caught from before the start: its default action would
+	// end the process.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sig)
 	if err := srv.Start(); err != nil {
 		log.Error().Err(err).Msg("cannot start")
 		return 1
 	}
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	s := <-sig
-	log.Info().Str("signal", s.String()).Dur("timeout", opts.shutdownTimeout).Msg("signal received, draining")
+	for {
+		s := <-sig
+		if s != syscall.SIGHUP {
+			log.Info().Str("signal", s.String()).Dur("timeout", opts.shutdownTimeout).Msg("signal received, draining")
+			break
+		}
+		log.Info().Str("config", source).Msg("SIGHUP: reloading the configuration")
+		next, ok := load(false)
+		if ok {
+			opts = reload(log, source, srv, opts, next)
+			continue
+		}
+		log.Error().Str("config", source).Msg("reload refused: keeping the running configuration")
+	}
 	signal.Stop(sig)
 	ctx, cancel := context.WithTimeout(context.Background(), opts.shutdownTimeout)
 	defer cancel()
@@ -271,11 +318,64 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// reload applies next over the running broker (what can change live, see
+// broker.Server.Reload) and returns the options now in force. An invalid
+// next changes nothing: each bad value gets a log line.
+func reload(log zerolog.Logger, source string, srv *broker.Server, cur, next options) options {
+	applied, ignored, err := srv.Reload(next.broker)
+	if err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			log.Error().Str("config", source).Str("error", line).Msg("reload refused: keeping the running configuration")
+		}
+		return cur
+	}
+	// Process-level settings: the log level and the drain limit apply at
+	// once; the log format needs a restart (it is a flag only).
+	if next.logLevel != cur.logLevel {
+		setLevel(next.logLevel)
+		applied = append(applied, "logLevel")
+	}
+	if next.shutdownTimeout != cur.shutdownTimeout {
+		applied = append(applied, "shutdownTimeout")
+	}
+	cur.logLevel, cur.shutdownTimeout = next.logLevel, next.shutdownTimeout
+	ev := log.Info()
+	if len(ignored) > 0 {
+		ev = log.Warn()
+	}
+	ev.Str("config", source).Strs("applied", applied).Strs("ignoredUntilRestart", ignored).Msg("config reloaded")
+	return cur
+}
+
+// readTLSFiles reads the certificate and key named by -tls-cert/-tls-key
+// or websocket.tls into the broker config.
+func readTLSFiles(o *options) error {
+	if (o.tlsCertFile == "") != (o.tlsKeyFile == "") {
+		return errors.New("-tls-cert and -tls-key (websocket.tls.cert and .key) must be set together")
+	}
+	if o.tlsCertFile == "" {
+		return nil
+	}
+	cert, err := os.ReadFile(o.tlsCertFile)
+	if err != nil {
+		return err
+	}
+	key, err := os.ReadFile(o.tlsKeyFile)
+	if err != nil {
+		return err
+	}
+	o.broker.TLS = broker.TLSConfig{CertPEM: cert, KeyPEM: key}
+	return nil
+}
+
+// newLogger builds the process logger. Its level is zerolog's global
+// level (setLevel), so that SIGHUP can change it for every component.
 func newLogger(level, format string, w io.Writer) (zerolog.Logger, error) {
-	lvl, err := zerolog.ParseLevel(level)
+	lvl, err := parseLevel(level)
 	if err != nil || level == "" {
 		return zerolog.Logger{}, fmt.Errorf("bad -log-level %q: want trace, debug, info, warn or error", level)
 	}
+	zerolog.SetGlobalLevel(lvl)
 	switch format {
 	case "json":
 	case "console":
@@ -285,7 +385,27 @@ func newLogger(level, format string, w io.Writer) (zerolog.Logger, error) {
 	default:
 		return zerolog.Logger{}, fmt.Errorf("bad -log-format %q: want json or console", format)
 	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+	return zerolog.New(w).Level(zerolog.TraceLevel).With().Timestamp().Logger(), nil
+}
+
+// parseLevel reads a log level; "" is info.
+func parseLevel(s string) (zerolog.Level, error) {
+	if s == "" {
+		return zerolog.InfoLevel, nil
+	}
+	lvl, err := zerolog.ParseLevel(s)
+	if err != nil {
+		return 0, fmt.Errorf("log level %q: want trace, debug, info, warn or error", s)
+	}
+	return lvl, nil
+}
+
+// setLevel sets the level of every logger in the process (load has
+// checked it).
+func setLevel(s string) {
+	if lvl, err := parseLevel(s); err == nil {
+		zerolog.SetGlobalLevel(lvl)
+	}
 }
 
 // isTerminal reports whether w is a character device (a terminal).
