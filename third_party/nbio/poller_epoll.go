@@ -184,7 +184,9 @@ func (p *poller) acceptorLoop() {
 		defer runtime.UnlockOSThread()
 	}
 
-	p.shutdown = false
+	// broker patch: do not reset p.shutdown here: a poller is new when its
+	// loop starts, and a stop() that ran before this goroutine got here
+	// would be lost, leaving Engine.Stop waiting on EpollWait forever.
 	for !p.shutdown {
 		conn, err := p.listener.Accept()
 		if err == nil {
@@ -245,7 +247,9 @@ func (p *poller) readWriteLoop() {
 	}
 
 	g := p.g
-	p.shutdown = false
+	// broker patch: do not reset p.shutdown here: a poller is new when its
+	// loop starts, and a stop() that ran before this goroutine got here
+	// would be lost, leaving Engine.Stop waiting on EpollWait forever.
 	isOneshot := g.isOneshot
 	asyncReadEnabled := g.AsyncReadInPoller && (g.EpollMod == EPOLLET)
 	for !p.shutdown {
