@@ -121,7 +121,9 @@ func (l *Log) Epoch() string { return l.epoch }
 // event below it is readable (or already trimmed).
 func (l *Log) Head() uint64 { return l.head.Load() }
 
-// Tail is the oldest retained sequence number; Tail == Head when empty.
+// Tail is the oldest sequence number a reader may still be at: every
+// number from Tail to Head names a retained event or is a gap (see
+// AppendAt). Tail == Head when nothing is retained.
 func (l *Log) Tail() uint64 { return l.tail.Load() }
 
 // Bytes is the memory the log retains, frames and metadata.
@@ -134,6 +136,41 @@ func (l *Log) Append(now int64, evs ...Event) uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	first := l.head.Load()
+	l.appendLocked(now, first, evs)
+	return first
+}
+
+// AppendAt is Append with the first sequence number chosen by the caller,
+// for a log that mirrors another numbering (a cluster's shared stream). seq
+// must be at least Head; if it is above, the numbers from Head to seq-1
+// become a gap: they name no event, Read steps over them, and Time and
+// Meta report them as not retained. A seq below Head (an event already
+// appended, or a number that is part of a gap) returns ErrSeqBehind and
+// appends nothing, so a redelivered event is never appended twice. With
+// no events, AppendAt only moves Head to seq (a gap at the end).
+func (l *Log) AppendAt(now int64, seq uint64, evs ...Event) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	head := l.head.Load()
+	if seq < head {
+		return ErrSeqBehind
+	}
+	if seq > head && l.cur != nil {
+		// A segment holds consecutive numbers: the events after a gap
+		// start a new one.
+		l.cur.publish()
+		l.cur = nil
+	}
+	if len(evs) == 0 {
+		l.head.Store(seq)
+		return nil
+	}
+	l.appendLocked(now, seq, evs)
+	return nil
+}
+
+// appendLocked adds evs from seq first on; l.mu is held.
+func (l *Log) appendLocked(now int64, first uint64, evs []Event) {
 	seq := first
 	for _, ev := range evs {
 		s := l.cur
@@ -149,7 +186,6 @@ func (l *Log) Append(now int64, evs ...Event) uint64 {
 	// Readers bound every read by Head, so a batch becomes visible at once.
 	l.head.Store(seq)
 	l.trim(now)
-	return first
 }
 
 // newSegment seals the current segment and starts one at seq.
@@ -203,7 +239,10 @@ func (l *Log) trim(now int64) {
 	}
 	next := append([]*segment(nil), segs[drop:]...)
 	l.bytes = bytes
-	l.tail.Store(next[0].base)
+	// The new tail is the end of what was dropped, not next[0].base: a
+	// gap between them lost nothing, so a cursor in it is still good.
+	last := segs[drop-1]
+	l.tail.Store(last.base + uint64(last.n.Load()))
 	l.segs.Store(&next)
 	l.size.Store(int64(bytes))
 }
@@ -327,7 +366,13 @@ func (l *Log) Read(seq uint64, max int, want Want, runs [][]byte) ([][]byte, uin
 	for seq < head {
 		s := l.find(seq)
 		if s == nil {
-			break
+			// Not in any segment: trimmed (below Tail: lost to this
+			// reader, who must be told), or a gap, stepped over.
+			var ok bool
+			if seq, ok = l.afterGap(seq, head); !ok {
+				break
+			}
+			continue
 		}
 		n := int(s.n.Load())
 		if lim := head - s.base; uint64(n) > lim {
@@ -380,6 +425,23 @@ func (l *Log) Read(seq uint64, max int, want Want, runs [][]byte) ([][]byte, uin
 		}
 	}
 	return runs, seq, count
+}
+
+// afterGap returns the first number at or after seq that names an event
+// (or head, for a gap at the end), and false if seq is below Tail. seq is
+// below head and in no segment. Trim stores Tail before it replaces the
+// segments, so a reader that missed seq in the new segments sees the new
+// Tail.
+func (l *Log) afterGap(seq, head uint64) (uint64, bool) {
+	if seq < l.tail.Load() {
+		return seq, false
+	}
+	segs := *l.segs.Load()
+	i := sort.Search(len(segs), func(i int) bool { return segs[i].base > seq })
+	if i < len(segs) && segs[i].base < head {
+		return segs[i].base, true
+	}
+	return head, true
 }
 
 func (s *segment) meta(i int) Meta {
