@@ -82,6 +82,10 @@ func (s *Server) servePublish(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusServiceUnavailable, "broker is saturated: subscribers are not keeping up; nothing was published, retry later")
 		return
 	}
+	if s.bus != nil {
+		s.publishToBus(w, events)
+		return
+	}
 	s.publish(events)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
@@ -159,7 +163,19 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(`{"status":"draining"}`))
 		return
 	}
-	_, _ = w.Write([]byte(`{"status":"ok","connections":` + strconv.FormatInt(s.hub.count.Load(), 10) + `}`))
+	conns := strconv.FormatInt(s.hub.count.Load(), 10)
+	if st := s.busStatus(); st != nil {
+		// Cluster nodes also report NATS: a node cut off from the others
+		// too long is unhealthy (it serves only local echo).
+		status := "ok"
+		if !st.Healthy {
+			status = "cluster_unavailable"
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_, _ = w.Write([]byte(`{"status":"` + status + `","connections":` + conns + `,"nats":"` + st.State + `"}`))
+		return
+	}
+	_, _ = w.Write([]byte(`{"status":"ok","connections":` + conns + `}`))
 }
 
 func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {

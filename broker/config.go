@@ -209,6 +209,9 @@ type Config struct {
 	// Auth configures JWT identity at the handshake; the zero value
 	// disables it (every client is anonymous).
 	Auth auth.Config
+	// Bus, when set, makes this broker one node of a cluster (see Bus and
+	// package cluster); nil is a single node.
+	Bus Bus
 }
 
 func (c Config) withDefaults() Config {

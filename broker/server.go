@@ -32,6 +32,7 @@ type Server struct {
 	stats   stats
 	meta    metaRouter
 	auth    *auth.Verifier
+	bus     Bus // nil on a single node
 
 	regMu     sync.RWMutex // see acceptLoop
 	warn      warnLoggers  // sampled repetitive warnings (logsample.go)
@@ -71,6 +72,7 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		origins: m,
 		apiKey:  []byte(cfg.APIKey),
 		auth:    v,
+		bus:     cfg.Bus,
 		done:    make(chan struct{}),
 	}
 	s.meta.s = s
@@ -100,6 +102,15 @@ func (s *Server) Start() error {
 	}
 	s.started = true
 	setNbioLogger(s.log)
+	if s.bus != nil {
+		// First: deliveries only append to the log, which needs nothing
+		// else running, and a node that cannot join fails before it
+		// opens a port.
+		if err := s.bus.Start(busNode{s}); err != nil {
+			s.stopped = true
+			return fmt.Errorf("broker: cluster: %w", err)
+		}
+	}
 
 	ln, err := s.listen(s.cfg.ListenAddr)
 	if err != nil {
@@ -170,6 +181,9 @@ func (s *Server) Start() error {
 			s.wg.Wait()
 			s.hub.stop()
 			s.engine.Stop()
+			if s.bus != nil {
+				_ = s.bus.Close()
+			}
 			s.stopped = true
 			return fmt.Errorf("broker: listen admin %s: %w", s.cfg.AdminAddr, err)
 		}
@@ -221,6 +235,7 @@ func (s *Server) Start() error {
 		Bool("publishEnabled", len(s.apiKey) > 0).
 		Str("targeting", s.cfg.Targeting).
 		Bool("jwt", s.cfg.Auth.Enabled()).
+		Bool("cluster", s.bus != nil).
 		Msg("broker started")
 	return nil
 }
@@ -265,6 +280,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.admin != nil {
 		_ = s.admin.Shutdown(ctx)
 	}
+	// In a cluster, what this node confirmed is in the log only once it
+	// has come back from the stream.
+	s.waitDelivered(ctx.Done())
 	// Each connection gets its 1001 once it has been sent every event
 	// accepted so far; wait for them to answer (or CloseTimeout to cut
 	// them), and past ctx close whoever is left.
@@ -279,6 +297,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if err != nil {
 		s.hub.each(func(c *conn) { c.closeWith(reasonShutdown, "") })
+	}
+	if s.bus != nil {
+		_ = s.bus.Close()
 	}
 	// Upgrades that raced the drain answer 503 (see serveUpgrade); let
 	// them finish writing it.
