@@ -339,7 +339,9 @@ func (l *Log) SeqAfter(t int64) uint64 {
 		if len(segs) == 0 {
 			return l.head.Load()
 		}
-		return segs[0].base
+		// Tail, not segs[0].base: a gap before the first segment holds no
+		// event, so a cursor in it is not behind.
+		return min(l.tail.Load(), segs[0].base)
 	}
 	s := segs[i-1]
 	n := int(s.n.Load())

@@ -396,3 +396,17 @@ func TestTrimAcrossGapKeepsCursorsInTheGap(t *testing.T) {
 		t.Fatalf("read %d events, want %d", n, cnt)
 	}
 }
+
+// A cursor in a gap before the oldest segment is not behind: SeqAfter,
+// which the broker compares cursors with to find slow readers, must not
+// put it below the first event's number.
+func TestSeqAfterWithLeadingGap(t *testing.T) {
+	l := New(Config{})
+	l.AppendAt(100, 6, Event{Frame: frame(6)})
+	if got := l.SeqAfter(50); got > 1 {
+		t.Fatalf("SeqAfter(before every event) = %d: a reader at 1 (in the gap) would look behind", got)
+	}
+	if got := l.SeqAfter(200); got != 7 {
+		t.Fatalf("SeqAfter(after every event) = %d, want head 7", got)
+	}
+}
