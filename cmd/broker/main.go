@@ -22,6 +22,7 @@ import (
 
 	project "github.com/webinate/broker"
 	"github.com/webinate/broker/broker"
+	"github.com/webinate/broker/cluster"
 )
 
 func main() {
@@ -78,6 +79,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		linger     = fs.Duration("linger", 0, "delay before each fan-out pass so more events share one write (default 0: batching only under load)")
 		pprofOn    = fs.Bool("pprof", false, "serve /debug/pprof/ on the admin listener, to loopback clients with the API key only")
 		jwtReq     = fs.Bool("jwt-required", false, "refuse clients without a token (401); otherwise they are anonymous")
+		natsURLs   = fs.String("nats", "", "NATS server URL[,URL...]: run as one node of a cluster (see README, Running a cluster)")
+		natsSubj   = fs.String("nats-subject", "", `NATS subject prefix shared by the cluster's nodes (default "`+cluster.DefaultSubject+`")`)
+		natsCreds  = fs.String("nats-creds", "", "NATS .creds file (or $"+envNATSUser+"/$"+envNATSPassword+", or $"+envNATSToken+")")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -202,6 +206,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			cfg.Pprof = *pprofOn
 		case "jwt-required":
 			cfg.Auth.Required = *jwtReq
+		case "nats":
+			opts.cluster.URLs = splitURLs(*natsURLs)
+		case "nats-subject":
+			opts.cluster.Subject = *natsSubj
+		case "nats-creds":
+			opts.cluster.CredsFile = *natsCreds
 		}
 	})
 	from, err := resolveSecrets(&opts, secrets, os.Getenv)
@@ -239,6 +249,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
+	bridge, err := newBridge(&opts, log, os.Getenv)
+	if err != nil {
+		log.Error().Str("config", source).Err(err).Msg("bad cluster configuration")
+		return 1
+	}
+	if bridge != nil {
+		opts.broker.Bus = bridge
+	}
 	srv, err := broker.New(opts.broker, log)
 	if err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
