@@ -27,10 +27,12 @@ type Bus interface {
 	// after Start returns reaches n.Deliver once, in order.
 	Start(n Node) error
 	// Publish hands one accepted batch (validated raw events, all echo
-	// broadcasts or all server events) to the cluster. done is called
-	// exactly once, from another goroutine: nil once the cluster has
-	// stored the whole batch, contiguously; otherwise an error, and the
-	// caller tells its publisher that nothing was published.
+	// broadcasts or all server events) to the cluster; the Bus owns the
+	// slices from then on. done is called exactly once, and must not
+	// block: nil once the cluster has stored the whole batch,
+	// contiguously; otherwise an error, and the caller tells its publisher
+	// that nothing was published. A batch refused at once (too large,
+	// queue full) is answered on the caller's goroutine.
 	Publish(events [][]byte, echo bool, done func(error))
 	// Request sends a client's MetaRequest (with authUser already added)
 	// to a node that has a backend. done gets that node's answer (the
@@ -56,21 +58,30 @@ type Bus interface {
 
 // Node is the side of the broker a Bus calls.
 type Node interface {
-	// Deliver appends one event to the local log with the cluster's
-	// sequence number, for the local connections. A number at or below
-	// one already delivered is ignored (counted as a duplicate).
-	Deliver(seq uint64, event []byte, echo bool)
+	// Deliver appends events to the local log back to back, numbered from
+	// seq on (numbers the Bus derives from the cluster's order, the same
+	// on every node), for the local connections. A seq at or below one
+	// already delivered is ignored (counted as a duplicate). The bytes are
+	// not kept after it returns.
+	Deliver(seq uint64, events []BusEvent)
 	// ServeMeta forwards another node's MetaRequest to a local backend;
 	// respond is called exactly once with what that node's client gets.
 	ServeMeta(msg []byte, respond func(reply []byte))
+}
+
+// BusEvent is one event a Bus delivers: the raw JSON as it was accepted,
+// and whether it is an echo broadcast (never targeted).
+type BusEvent struct {
+	Raw  []byte
+	Echo bool
 }
 
 // Errors a Bus reports through its callbacks.
 var (
 	// ErrNoRemoteBackend: no node in the cluster has a backend connected.
 	ErrNoRemoteBackend = errors.New("broker: no backend connected to any node")
-	// ErrBatchTooLarge: the batch has more events than the cluster can
-	// store contiguously in one go; the publish API answers 413.
+	// ErrBatchTooLarge: the batch is larger than the cluster can store
+	// as one message (events or bytes); the publish API answers 413.
 	ErrBatchTooLarge = errors.New("broker: too many events in one request for the cluster")
 )
 
@@ -93,7 +104,7 @@ type BusStatus struct {
 	Queued       int64     `json:"queued"`       // events waiting to be stored
 	Delivered    int64     `json:"delivered"`    // events consumed from the cluster
 	Resets       int64     `json:"resets"`       // consumer restarts (reconnect, gap detected)
-	LastSeq      uint64    `json:"lastSeq"`      // last cluster sequence delivered here
+	LastSeq      uint64    `json:"lastSeq"`      // last stream sequence delivered here
 	// Duplicates counts deliveries the local log refused because it had
 	// that number already (filled in by the broker).
 	Duplicates int64 `json:"duplicates"`
@@ -107,14 +118,25 @@ const errClusterDown = "cluster unavailable: event not published"
 type busNode struct{ s *Server }
 
 // Deliver implements Node.
-func (n busNode) Deliver(seq uint64, ev []byte, echo bool) {
+func (n busNode) Deliver(seq uint64, evs []BusEvent) {
 	s := n.s
-	frame := appendFrame(make([]byte, 0, frameSize(len(ev))), opText, ev)
-	it := item{frame: frame, etype: codec.Echo}
-	if !echo {
-		it = s.itemFor(ev, frame) // echo broadcasts are never targeted
+	size := 0
+	for _, ev := range evs {
+		size += frameSize(len(ev.Raw))
 	}
-	if err := s.hub.broadcastAt(seq, it); err != nil {
+	buf := make([]byte, 0, size) // one allocation for the frames; the log copies them
+	items := make([]item, len(evs))
+	for i, ev := range evs {
+		start := len(buf)
+		buf = appendFrame(buf, opText, ev.Raw)
+		frame := buf[start:len(buf):len(buf)]
+		if ev.Echo {
+			items[i] = item{frame: frame, etype: codec.Echo} // never targeted
+		} else {
+			items[i] = s.itemFor(ev.Raw, frame)
+		}
+	}
+	if err := s.hub.broadcastAt(seq, items...); err != nil {
 		if errors.Is(err, eventlog.ErrSeqBehind) {
 			s.stats.busDuplicates.Add(1)
 		}

@@ -31,7 +31,7 @@ type Bridge struct {
 	log zerolog.Logger
 	id  string // random per process: Nats-Msg-Id prefix
 
-	subjEvents, subjEcho, subjMeta string
+	subjEvents, subjMeta string
 
 	nc   *nats.Conn
 	js   jetstream.JetStream
@@ -51,6 +51,9 @@ type Bridge struct {
 	metaSub *nats.Subscription
 	metaSem chan struct{}
 
+	maxMsg int64             // largest message payload: the server's max_payload, less headers
+	evs    []broker.BusEvent // consumer scratch
+
 	lastSeq   atomic.Uint64 // last stream sequence delivered
 	accepted  atomic.Uint64 // highest stream sequence this node published
 	downSince atomic.Int64  // unix nanos; 0 while connected
@@ -58,7 +61,7 @@ type Bridge struct {
 
 	disconnects, reconnects, slow        atomic.Int64
 	published, failed, delivered, resets atomic.Int64
-	skipped                              atomic.Int64
+	skipped, bad                         atomic.Int64
 }
 
 var _ broker.Bus = (*Bridge)(nil)
@@ -75,7 +78,6 @@ func New(cfg Config, log zerolog.Logger) (*Bridge, error) {
 		log:        log.With().Str("component", "cluster").Logger(),
 		id:         nuid.Next(),
 		subjEvents: cfg.Subject + ".events",
-		subjEcho:   cfg.Subject + ".echo",
 		subjMeta:   cfg.Subject + ".meta",
 		wake:       make(chan struct{}, 1),
 		closing:    make(chan struct{}),
@@ -116,6 +118,7 @@ func (b *Bridge) Start(n broker.Node) error {
 		return fmt.Errorf("cluster: connect %s: %w", strings.Join(b.cfg.URLs, ","), err)
 	}
 	b.nc = nc
+	b.maxMsg = nc.MaxPayload() - 256 // room for the Nats-Msg-Id header
 	if err := b.startStream(); err != nil {
 		nc.Close()
 		return err
@@ -142,17 +145,16 @@ func (b *Bridge) startStream() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:               b.cfg.Stream,
-		Description:        "webinate broker events (cluster " + b.cfg.Subject + ")",
-		Subjects:           []string{b.subjEvents, b.subjEcho},
-		Retention:          jetstream.LimitsPolicy,
-		Discard:            jetstream.DiscardOld,
-		Storage:            jetstream.FileStorage,
-		MaxAge:             b.cfg.StreamMaxAge,
-		MaxBytes:           b.cfg.StreamMaxBytes,
-		Duplicates:         DefaultDuplicateWindow,
-		Replicas:           b.cfg.Replicas,
-		AllowAtomicPublish: true,
+		Name:        b.cfg.Stream,
+		Description: "webinate broker events (cluster " + b.cfg.Subject + ")",
+		Subjects:    []string{b.subjEvents},
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		Storage:     jetstream.FileStorage,
+		MaxAge:      b.cfg.StreamMaxAge,
+		MaxBytes:    b.cfg.StreamMaxBytes,
+		Duplicates:  DefaultDuplicateWindow,
+		Replicas:    b.cfg.Replicas,
 	})
 	if err != nil {
 		return fmt.Errorf("cluster: stream %s: %w", b.cfg.Stream, err)
@@ -188,9 +190,17 @@ func (b *Bridge) onMsg(m jetstream.Msg) {
 		b.skipped.Add(1)
 		return
 	}
+	evs, err := decode(m.Data(), b.evs[:0])
 	b.lastSeq.Store(seq)
-	b.delivered.Add(1)
-	b.node.Deliver(seq, m.Data(), m.Subject() == b.subjEcho)
+	if err != nil {
+		b.bad.Add(1)
+		b.log.Warn().Uint64("streamSeq", seq).Err(err).Msg("skipping a stream message this broker cannot read")
+		return
+	}
+	b.delivered.Add(int64(len(evs)))
+	b.node.Deliver(LogSeq(seq, 0), evs)
+	clear(evs)
+	b.evs = evs[:0]
 }
 
 func (b *Bridge) onConsumeError(_ jetstream.ConsumeContext, err error) {

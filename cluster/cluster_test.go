@@ -76,13 +76,14 @@ func TestEveryEventReachesEveryNodeInOneOrder(t *testing.T) {
 	}
 	// One numbering: the stream's. Every node's head is the stream's
 	// last sequence number.
-	var last uint64
+	var head uint64
 	waitFor(t, 5*time.Second, "nodes to agree", func() bool {
-		last = a.bus.Status().LastSeq
-		return a.Stats().HeadSeq == last && b.Stats().HeadSeq == last && c.Stats().HeadSeq == last
+		head = a.Stats().HeadSeq
+		return head > 0 && b.Stats().HeadSeq == head && c.Stats().HeadSeq == head
 	})
-	if last != uint64(len(want)) {
-		t.Fatalf("stream at %d, %d events published", last, len(want))
+	// 32 stream messages: 30 requests, the backend's event, the echo.
+	if last := a.bus.Status().LastSeq; last != 32 || head != LogSeq(32, 0) {
+		t.Fatalf("stream at %d, log head %d, want 32 and %d", last, head, LogSeq(32, 0))
 	}
 	st := a.Stats()
 	if st.Cluster == nil || st.Cluster.State != "connected" || st.Cluster.Published != int64(len(want)-2) {
@@ -115,7 +116,9 @@ func TestLateJoinerGetsEverythingAfterJoining(t *testing.T) {
 		}
 	}
 	expectNothing(t, cl, 100*time.Millisecond)
-	waitFor(t, 5*time.Second, "same head", func() bool { return c.Stats().HeadSeq == 10 && a.Stats().HeadSeq == 10 })
+	waitFor(t, 5*time.Second, "same head", func() bool {
+		return c.Stats().HeadSeq == LogSeq(10, 0) && a.Stats().HeadSeq == LogSeq(10, 0)
+	})
 }
 
 // In targeting mode an event with a username reaches that user's sockets
@@ -358,10 +361,12 @@ type fakeNode struct {
 	evs  []string
 }
 
-func (f *fakeNode) Deliver(seq uint64, ev []byte, echo bool) {
+func (f *fakeNode) Deliver(seq uint64, evs []broker.BusEvent) {
 	f.mu.Lock()
-	f.seqs = append(f.seqs, seq)
-	f.evs = append(f.evs, string(ev))
+	for i, e := range evs {
+		f.seqs = append(f.seqs, seq+uint64(i))
+		f.evs = append(f.evs, string(e.Raw))
+	}
 	f.mu.Unlock()
 }
 
@@ -369,10 +374,10 @@ func (f *fakeNode) ServeMeta(msg []byte, respond func([]byte)) { respond(nil) }
 
 func (f *fakeNode) count() int { f.mu.Lock(); defer f.mu.Unlock(); return len(f.seqs) }
 
-// A retry after a lost acknowledgement resends the same Nats-Msg-Ids: the
-// stream's duplicate window keeps one copy, for a single event and for
-// an atomic batch, and the retry still counts as confirmed.
-func TestResentBatchIsStoredOnce(t *testing.T) {
+// A resend after a lost acknowledgement carries the same Nats-Msg-Id: the
+// stream's duplicate window keeps one copy and the resend still counts as
+// confirmed. Event i of stream message S is numbered LogSeq(S, i).
+func TestResentMessageIsStoredOnce(t *testing.T) {
 	d := startNATS(t)
 	b, err := New(Config{URLs: []string{d.url()}, Subject: "dup"}, testLogger(t))
 	if err != nil {
@@ -383,36 +388,31 @@ func TestResentBatchIsStoredOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = b.Close() })
-	mk := func(evs ...string) []*pubReq {
-		r := &pubReq{deadline: time.Now().Add(5 * time.Second)}
+	msg := func(id string, evs ...string) *nats.Msg {
+		m := nats.NewMsg(b.subjEvents)
 		for _, e := range evs {
-			r.events = append(r.events, []byte(e))
+			m.Data = appendEvent(m.Data, []byte(e), false)
 		}
-		return []*pubReq{r}
+		m.Header.Set(hdrMsgID, id)
+		return m
 	}
-	build := func(reqs []*pubReq) []*nats.Msg {
-		var msgs []*nats.Msg
-		for _, ev := range reqs[0].events {
-			b.msgSeq++
-			m := nats.NewMsg(b.subjEvents)
-			m.Data = ev
-			m.Header.Set(hdrMsgID, b.id+"-"+fmt.Sprint(b.msgSeq))
-			msgs = append(msgs, m)
-		}
-		return msgs
-	}
-	batch := build(mk(`{"eventType":1,"n":1}`, `{"eventType":1,"n":2}`, `{"eventType":1,"n":3}`))
-	single := build(mk(`{"eventType":1,"n":4}`))
-	for _, msgs := range [][]*nats.Msg{batch, batch, single, single} {
-		if _, err := b.sendOnce(msgs, 2*time.Second); err != nil {
+	three := msg("x-1", `{"eventType":1,"n":1}`, `{"eventType":1,"n":2}`, `{"eventType":1,"n":3}`)
+	one := msg("x-2", `{"eventType":1,"n":4}`)
+	for i, m := range []*nats.Msg{three, three, one, one} {
+		seq, err := b.sendOnce(m, 2*time.Second)
+		if err != nil {
 			t.Fatalf("send: %v", err)
+		}
+		if want := uint64(1 + i/2); seq != want {
+			t.Fatalf("send %d: stream seq %d, want %d", i, seq, want)
 		}
 	}
 	waitFor(t, 5*time.Second, "4 deliveries", func() bool { return f.count() >= 4 })
 	time.Sleep(100 * time.Millisecond)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.seqs) != 4 || f.seqs[0] != 1 || f.seqs[3] != 4 || f.evs[3] != `{"eventType":1,"n":4}` {
-		t.Fatalf("deliveries %v %q", f.seqs, f.evs)
+	want := []uint64{LogSeq(1, 0), LogSeq(1, 1), LogSeq(1, 2), LogSeq(2, 0)}
+	if fmt.Sprint(f.seqs) != fmt.Sprint(want) || f.evs[3] != `{"eventType":1,"n":4}` {
+		t.Fatalf("deliveries %v %q, want %v", f.seqs, f.evs, want)
 	}
 }

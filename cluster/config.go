@@ -10,8 +10,8 @@ import (
 
 // Defaults for Config fields left at zero.
 const (
-	// DefaultSubject is the subject prefix: events on broker.events and
-	// broker.echo, MetaRequests on broker.meta.
+	// DefaultSubject is the subject prefix: events on broker.events,
+	// MetaRequests on broker.meta.
 	DefaultSubject = "broker"
 	// DefaultPublishTimeout bounds how long an accepted event may wait for
 	// JetStream's acknowledgement, an outage included, before its
@@ -27,9 +27,9 @@ const (
 	// retention (what a late or reconnecting node can still catch up on).
 	DefaultStreamMaxAge   = time.Hour
 	DefaultStreamMaxBytes = 1 << 30
-	// DefaultMaxBatch is the most events one publish request may hold:
-	// nats-server's limit on an atomic batch (max_batch_size, 1000).
-	DefaultMaxBatch = 1000
+	// DefaultMaxBatch is the most events one stream message holds, and
+	// so one publish request (MaxEvents: see SeqBits).
+	DefaultMaxBatch = MaxEvents
 	// DefaultDuplicateWindow is the stream's Nats-Msg-Id window; it must
 	// outlast PublishTimeout, since retries happen within it.
 	DefaultDuplicateWindow = 2 * time.Minute
@@ -68,8 +68,8 @@ type Config struct {
 	StreamMaxBytes int64
 	// Replicas of the stream in a NATS cluster; zero means 1.
 	Replicas int
-	// MaxBatch: zero means DefaultMaxBatch; must not exceed the server's
-	// max_batch_size.
+	// MaxBatch caps the events in one stream message (and so in one
+	// publish request); zero means DefaultMaxBatch, at most MaxEvents.
 	MaxBatch int
 }
 
@@ -160,8 +160,8 @@ func (c Config) Validate() error {
 	if c.Replicas < 1 || c.Replicas > 5 {
 		bad("cluster: replicas %d: must be 1..5", c.Replicas)
 	}
-	if c.MaxBatch < 1 {
-		bad("cluster: max batch %d: must be at least 1", c.MaxBatch)
+	if c.MaxBatch < 1 || c.MaxBatch > MaxEvents {
+		bad("cluster: max batch %d: must be 1..%d", c.MaxBatch, MaxEvents)
 	}
 	return errors.Join(errs...)
 }

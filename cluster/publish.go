@@ -7,43 +7,38 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nuid"
 
 	"github.com/webinate/broker/broker"
 )
 
-// JetStream headers and error codes used here (nats-server's names).
-const (
-	hdrMsgID       = "Nats-Msg-Id"
-	hdrBatchID     = "Nats-Batch-Id"
-	hdrBatchSeq    = "Nats-Batch-Sequence"
-	hdrBatchCommit = "Nats-Batch-Commit"
-	// errCodeBatchDuplicate (JSAtomicPublishContainsDuplicateMessageErr):
-	// the batch holds a Nats-Msg-Id already stored. Batches are resent
-	// whole with the same ids, so it means the batch was stored by an
-	// earlier attempt whose acknowledgement was lost.
-	errCodeBatchDuplicate = 10201
-	// errCodeBatchTooLarge (JSAtomicPublishTooLargeBatchErrF).
-	errCodeBatchTooLarge = 10199
-)
+// hdrMsgID is JetStream's deduplication header: a message resent with the
+// same id within the stream's duplicate window is acknowledged as a
+// duplicate instead of being stored again.
+const hdrMsgID = "Nats-Msg-Id"
 
-// attemptTimeout bounds the wait for one acknowledgement; a request is
-// retried (same ids) until its PublishTimeout.
+// attemptTimeout bounds the wait for one acknowledgement; a message is
+// resent (same id) until the earliest PublishTimeout among its requests.
 const attemptTimeout = 2 * time.Second
 
 // pubReq is one accepted batch waiting for JetStream.
 type pubReq struct {
 	events   [][]byte
 	echo     bool
+	size     int // encoded bytes
 	done     func(error)
 	deadline time.Time
 }
 
 // Publish implements broker.Bus. It queues the batch for the publisher
-// goroutine; a batch over MaxBatch, or one that does not fit in the queue,
-// is refused at once (done runs on the caller's goroutine then).
+// goroutine; a batch larger than one message may hold, or one that does
+// not fit in the queue, is refused at once (done runs on the caller's
+// goroutine then).
 func (b *Bridge) Publish(events [][]byte, echo bool, done func(error)) {
-	if len(events) > b.cfg.MaxBatch {
+	size := 1
+	for _, e := range events {
+		size += encodedSize(len(e))
+	}
+	if len(events) > b.cfg.MaxBatch || int64(size) > b.maxMsg {
 		b.failed.Add(int64(len(events)))
 		done(broker.ErrBatchTooLarge)
 		return
@@ -60,7 +55,7 @@ func (b *Bridge) Publish(events [][]byte, echo bool, done func(error)) {
 		done(ErrQueueFull)
 		return
 	}
-	b.queue = append(b.queue, &pubReq{events: events, echo: echo, done: done, deadline: time.Now().Add(b.cfg.PublishTimeout)})
+	b.queue = append(b.queue, &pubReq{events: events, echo: echo, size: size, done: done, deadline: time.Now().Add(b.cfg.PublishTimeout)})
 	b.queued += len(events)
 	b.qmu.Unlock()
 	b.signal()
@@ -73,12 +68,14 @@ func (b *Bridge) signal() {
 	}
 }
 
-// publisher sends the queue in order, one batch at a time: everything
-// queued since the previous round, up to MaxBatch events, goes as one
-// atomic batch (group commit), so throughput grows with load while each
-// request's events stay contiguous. One batch in flight keeps the order
-// of a node's requests even across reconnects and retries.
+// publisher sends the queue in order, one stream message at a time:
+// everything queued since the previous round, up to MaxBatch events and
+// the server's max payload, goes as one message (group commit), so
+// throughput grows with load while each request's events stay contiguous.
+// One message in flight keeps this node's requests in order across
+// reconnects and retries.
 func (b *Bridge) publisher() {
+	var buf []byte
 	for {
 		select {
 		case <-b.closing:
@@ -91,11 +88,15 @@ func (b *Bridge) publisher() {
 			if len(reqs) == 0 {
 				break
 			}
-			err := b.send(reqs)
+			buf = buf[:0]
 			n := 0
 			for _, r := range reqs {
+				for _, ev := range r.events {
+					buf = appendEvent(buf, ev, r.echo)
+				}
 				n += len(r.events)
 			}
+			err := b.send(buf, reqs)
 			b.qmu.Lock()
 			b.queued -= n
 			b.qmu.Unlock()
@@ -107,17 +108,25 @@ func (b *Bridge) publisher() {
 			for _, r := range reqs {
 				r.done(err)
 			}
+			if cap(buf) > 4<<20 {
+				buf = nil
+			}
 		}
 	}
 }
 
-// take removes from the queue the requests of the next batch.
+// take removes from the queue the requests of the next message.
 func (b *Bridge) take() []*pubReq {
 	b.qmu.Lock()
 	defer b.qmu.Unlock()
-	n, i := 0, 0
-	for i < len(b.queue) && (i == 0 || n+len(b.queue[i].events) <= b.cfg.MaxBatch) {
-		n += len(b.queue[i].events)
+	n, size, i := 0, 1, 0
+	for i < len(b.queue) {
+		r := b.queue[i]
+		if i > 0 && (n+len(r.events) > b.cfg.MaxBatch || int64(size+r.size-1) > b.maxMsg) {
+			break
+		}
+		n += len(r.events)
+		size += r.size - 1
 		i++
 	}
 	reqs := append([]*pubReq(nil), b.queue[:i]...)
@@ -139,37 +148,29 @@ func (b *Bridge) failQueued(err error) {
 	}
 }
 
-// send publishes reqs as one message (a single event) or one atomic batch
-// and waits for JetStream's acknowledgement, retrying with the same
-// message ids until the earliest deadline among reqs.
-func (b *Bridge) send(reqs []*pubReq) error {
+// send publishes data as one stream message and waits for JetStream's
+// acknowledgement, resending with the same message id until the earliest
+// deadline among reqs.
+func (b *Bridge) send(data []byte, reqs []*pubReq) error {
 	deadline := reqs[0].deadline
-	var msgs []*nats.Msg
-	for _, r := range reqs {
-		deadline = minTime(deadline, r.deadline)
-		subj := b.subjEvents
-		if r.echo {
-			subj = b.subjEcho
-		}
-		for _, ev := range r.events {
-			b.msgSeq++
-			m := nats.NewMsg(subj)
-			m.Data = ev
-			m.Header.Set(hdrMsgID, b.id+"-"+strconv.FormatUint(b.msgSeq, 10))
-			msgs = append(msgs, m)
+	for _, r := range reqs[1:] {
+		if r.deadline.Before(deadline) {
+			deadline = r.deadline
 		}
 	}
+	b.msgSeq++
+	m := nats.NewMsg(b.subjEvents)
+	m.Data = data
+	m.Header.Set(hdrMsgID, b.id+"-"+strconv.FormatUint(b.msgSeq, 10))
 	for attempt := 0; ; attempt++ {
-		if attempt > 0 {
-			if !b.waitConnected(deadline) {
-				return ErrTimeout
-			}
+		if attempt > 0 && !b.waitConnected(deadline) {
+			return ErrTimeout
 		}
 		wait := min(time.Until(deadline), attemptTimeout)
 		if wait <= 0 {
 			return ErrTimeout
 		}
-		seq, err := b.sendOnce(msgs, wait)
+		seq, err := b.sendOnce(m, wait)
 		if err == nil {
 			for {
 				old := b.accepted.Load()
@@ -179,7 +180,7 @@ func (b *Bridge) send(reqs []*pubReq) error {
 			}
 			return nil
 		}
-		if errors.Is(err, broker.ErrBatchTooLarge) || errors.Is(err, nats.ErrConnectionClosed) {
+		if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrMaxPayload) {
 			return err
 		}
 		select {
@@ -187,7 +188,7 @@ func (b *Bridge) send(reqs []*pubReq) error {
 			return ErrClosed
 		default:
 		}
-		b.log.Debug().Err(err).Int("attempt", attempt).Int("events", len(msgs)).Msg("publish not confirmed, retrying")
+		b.log.Debug().Err(err).Int("attempt", attempt).Msg("publish not confirmed, resending")
 	}
 }
 
@@ -200,14 +201,13 @@ func (b *Bridge) waitConnected(deadline time.Time) bool {
 		select {
 		case <-b.closing:
 			return false
-		case <-b.wake:
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
 	return time.Now().Before(deadline)
 }
 
-// pubAck is JetStream's answer to a publish (or a batch commit).
+// pubAck is JetStream's answer to a publish.
 type pubAck struct {
 	Seq       uint64 `json:"seq"`
 	Duplicate bool   `json:"duplicate"`
@@ -218,26 +218,10 @@ type pubAck struct {
 	} `json:"error"`
 }
 
-// sendOnce makes one attempt and returns the stream sequence of the last
-// message (0 when the attempt found the batch already stored).
-func (b *Bridge) sendOnce(msgs []*nats.Msg, wait time.Duration) (uint64, error) {
-	last := msgs[len(msgs)-1]
-	if len(msgs) > 1 {
-		// A fresh batch id per attempt: the server may still hold the
-		// incomplete remains of an earlier attempt under the old one.
-		id := nuid.Next()
-		for i, m := range msgs {
-			m.Header.Set(hdrBatchID, id)
-			m.Header.Set(hdrBatchSeq, strconv.Itoa(i+1))
-			if m != last {
-				if err := b.nc.PublishMsg(m); err != nil {
-					return 0, err
-				}
-			}
-		}
-		last.Header.Set(hdrBatchCommit, "1")
-	}
-	resp, err := b.nc.RequestMsg(last, wait)
+// sendOnce makes one attempt and returns the message's stream sequence
+// (the original one for a duplicate).
+func (b *Bridge) sendOnce(m *nats.Msg, wait time.Duration) (uint64, error) {
+	resp, err := b.nc.RequestMsg(m, wait)
 	if err != nil {
 		return 0, err
 	}
@@ -246,20 +230,7 @@ func (b *Bridge) sendOnce(msgs []*nats.Msg, wait time.Duration) (uint64, error) 
 		return 0, errors.New("cluster: bad JetStream acknowledgement: " + err.Error())
 	}
 	if e := ack.Error; e != nil {
-		switch e.ErrCode {
-		case errCodeBatchDuplicate:
-			return 0, nil
-		case errCodeBatchTooLarge:
-			return 0, broker.ErrBatchTooLarge
-		}
 		return 0, errors.New("cluster: JetStream: " + e.Description)
 	}
 	return ack.Seq, nil
-}
-
-func minTime(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
 }
