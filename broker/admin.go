@@ -172,7 +172,13 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 			status = "cluster_unavailable"
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
-		_, _ = w.Write([]byte(`{"status":"` + status + `","connections":` + conns + `,"nats":"` + st.State + `"}`))
+		slow := ""
+		if st.SlowConsumer > 0 {
+			// NATS dropped messages for this node at least once: it was
+			// not keeping up (the consumer re-read them; see cluster).
+			slow = `,"natsSlowConsumers":` + strconv.FormatInt(st.SlowConsumer, 10)
+		}
+		_, _ = w.Write([]byte(`{"status":"` + status + `","connections":` + conns + `,"nats":"` + st.State + `"` + slow + `}`))
 		return
 	}
 	_, _ = w.Write([]byte(`{"status":"ok","connections":` + conns + `}`))

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/webinate/broker/codec"
 	"github.com/webinate/broker/eventlog"
 )
@@ -43,8 +45,8 @@ type Bus interface {
 	// answer other nodes' MetaRequests. It is called with r.mu held by
 	// metaRouter and must only note the change.
 	ServeMeta(on bool)
-	// Accepted is the highest sequence number the cluster gave an event
-	// this node published: once the local log's head is past it, every
+	// Accepted is the log number of the last event the cluster stored for
+	// this node (0 for none): once the local log's head is past it, every
 	// event this node confirmed has been delivered here (drain waits for
 	// that).
 	Accepted() uint64
@@ -214,4 +216,50 @@ func (s *Server) waitDelivered(stop <-chan struct{}) {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+}
+
+// busCollector exports BusStatus to /metrics (cluster nodes only).
+type busCollector struct{ s *Server }
+
+var busDescs = struct {
+	up, healthy, disconnects, reconnects, slow, published, failed, queued, delivered, duplicates *prometheus.Desc
+}{
+	up:          prometheus.NewDesc("broker_cluster_connected", "1 while connected to NATS, else 0.", nil, nil),
+	healthy:     prometheus.NewDesc("broker_cluster_healthy", "1 unless disconnected from NATS past unhealthyAfter (/healthz 503).", nil, nil),
+	disconnects: prometheus.NewDesc("broker_cluster_disconnects_total", "Disconnections from NATS.", nil, nil),
+	reconnects:  prometheus.NewDesc("broker_cluster_reconnects_total", "Reconnections to NATS.", nil, nil),
+	slow:        prometheus.NewDesc("broker_cluster_nats_slow_consumer_total", "NATS slow-consumer errors (messages dropped by NATS; the consumer re-reads them).", nil, nil),
+	published:   prometheus.NewDesc("broker_cluster_published_total", "Events this node published that the cluster stored.", nil, nil),
+	failed:      prometheus.NewDesc("broker_cluster_publish_failed_total", "Events the cluster did not store (outage past publishTimeout, queue full, too large): refused to their publisher.", nil, nil),
+	queued:      prometheus.NewDesc("broker_cluster_queued", "Events waiting to be stored by the cluster.", nil, nil),
+	delivered:   prometheus.NewDesc("broker_cluster_delivered_total", "Events consumed from the cluster's stream.", nil, nil),
+	duplicates:  prometheus.NewDesc("broker_cluster_duplicates_total", "Deliveries refused because the log had that number already.", nil, nil),
+}
+
+func (busCollector) Describe(ch chan<- *prometheus.Desc) {
+	d := busDescs
+	for _, x := range []*prometheus.Desc{d.up, d.healthy, d.disconnects, d.reconnects, d.slow, d.published, d.failed, d.queued, d.delivered, d.duplicates} {
+		ch <- x
+	}
+}
+
+func (c busCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.s.busStatus()
+	b2f := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	d := busDescs
+	ch <- prometheus.MustNewConstMetric(d.up, prometheus.GaugeValue, b2f(st.State == "connected"))
+	ch <- prometheus.MustNewConstMetric(d.healthy, prometheus.GaugeValue, b2f(st.Healthy))
+	ch <- prometheus.MustNewConstMetric(d.disconnects, prometheus.CounterValue, float64(st.Disconnects))
+	ch <- prometheus.MustNewConstMetric(d.reconnects, prometheus.CounterValue, float64(st.Reconnects))
+	ch <- prometheus.MustNewConstMetric(d.slow, prometheus.CounterValue, float64(st.SlowConsumer))
+	ch <- prometheus.MustNewConstMetric(d.published, prometheus.CounterValue, float64(st.Published))
+	ch <- prometheus.MustNewConstMetric(d.failed, prometheus.CounterValue, float64(st.Failed))
+	ch <- prometheus.MustNewConstMetric(d.queued, prometheus.GaugeValue, float64(st.Queued))
+	ch <- prometheus.MustNewConstMetric(d.delivered, prometheus.CounterValue, float64(st.Delivered))
+	ch <- prometheus.MustNewConstMetric(d.duplicates, prometheus.CounterValue, float64(st.Duplicates))
 }

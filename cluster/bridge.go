@@ -285,8 +285,16 @@ func (b *Bridge) Status() broker.BusStatus {
 	return st
 }
 
-// Accepted implements broker.Bus.
-func (b *Bridge) Accepted() uint64 { return b.accepted.Load() }
+// Accepted implements broker.Bus: the log number of the first event of
+// the last message this node published (the log's head is past it once
+// that message has been delivered here).
+func (b *Bridge) Accepted() uint64 {
+	s := b.accepted.Load()
+	if s == 0 {
+		return 0
+	}
+	return LogSeq(s, 0)
+}
 
 // ServeMeta implements broker.Bus: queue-subscribe to MetaRequests while
 // this node has backends.

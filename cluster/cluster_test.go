@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -91,6 +92,19 @@ func TestEveryEventReachesEveryNodeInOneOrder(t *testing.T) {
 	}
 	if code, m := health(t, b); code != 200 || m["nats"] != "connected" {
 		t.Fatalf("healthz: %d %v", code, m)
+	}
+	req, _ := http.NewRequest(http.MethodGet, a.adminURL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, m := range []string{"broker_cluster_connected 1", fmt.Sprintf("broker_cluster_published_total %d", len(want)-2)} {
+		if !strings.Contains(string(body), m+"\n") {
+			t.Fatalf("/metrics lacks %q", m)
+		}
 	}
 }
 
