@@ -50,6 +50,9 @@ type Bus interface {
 	// event this node confirmed has been delivered here (drain waits for
 	// that).
 	Accepted() uint64
+	// Epoch names the cluster's numbering (the local log's epoch, the same
+	// on every node); known before Start.
+	Epoch() string
 	// Status is the connection's state and counters, for /healthz and
 	// /stats.
 	Status() BusStatus
@@ -84,7 +87,7 @@ var (
 	ErrNoRemoteBackend = errors.New("broker: no backend connected to any node")
 	// ErrBatchTooLarge: the batch is larger than the cluster can store
 	// as one message (events or bytes); the publish API answers 413.
-	ErrBatchTooLarge = errors.New("broker: too many events in one request for the cluster")
+	ErrBatchTooLarge = errors.New("broker: request too large for the cluster: more events or bytes than one stream message holds")
 )
 
 // BusStatus is a Bus's health and counters (the "cluster" object in
@@ -107,8 +110,8 @@ type BusStatus struct {
 	Delivered    int64     `json:"delivered"`    // events consumed from the cluster
 	Resets       int64     `json:"resets"`       // consumer restarts (reconnect, gap detected)
 	LastSeq      uint64    `json:"lastSeq"`      // last stream sequence delivered here
-	// Duplicates counts deliveries the local log refused because it had
-	// that number already (filled in by the broker).
+	// Duplicates counts redeliveries dropped: by the Bus (a number at or
+	// below the last delivered) plus those the local log refused.
 	Duplicates int64 `json:"duplicates"`
 }
 
@@ -198,7 +201,7 @@ func (s *Server) busStatus() *BusStatus {
 		return nil
 	}
 	st := s.bus.Status()
-	st.Duplicates = s.stats.busDuplicates.Load()
+	st.Duplicates += s.stats.busDuplicates.Load()
 	return &st
 }
 

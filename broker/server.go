@@ -78,7 +78,11 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	s.meta.s = s
 	s.warn = newWarnLoggers(s.log, warnBurst, warnPeriod)
 	s.stats.fanoutLatency = newFanoutLatency()
-	s.events = eventlog.New(eventlog.Config{MaxBytes: cfg.HistorySize, MaxAge: cfg.HistoryAge})
+	lc := eventlog.Config{MaxBytes: cfg.HistorySize, MaxAge: cfg.HistoryAge}
+	if cfg.Bus != nil {
+		lc.Epoch = cfg.Bus.Epoch() // numbers come from the cluster's stream
+	}
+	s.events = eventlog.New(lc)
 	s.hub = newHub(cfg.Shards, s.events, fanout{
 		window:     int64(cfg.WriteWindow),
 		maxLag:     cfg.MaxLag,

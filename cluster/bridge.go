@@ -251,6 +251,7 @@ func (b *Bridge) onAsyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
 // Status implements broker.Bus.
 func (b *Bridge) Status() broker.BusStatus {
 	st := broker.BusStatus{
+		Duplicates:   b.skipped.Load(),
 		Disconnects:  b.disconnects.Load(),
 		Reconnects:   b.reconnects.Load(),
 		SlowConsumer: b.slow.Load(),
@@ -284,6 +285,9 @@ func (b *Bridge) Status() broker.BusStatus {
 	}
 	return st
 }
+
+// Epoch implements broker.Bus: the stream names the numbering.
+func (b *Bridge) Epoch() string { return "nats:" + b.cfg.Stream }
 
 // Accepted implements broker.Bus: the log number of the first event of
 // the last message this node published (the log's head is past it once

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -85,6 +86,9 @@ func TestEveryEventReachesEveryNodeInOneOrder(t *testing.T) {
 	// 32 stream messages: 30 requests, the backend's event, the echo.
 	if last := a.bus.Status().LastSeq; last != 32 || head != LogSeq(32, 0) {
 		t.Fatalf("stream at %d, log head %d, want 32 and %d", last, head, LogSeq(32, 0))
+	}
+	if a.Stats().Epoch != c.Stats().Epoch || a.Stats().Epoch != "nats:TEST" {
+		t.Fatalf("epochs %q %q: one numbering, one name", a.Stats().Epoch, c.Stats().Epoch)
 	}
 	st := a.Stats()
 	if st.Cluster == nil || st.Cluster.State != "connected" || st.Cluster.Published != int64(len(want)-2) {
@@ -428,5 +432,35 @@ func TestResentMessageIsStoredOnce(t *testing.T) {
 	want := []uint64{LogSeq(1, 0), LogSeq(1, 1), LogSeq(1, 2), LogSeq(2, 0)}
 	if fmt.Sprint(f.seqs) != fmt.Sprint(want) || f.evs[3] != `{"eventType":1,"n":4}` {
 		t.Fatalf("deliveries %v %q, want %v", f.seqs, f.evs, want)
+	}
+}
+
+// On shutdown a node first waits for every event it confirmed to come
+// back from the stream, then writes them and closes with 1001.
+func TestShutdownDeliversWhatWasConfirmed(t *testing.T) {
+	d := startNATS(t)
+	a := startNode(t, d, nil, nil)
+	cl := dial(t, a.wsURL)
+	joined(t, a, 1)
+	const n = 50
+	for i := 0; i < n; i++ {
+		if code, _ := publish(t, a, fmt.Sprintf(`{"eventType":1,"n":%d}`, i)); code != 202 {
+			t.Fatalf("publish %d: %d", i, code)
+		}
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = a.Shutdown(ctx)
+	}()
+	for i := 0; i < n; i++ {
+		if got, want := read(t, cl), fmt.Sprintf(`{"eventType":1,"n":%d}`, i); got != want {
+			t.Fatalf("got %s, want %s", got, want)
+		}
+	}
+	_ = cl.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _, err := cl.ReadMessage()
+	if ce, ok := err.(*websocket.CloseError); !ok || ce.Code != websocket.CloseGoingAway {
+		t.Fatalf("after the events: %v, want close 1001", err)
 	}
 }

@@ -36,6 +36,10 @@ type Config struct {
 	// DefaultSegmentBytes, or MaxBytes/8 if that is smaller. A frame larger
 	// than a segment gets a segment of its own.
 	SegmentBytes int
+	// Epoch names the numbering; zero means a random one (this log's
+	// own). Logs that mirror one outside numbering with AppendAt (the
+	// nodes of a cluster) share its name.
+	Epoch string
 }
 
 // Event is one event to append.
@@ -103,9 +107,12 @@ func New(cfg Config) *Log {
 	if cfg.SegmentBytes <= 0 {
 		cfg.SegmentBytes = min(DefaultSegmentBytes, max(cfg.MaxBytes/8, 4<<10))
 	}
-	var e [8]byte
-	_, _ = rand.Read(e[:])
-	l := &Log{maxBytes: cfg.MaxBytes, maxAge: int64(cfg.MaxAge), segBytes: cfg.SegmentBytes, epoch: hex.EncodeToString(e[:])}
+	if cfg.Epoch == "" {
+		var e [8]byte
+		_, _ = rand.Read(e[:])
+		cfg.Epoch = hex.EncodeToString(e[:])
+	}
+	l := &Log{maxBytes: cfg.MaxBytes, maxAge: int64(cfg.MaxAge), segBytes: cfg.SegmentBytes, epoch: cfg.Epoch}
 	l.head.Store(1)
 	l.tail.Store(1)
 	empty := []*segment{}
