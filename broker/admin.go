@@ -164,21 +164,8 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	conns := strconv.FormatInt(s.hub.count.Load(), 10)
-	if st := s.busStatus(); st != nil {
-		// Cluster nodes also report NATS: a node cut off from the others
-		// too long is unhealthy (it serves only local echo).
-		status := "ok"
-		if !st.Healthy {
-			status = "cluster_unavailable"
-			w.WriteHeader(http.StatusServiceUnavailable)
-		}
-		slow := ""
-		if st.SlowConsumer > 0 {
-			// NATS dropped messages for this node at least once: it was
-			// not keeping up (the consumer re-read them; see cluster).
-			slow = `,"natsSlowConsumers":` + strconv.FormatInt(st.SlowConsumer, 10)
-		}
-		_, _ = w.Write([]byte(`{"status":"` + status + `","connections":` + conns + `,"nats":"` + st.State + `"` + slow + `}`))
+	if s.bus != nil {
+		s.serveClusterHealth(w, conns) // bus.go
 		return
 	}
 	_, _ = w.Write([]byte(`{"status":"ok","connections":` + conns + `}`))

@@ -195,6 +195,25 @@ func (s *Server) publishToBus(w http.ResponseWriter, events [][]byte) {
 	_, _ = w.Write([]byte("}"))
 }
 
+// serveClusterHealth is /healthz on a cluster node: it also reports NATS,
+// and a node cut off from the others too long is unhealthy (it serves only
+// local echo).
+func (s *Server) serveClusterHealth(w http.ResponseWriter, conns string) {
+	st := s.busStatus()
+	status := "ok"
+	if !st.Healthy {
+		status = "cluster_unavailable"
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	slow := ""
+	if st.SlowConsumer > 0 {
+		// NATS dropped messages for this node at least once: it was not
+		// keeping up (the consumer re-read them; see package cluster).
+		slow = `,"natsSlowConsumers":` + strconv.FormatInt(st.SlowConsumer, 10)
+	}
+	_, _ = w.Write([]byte(`{"status":"` + status + `","connections":` + conns + `,"nats":"` + st.State + `"` + slow + `}`))
+}
+
 // busStatus is the Bus's status with the broker's own counters added.
 func (s *Server) busStatus() *BusStatus {
 	if s.bus == nil {
