@@ -11,7 +11,9 @@
 // recognisably foreign. AppendAt lets a node mirror a numbering that comes
 // from elsewhere (a cluster's shared stream): it may skip numbers, and a
 // skipped number (a gap) names no event and is stepped over by readers, so
-// the same number means the same event on every node.
+// the same number means the same event on every node. Gaps cost nothing:
+// a segment's slots carry their numbers only once a gap has appeared in
+// it, and readers then find slots by binary search.
 //
 // Events live in segments, each a fixed byte buffer filled front to back.
 // A published slot is never written again: trimming drops whole segments

@@ -81,7 +81,7 @@ type Log struct {
 // segment holds consecutive events. Slots below n are immutable once
 // published; the appender writes only above n, under Log.mu.
 type segment struct {
-	base  uint64
+	base  uint64   // sequence number of the first slot
 	buf   []byte   // frames back to back; len never changes, cap == len
 	ends  []uint32 // end offset in buf of each event
 	times []int64  // append time of each event, unix nanos
@@ -93,6 +93,10 @@ type segment struct {
 	// once, atomically, because readers of published slots may look at
 	// it while the appender fills later ones.
 	users atomic.Pointer[[]string]
+	// seqs, the number of each slot, is nil while the numbers are
+	// consecutive from base (always, on a single node); AppendAt across a
+	// gap sets it once, like users.
+	seqs  atomic.Pointer[[]uint64]
 	used  int // bytes of buf in use (appender only)
 	count int // events added, published or not (appender only)
 	n     atomic.Int32
@@ -162,12 +166,6 @@ func (l *Log) AppendAt(now int64, seq uint64, evs ...Event) error {
 	if seq < head {
 		return ErrSeqBehind
 	}
-	if seq > head && l.cur != nil {
-		// A segment holds consecutive numbers: the events after a gap
-		// start a new one.
-		l.cur.publish()
-		l.cur = nil
-	}
 	if len(evs) == 0 {
 		l.head.Store(seq)
 		return nil
@@ -184,7 +182,7 @@ func (l *Log) appendLocked(now int64, first uint64, evs []Event) {
 		if s == nil || !s.fits(len(ev.Frame)) {
 			s = l.newSegment(seq, len(ev.Frame))
 		}
-		s.add(ev, now)
+		s.add(ev, now, seq)
 		seq++
 	}
 	if l.cur != nil {
@@ -213,7 +211,7 @@ func (l *Log) newSegment(seq uint64, frame int) *segment {
 		types:    make([]uint8, slots),
 		targeted: make([]uint32, slots),
 	}
-	s.cost = nb + slots*(4+8+1+4)
+	s.cost = nb + slots*(8+4+8+1+4)
 	l.cur = s
 	l.bytes += s.cost
 	old := *l.segs.Load()
@@ -249,7 +247,7 @@ func (l *Log) trim(now int64) {
 	// The new tail is the end of what was dropped, not next[0].base: a
 	// gap between them lost nothing, so a cursor in it is still good.
 	last := segs[drop-1]
-	l.tail.Store(last.base + uint64(last.n.Load()))
+	l.tail.Store(last.seqAt(int(last.n.Load())-1) + 1) // a sealed segment holds at least one event
 	l.segs.Store(&next)
 	l.size.Store(int64(bytes))
 }
@@ -265,9 +263,20 @@ func (s *segment) fits(frame int) bool {
 	return s.count < len(s.ends) && s.used+frame <= len(s.buf)
 }
 
-// add writes ev into the next free slot without publishing it.
-func (s *segment) add(ev Event, now int64) {
+// add writes ev, numbered seq, into the next free slot without
+// publishing it.
+func (s *segment) add(ev Event, now int64, seq uint64) {
 	i := s.count
+	if p := s.seqs.Load(); p != nil {
+		(*p)[i] = seq
+	} else if seq != s.base+uint64(i) {
+		l := make([]uint64, len(s.ends))
+		for k := range i {
+			l[k] = s.base + uint64(k)
+		}
+		l[i] = seq
+		s.seqs.Store(&l)
+	}
 	s.used += copy(s.buf[s.used:], ev.Frame)
 	s.ends[i] = uint32(s.used)
 	s.times[i] = now
@@ -293,40 +302,79 @@ func (s *segment) add(ev Event, now int64) {
 // publish makes every added event visible to readers.
 func (s *segment) publish() { s.n.Store(int32(s.count)) }
 
-// find returns the segment holding seq, or nil if seq is trimmed or not
-// yet appended.
-func (l *Log) find(seq uint64) *segment {
+// slot returns the index of the first of the segment's first n slots
+// whose number is at least seq, or n if there is none. A segment without
+// gaps (every single node's) maps numbers to slots directly.
+func (s *segment) slot(seq uint64, n int) int {
+	p := s.seqs.Load()
+	if p == nil {
+		if seq <= s.base {
+			return 0
+		}
+		return int(min(seq-s.base, uint64(n)))
+	}
+	seqs := *p
+	return sort.Search(n, func(i int) bool { return seqs[i] >= seq })
+}
+
+// seqAt is the number of published slot i.
+func (s *segment) seqAt(i int) uint64 {
+	if p := s.seqs.Load(); p != nil {
+		return (*p)[i]
+	}
+	return s.base + uint64(i)
+}
+
+// find returns the segment and slot holding event seq, or nil if seq is
+// trimmed, a gap, or not yet appended.
+func (l *Log) find(seq uint64) (*segment, int) {
 	segs := *l.segs.Load()
 	i := sort.Search(len(segs), func(i int) bool { return segs[i].base > seq }) - 1
 	if i < 0 {
-		return nil
+		return nil, 0
 	}
 	s := segs[i]
-	if seq >= s.base+uint64(s.n.Load()) {
-		return nil
+	n := int(s.n.Load())
+	j := s.slot(seq, n)
+	if j == n || s.seqAt(j) != seq {
+		return nil, 0
 	}
-	return s
+	return s, j
+}
+
+// locate returns the segment and slot of the first published event
+// numbered seq or later, looking from the segment whose range holds seq;
+// nil if there is none.
+func locate(segs []*segment, seq uint64) (*segment, int) {
+	i := max(sort.Search(len(segs), func(i int) bool { return segs[i].base > seq })-1, 0)
+	for ; i < len(segs); i++ {
+		s := segs[i]
+		n := int(s.n.Load())
+		if j := s.slot(seq, n); j < n {
+			return s, j
+		}
+	}
+	return nil, 0
 }
 
 // Time returns the append time of event seq, and false if it is not
 // retained.
 func (l *Log) Time(seq uint64) (int64, bool) {
-	s := l.find(seq)
+	s, i := l.find(seq)
 	if s == nil {
 		return 0, false
 	}
-	return s.times[seq-s.base], true
+	return s.times[i], true
 }
 
 // Meta returns the type and target of event seq, and false if it is not
 // retained.
 func (l *Log) Meta(seq uint64) (Meta, bool) {
-	s := l.find(seq)
+	s, i := l.find(seq)
 	if s == nil {
 		return Meta{}, false
 	}
-	i := seq - s.base
-	return s.meta(int(i)), true
+	return s.meta(i), true
 }
 
 // SeqAfter returns the first sequence number whose event was appended at
@@ -335,7 +383,7 @@ func (l *Log) Meta(seq uint64) (Meta, bool) {
 func (l *Log) SeqAfter(t int64) uint64 {
 	segs := *l.segs.Load()
 	// The newest segment whose first event is older than t holds the
-	// answer, or the answer is that segment's successor's base.
+	// answer, or the answer is that segment's successor's first number.
 	i := sort.Search(len(segs), func(i int) bool {
 		// A segment not yet published can only be the newest: its
 		// events are the most recent, so it sorts with the "after t" ones.
@@ -353,7 +401,10 @@ func (l *Log) SeqAfter(t int64) uint64 {
 	s := segs[i-1]
 	n := int(s.n.Load())
 	j := sort.Search(n, func(j int) bool { return s.times[j] >= t })
-	return s.base + uint64(j)
+	if j < n {
+		return s.seqAt(j)
+	}
+	return s.seqAt(n-1) + 1
 }
 
 // Want decides, for Read, whether a reader receives an event. A nil Want
@@ -365,7 +416,8 @@ type Want func(m Meta) bool
 // are one slice), stopping before max bytes would be exceeded (but always
 // taking at least one frame) or at Head. It returns the runs, the next
 // sequence number to read and how many events the runs hold. It returns
-// next == seq and no runs when seq is not retained (trimmed, or at Head).
+// next == seq and no runs when seq is not retained (trimmed, or at Head);
+// gaps are stepped over, so next may move with no runs.
 //
 // The slices are shared with every reader and must not be modified; they
 // stay valid after the events are trimmed.
@@ -373,21 +425,21 @@ func (l *Log) Read(seq uint64, max int, want Want, runs [][]byte) ([][]byte, uin
 	head := l.head.Load()
 	total, count := 0, 0
 	for seq < head {
-		s := l.find(seq)
-		if s == nil {
-			// Not in any segment: trimmed (below Tail: lost to this
-			// reader, who must be told), or a gap, stepped over.
-			var ok bool
-			if seq, ok = l.afterGap(seq, head); !ok {
-				break
-			}
-			continue
+		// Segments first, then Tail: trim stores Tail before it replaces
+		// the segments, so a reader that sees the new segments sees the
+		// new Tail, and never steps over trimmed events as if a gap.
+		segs := *l.segs.Load()
+		if seq < l.tail.Load() {
+			break // trimmed: lost to this reader, who must be told
 		}
-		n := int(s.n.Load())
-		if lim := head - s.base; uint64(n) > lim {
-			n = int(lim) // published, but part of a batch still being appended
+		s, i := locate(segs, seq)
+		if s == nil || s.seqAt(i) >= head {
+			// Only a gap (or a batch still being appended) up to head.
+			seq = head
+			break
 		}
-		i := int(seq - s.base)
+		// Published, but part of a batch still being appended: stop at head.
+		n := s.slot(head, int(s.n.Load()))
 		start := s.start(i)
 		if want == nil && s.untargeted(i, n) {
 			// Fast path: every event from i on is for this reader.
@@ -398,9 +450,10 @@ func (l *Log) Read(seq uint64, max int, want Want, runs [][]byte) ([][]byte, uin
 			runs = append(runs, s.buf[start:s.ends[j-1]])
 			total += int(s.ends[j-1]) - start
 			count += j - i
-			seq += uint64(j - i)
+			seq = s.seqAt(j-1) + 1
 			continue
 		}
+		first := i
 		runStart := -1
 		for ; i < n; i++ {
 			size := int(s.ends[i]) - s.start(i)
@@ -428,29 +481,14 @@ func (l *Log) Read(seq uint64, max int, want Want, runs [][]byte) ([][]byte, uin
 		if runStart >= 0 {
 			runs = append(runs, s.buf[runStart:s.start(i)])
 		}
-		seq = s.base + uint64(i)
+		if i > first {
+			seq = s.seqAt(i-1) + 1
+		}
 		if i < n {
 			break // max reached
 		}
 	}
 	return runs, seq, count
-}
-
-// afterGap returns the first number at or after seq that names an event
-// (or head, for a gap at the end), and false if seq is below Tail. seq is
-// below head and in no segment. Trim stores Tail before it replaces the
-// segments, so a reader that missed seq in the new segments sees the new
-// Tail.
-func (l *Log) afterGap(seq, head uint64) (uint64, bool) {
-	if seq < l.tail.Load() {
-		return seq, false
-	}
-	segs := *l.segs.Load()
-	i := sort.Search(len(segs), func(i int) bool { return segs[i].base > seq })
-	if i < len(segs) && segs[i].base < head {
-		return segs[i].base, true
-	}
-	return head, true
 }
 
 func (s *segment) meta(i int) Meta {

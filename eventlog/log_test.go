@@ -410,3 +410,45 @@ func TestSeqAfterWithLeadingGap(t *testing.T) {
 		t.Fatalf("SeqAfter(after every event) = %d, want head 7", got)
 	}
 }
+
+// Gaps cost nothing: numbers spaced like a cluster's (message S, event i
+// -> S<<10+i) share segments, and filtered and budgeted reads step over
+// them.
+func TestSparseNumbersShareSegments(t *testing.T) {
+	l := New(Config{MaxBytes: 1 << 20, SegmentBytes: 64 << 10})
+	var want []byte
+	for s := uint64(1); s <= 500; s++ {
+		ev := Event{Frame: frame(int(s))}
+		if s%5 == 0 {
+			ev.User = "bob"
+		} else {
+			want = append(want, ev.Frame...)
+		}
+		if err := l.AppendAt(int64(s), s<<10, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b := l.Bytes(); b > 200<<10 {
+		t.Fatalf("500 sparse events hold %d bytes: a segment per gap?", b)
+	}
+	for _, max := range []int{1, 10, 1 << 20} {
+		got, next, n := readAll(l, 1, max, nil)
+		if !bytes.Equal(got, want) || next != l.Head() || n != 400 {
+			t.Fatalf("max %d: %d events, next %d (head %d)", max, n, next, l.Head())
+		}
+	}
+	// A targeted reader (slow path) gets bob's events too.
+	got, _, n := readAll(l, 3<<10+1, 1<<20, func(m Meta) bool { return true })
+	if n != 497 || !bytes.HasPrefix(got, frame(4)) {
+		t.Fatalf("want-all from inside a gap: %d events, starts %q", n, got[:min(len(got), 8)])
+	}
+	if _, ok := l.Meta(5<<10 + 1); ok {
+		t.Fatal("a gap number is retained")
+	}
+	if m, ok := l.Meta(5 << 10); !ok || m.User != "bob" {
+		t.Fatalf("Meta(5<<10) = %v %v", m, ok)
+	}
+	if got := l.SeqAfter(250); got != 250<<10 {
+		t.Fatalf("SeqAfter(250) = %d, want %d", got, 250<<10)
+	}
+}
