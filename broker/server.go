@@ -112,7 +112,7 @@ func (s *Server) Start() error {
 		// opens a port.
 		if err := s.bus.Start(busNode{s}); err != nil {
 			s.stopped = true
-			return fmt.Errorf("broker: cluster: %w", err)
+			return fmt.Errorf("broker: %w", err) // the Bus names itself
 		}
 	}
 
