@@ -357,18 +357,48 @@ func TestNATSRestartLosesNothingConfirmed(t *testing.T) {
 // batch gets 413.
 func TestOutageRefusesAndBatchBound(t *testing.T) {
 	d := startNATS(t)
-	a := startNode(t, d, nil, func(c *Config) { c.PublishTimeout = 300 * time.Millisecond; c.MaxBatch = 3 })
+	a := startNode(t, d, nil, func(c *Config) { c.PublishTimeout = 300 * time.Millisecond; c.MaxBatch = 3; c.MaxQueued = 2 })
 	if code, body := publish(t, a, `[{"eventType":1},{"eventType":1},{"eventType":1},{"eventType":1}]`); code != http.StatusRequestEntityTooLarge {
 		t.Fatalf("4 events over a batch of 3: %d %s", code, body)
 	}
+	backend := dialBackend(t, a.wsURL)
+	echoer := dial(t, a.wsURL)
 	d.stop()
 	waitFor(t, 5*time.Second, "disconnected", func() bool { return a.Stats().Cluster.State != "connected" })
+	// A backend's event and an echo broadcast the cluster did not take are
+	// answered to their sender; a plain echo is served locally.
+	send(t, backend, `{"eventType":2,"username":"x"}`)
+	if got := read(t, backend); got != `{"eventType":2,"error":"cluster unavailable: event not published"}` {
+		t.Fatalf("backend during outage: %s", got)
+	}
+	send(t, echoer, `{"eventType":10,"message":"all","broadcast":true}`)
+	if got := read(t, echoer); got != `{"eventType":10,"error":"cluster unavailable: event not published"}` {
+		t.Fatalf("echo broadcast during outage: %s", got)
+	}
+	send(t, echoer, `{"eventType":10,"message":"me"}`)
+	if got := read(t, echoer); got != `{"eventType":10,"message":"me"}` {
+		t.Fatalf("local echo during outage: %s", got)
+	}
 	code, body := publish(t, a, `{"eventType":1}`)
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "not confirmed") {
 		t.Fatalf("during outage: %d %s", code, body)
 	}
 	if st := a.Stats().Cluster; st.Failed < 1 {
 		t.Fatalf("failed not counted: %+v", st)
+	}
+	// The queue's bound: two events wait for NATS, a third is refused at
+	// once; the two are refused when their wait ends. Nothing hangs.
+	errs := make(chan error, 3)
+	for i := 0; i < 3; i++ {
+		a.bus.Publish([][]byte{[]byte(`{"eventType":1}`)}, false, func(err error) { errs <- err })
+	}
+	if err := <-errs; err != ErrQueueFull {
+		t.Fatalf("third event: %v, want ErrQueueFull", err)
+	}
+	for i := 0; i < 2; i++ {
+		if err := <-errs; err != ErrTimeout {
+			t.Fatalf("queued event: %v, want ErrTimeout", err)
+		}
 	}
 }
 
