@@ -82,6 +82,10 @@ func (s *Server) servePublish(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusServiceUnavailable, "broker is saturated: subscribers are not keeping up; nothing was published, retry later")
 		return
 	}
+	if s.bus != nil {
+		s.publishToBus(w, events)
+		return
+	}
 	s.publish(events)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
@@ -160,7 +164,12 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(`{"status":"draining"}`))
 		return
 	}
-	_, _ = w.Write([]byte(`{"status":"ok","connections":` + strconv.FormatInt(s.hub.count.Load(), 10) + `}`))
+	conns := strconv.FormatInt(s.hub.count.Load(), 10)
+	if s.bus != nil {
+		s.serveClusterHealth(w, conns) // bus.go
+		return
+	}
+	_, _ = w.Write([]byte(`{"status":"ok","connections":` + conns + `}`))
 }
 
 func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {

@@ -212,6 +212,9 @@ type Config struct {
 	// TLS serves wss:// on the public listener; the zero value serves
 	// plain ws:// (see tls.go for the stack and its limits).
 	TLS TLSConfig
+	// Bus, when set, makes this broker one node of a cluster (see Bus and
+	// package cluster); nil is a single node.
+	Bus Bus
 }
 
 // TLSConfig is the public listener's certificate. cmd/broker reads the

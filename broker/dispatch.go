@@ -59,7 +59,9 @@ func (s *Server) dispatch(c *conn, msg []byte) {
 		if d := pace(&c.bcastLimit, lim.broadcastRate, lim.broadcastBurst); d > 0 {
 			c.hold(d, noLonger)
 		}
-		s.hub.broadcast(item{frame: appendFrame(nil, opText, msg), etype: codec.Echo})
+		if !s.toBus(c, msg, true, codec.Echo) {
+			s.hub.broadcast(item{frame: appendFrame(nil, opText, msg), etype: codec.Echo})
+		}
 		s.paceBackpressure(c)
 	case codec.KindServerEvent:
 		// Only backends get this kind. A MetaRequest carrying a clientId
@@ -76,8 +78,9 @@ func (s *Server) dispatch(c *conn, msg []byte) {
 			s.replyError(c, m.EventType, errShuttingDown)
 			return
 		}
-		frame := appendFrame(nil, opText, msg)
-		s.hub.broadcast(s.itemFor(msg, frame))
+		if !s.toBus(c, msg, false, m.EventType) {
+			s.hub.broadcast(s.itemFor(msg, appendFrame(nil, opText, msg)))
+		}
 		s.paceBackpressure(c)
 	case codec.KindMeta:
 		if codec.HasField(msg, clientIDField) || codec.HasField(msg, authUserField) {

@@ -37,6 +37,18 @@
 // the reply to the one client that asked; timeouts and backend
 // disconnects are answered with error events.
 //
+// # Cluster
+//
+// With Config.Bus set (package cluster: NATS JetStream), the node is one of
+// several: the accept hooks (publishToBus for the publish API, toBus for
+// backend sockets and echo broadcasts) hand events to the Bus instead of
+// the local log, and the Bus fills the log through Node.Deliver, in the
+// cluster's one order, numbered from the shared stream (hub.broadcastAt,
+// eventlog.AppendAt). A MetaRequest on a node without backends goes to
+// another node's backend through the Bus (metaRouter.viaBus; the serving
+// side is metaRouter.route with a remote asker). Without a Bus nothing of
+// this runs.
+//
 // # Lock order
 //
 // hub.pubMu, then shard.qmu. shard.mu is taken alone. metaRouter.mu is

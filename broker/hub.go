@@ -222,6 +222,22 @@ func (h *hub) broadcast(items ...item) uint64 {
 	return seq
 }
 
+// broadcastAt is broadcast for events numbered by a cluster's stream (see
+// Bus): the first item gets seq. A seq below the log's head is refused
+// with eventlog.ErrSeqBehind, so a redelivery is never appended twice.
+func (h *hub) broadcastAt(seq uint64, items ...item) error {
+	evs := make([]eventlog.Event, len(items))
+	for i, it := range items {
+		evs[i] = eventlog.Event{Frame: it.frame, Type: it.etype, User: it.user}
+	}
+	if err := h.log.AppendAt(time.Now().UnixNano(), seq, evs...); err != nil {
+		return err
+	}
+	h.stats.eventsPublished.Add(int64(len(items)))
+	h.wakeAll()
+	return nil
+}
+
 func (h *hub) wakeAll() {
 	for _, s := range h.shards {
 		s.signal()

@@ -3,6 +3,7 @@ package broker
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"strconv"
 	"sync"
 	"time"
@@ -31,16 +32,50 @@ type metaRouter struct {
 }
 
 type metaRequest struct {
-	client  *conn
+	client  asker
 	backend *conn
 	timer   *time.Timer
 	sent    bool // written to backend; until then forward owns failover
 }
 
+// asker is who waits for a MetaRequest's answer: a local client, or
+// (remote set) another node's client, answered through the Bus.
+type asker struct {
+	c      *conn
+	remote func(reply []byte)
+}
+
+// answer gives the asker the backend's reply, clientId removed.
+func (a asker) answer(msg []byte) {
+	if a.remote != nil {
+		a.remote(msg)
+		return
+	}
+	a.c.writeText(msg)
+}
+
+// fail tells the asker why there is no answer, with an error event.
+func (a asker) fail(s *Server, reason string) {
+	if a.remote != nil {
+		a.remote(codec.AppendError(nil, codec.MetaRequest, reason))
+		return
+	}
+	s.replyError(a.c, codec.MetaRequest, reason)
+}
+
 func (r *metaRouter) addBackend(c *conn) {
 	r.mu.Lock()
 	r.backends = append(r.backends, c)
+	r.serveRemote()
 	r.mu.Unlock()
+}
+
+// serveRemote tells the Bus whether this node can answer other nodes'
+// MetaRequests: while it has backends. r.mu is held.
+func (r *metaRouter) serveRemote() {
+	if r.s.bus != nil {
+		r.s.bus.ServeMeta(len(r.backends) > 0)
+	}
 }
 
 // removeBackend forgets c and fails the requests it still holds: their
@@ -48,6 +83,7 @@ func (r *metaRouter) addBackend(c *conn) {
 func (r *metaRouter) removeBackend(c *conn) {
 	r.mu.Lock()
 	r.backends = without(r.backends, c)
+	r.serveRemote()
 	var orphans []*metaRequest
 	for id, p := range r.pending {
 		if p.backend == c && p.sent {
@@ -58,13 +94,53 @@ func (r *metaRouter) removeBackend(c *conn) {
 	}
 	r.mu.Unlock()
 	for _, p := range orphans {
-		r.s.replyError(p.client, codec.MetaRequest, errBackendGone)
+		p.client.fail(r.s, errBackendGone)
 	}
 }
 
 // forward sends a client's MetaRequest, with a fresh clientId added, to the
-// next backend in turn, failing over to the others if a write fails.
+// next backend in turn, failing over to the others if a write fails. In a
+// cluster, a node with no backend of its own asks the others through the
+// Bus.
 func (r *metaRouter) forward(client *conn, msg []byte) {
+	fwd := msg
+	if client.username != "" {
+		fwd = codec.AppendWithField(nil, fwd, authUserField, client.username)
+	}
+	if r.s.bus != nil {
+		r.mu.Lock()
+		local := len(r.backends)
+		r.mu.Unlock()
+		if local == 0 {
+			r.viaBus(client, fwd)
+			return
+		}
+	}
+	r.route(asker{c: client}, fwd)
+}
+
+// viaBus asks another node's backend. That node applies its own
+// BackendTimeout and answers with an error event when its backend fails,
+// so this side waits a little longer before giving up.
+func (r *metaRouter) viaBus(client *conn, msg []byte) {
+	fwd := append([]byte(nil), msg...) // nbio reuses msg after we return
+	r.s.stats.metaForwarded.Add(1)
+	r.s.bus.Request(fwd, r.s.cfg.BackendTimeout+time.Second, func(reply []byte, err error) {
+		switch {
+		case err == nil:
+			client.writeText(reply)
+		case errors.Is(err, ErrNoRemoteBackend):
+			r.s.replyError(client, codec.MetaRequest, errNoBackend)
+		default:
+			r.s.stats.metaTimeouts.Add(1)
+			r.s.replyError(client, codec.MetaRequest, errBackendTimeout)
+		}
+	})
+}
+
+// route forwards msg (authUser already added) to a local backend for
+// client, and the answer back to it.
+func (r *metaRouter) route(client asker, fwd []byte) {
 	r.mu.Lock()
 	if r.prefix == "" {
 		var b [6]byte
@@ -76,10 +152,6 @@ func (r *metaRouter) forward(client *conn, msg []byte) {
 	candidates := len(r.backends)
 	r.mu.Unlock()
 
-	fwd := msg
-	if client.username != "" {
-		fwd = codec.AppendWithField(nil, fwd, authUserField, client.username)
-	}
 	frame := appendFrame(nil, opText, codec.AppendWithField(nil, fwd, clientIDField, id))
 	for try := 0; try < candidates; try++ {
 		b := r.pick()
@@ -106,7 +178,7 @@ func (r *metaRouter) forward(client *conn, msg []byte) {
 				// The backend went away between the write and marking the
 				// request sent, so removeBackend skipped it: fail it now.
 				if r.take(id) != nil {
-					r.s.replyError(client, codec.MetaRequest, errBackendGone)
+					client.fail(r.s, errBackendGone)
 				}
 			}
 			return
@@ -116,7 +188,7 @@ func (r *metaRouter) forward(client *conn, msg []byte) {
 			return // already answered or expired meanwhile
 		}
 	}
-	r.s.replyError(client, codec.MetaRequest, errNoBackend)
+	client.fail(r.s, errNoBackend)
 }
 
 // pick returns the next live backend, round robin, or nil.
@@ -147,7 +219,7 @@ func (r *metaRouter) take(id string) *metaRequest {
 func (r *metaRouter) expire(id string) {
 	if p := r.take(id); p != nil {
 		r.s.stats.metaTimeouts.Add(1)
-		r.s.replyError(p.client, codec.MetaRequest, errBackendTimeout)
+		p.client.fail(r.s, errBackendTimeout)
 	}
 }
 
@@ -168,7 +240,7 @@ func (r *metaRouter) reply(from *conn, id string, msg []byte) {
 		r.s.stats.metaLate.Add(1)
 		return
 	}
-	p.client.writeText(codec.AppendWithoutField(make([]byte, 0, len(msg)), msg, clientIDField))
+	p.client.answer(codec.AppendWithoutField(make([]byte, 0, len(msg)), msg, clientIDField))
 }
 
 // pendingCount is the number of requests waiting for a backend.

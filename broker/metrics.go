@@ -25,12 +25,16 @@ import (
 // Each must be a prometheus.Collector owned by this Server, not a
 // package-level metric, for the reason above.
 func (s *Server) metricCollectors() []prometheus.Collector {
-	return []prometheus.Collector{
+	cs := []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		brokerCollector{s},
 		s.stats.fanoutLatency,
 	}
+	if s.bus != nil {
+		cs = append(cs, busCollector{s}) // bus.go
+	}
+	return cs
 }
 
 // metricsHandler builds this Server's registry and its exposition handler.

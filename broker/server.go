@@ -30,6 +30,7 @@ type Server struct {
 	events *eventlog.Log
 	stats  stats
 	meta   metaRouter
+	bus    Bus // nil on a single node
 
 	// What Reload may change (reload.go), each swapped whole.
 	origins  atomic.Pointer[origin.Matcher]
@@ -79,6 +80,7 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	s := &Server{
 		cfg:  cfg,
 		log:  log.With().Str("component", "broker").Logger(),
+		bus:  cfg.Bus,
 		done: make(chan struct{}),
 	}
 	if cfg.TLS.Enabled() {
@@ -100,6 +102,9 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	s.warn = newWarnLoggers(s.log, warnBurst, warnPeriod)
 	s.stats.fanoutLatency = newFanoutLatency()
 	epoch := newEpoch()
+	if cfg.Bus != nil {
+		epoch = cfg.Bus.Epoch() // numbers come from the cluster's stream
+	}
 	s.events = eventlog.New(eventlog.Config{
 		MaxBytes: cfg.HistorySize, MaxAge: cfg.HistoryAge, Epoch: epoch,
 		Alt: seqFrame(epoch), AltExtra: seqFrameExtra(epoch),
@@ -128,6 +133,15 @@ func (s *Server) Start() error {
 	}
 	s.started = true
 	setNbioLogger(s.log)
+	if s.bus != nil {
+		// First: deliveries only append to the log, which needs nothing
+		// else running, and a node that cannot join fails before it
+		// opens a port.
+		if err := s.bus.Start(busNode{s}); err != nil {
+			s.stopped = true
+			return fmt.Errorf("broker: %w", err) // the Bus names itself
+		}
+	}
 
 	ln, err := s.listen(s.cfg.ListenAddr)
 	if err != nil {
@@ -198,6 +212,9 @@ func (s *Server) Start() error {
 			s.wg.Wait()
 			s.hub.stop()
 			s.engine.Stop()
+			if s.bus != nil {
+				_ = s.bus.Close()
+			}
 			s.stopped = true
 			return fmt.Errorf("broker: listen admin %s: %w", s.cfg.AdminAddr, err)
 		}
@@ -250,6 +267,7 @@ func (s *Server) Start() error {
 		Bool("tls", s.tlsConf != nil).
 		Str("targeting", s.cfg.Targeting).
 		Bool("jwt", s.cfg.Auth.Enabled()).
+		Bool("cluster", s.bus != nil).
 		Msg("broker started")
 	if s.tlsConf != nil {
 		s.logCert("tls certificate loaded", s.certs.cur.Load())
@@ -297,6 +315,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.admin != nil {
 		_ = s.admin.Shutdown(ctx)
 	}
+	// In a cluster, what this node confirmed is in the log only once it
+	// has come back from the stream.
+	s.waitDelivered(ctx.Done())
 	// Each connection gets its 1001 once it has been sent every event
 	// accepted so far; wait for them to answer (or CloseTimeout to cut
 	// them), and past ctx close whoever is left.
@@ -311,6 +332,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if err != nil {
 		s.hub.each(func(c *conn) { c.closeWith(reasonShutdown, "") })
+	}
+	if s.bus != nil {
+		_ = s.bus.Close()
 	}
 	// Upgrades that raced the drain answer 503 (see serveUpgrade); let
 	// them finish writing it.

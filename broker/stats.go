@@ -41,6 +41,7 @@ type stats struct {
 	metaForwarded   atomic.Int64 // MetaRequests sent to a backend
 	metaTimeouts    atomic.Int64 // MetaRequests a backend did not answer in time
 	metaLate        atomic.Int64 // replies that arrived after their timeout
+	busDuplicates   atomic.Int64 // cluster deliveries refused: number already in the log
 
 	// fanoutLatency observes, per worker pass that wrote events, the time
 	// from the oldest event it wrote being accepted to the pass's last
@@ -93,6 +94,8 @@ type Stats struct {
 	MetaLate        int64            `json:"metaLate"`
 	MetaPending     int              `json:"metaPending"`
 	Closed          map[string]int64 `json:"closed"`
+	// Cluster is the Bus's state and counters; absent on a single node.
+	Cluster *BusStatus `json:"cluster,omitempty"`
 }
 
 // Stats returns a snapshot of the counters.
@@ -130,6 +133,7 @@ func (s *Server) Stats() Stats {
 		MetaLate:        st.metaLate.Load(),
 		MetaPending:     s.meta.pendingCount(),
 		Closed:          map[string]int64{},
+		Cluster:         s.busStatus(),
 	}
 	st.mu.Lock()
 	for k, v := range st.closed {

@@ -94,8 +94,8 @@ type Log struct {
 // segment holds consecutive events. Slots below n are immutable once
 // published; the appender writes only above n, under Log.mu.
 type segment struct {
-	base  uint64
-	pos   int64 // stream position of its first event (see Log.Pos)
+	base  uint64 // sequence number of the first slot
+	pos   int64  // stream position of its first event (see Log.Pos)
 	plain view
 	// alt holds the alternate frames of the events from alt.from on; nil
 	// until the first one (see Config.Alt).
@@ -109,6 +109,10 @@ type segment struct {
 	// once, atomically, because readers of published slots may look at
 	// it while the appender fills later ones.
 	users atomic.Pointer[[]string]
+	// seqs, the number of each slot, is nil while the numbers are
+	// consecutive from base (always, on a single node); AppendAt across a
+	// gap sets it once, like users.
+	seqs  atomic.Pointer[[]uint64]
 	count int // events added, published or not (appender only)
 	n     atomic.Int32
 	cost  int
@@ -162,18 +166,24 @@ func (l *Log) Head() uint64 { return l.head.Load() }
 // Pos(Head()) is the total. Positions measure how far, in bytes, one
 // cursor is behind another.
 func (l *Log) Pos(seq uint64) (int64, bool) {
+	if seq < l.tail.Load() {
+		return 0, false
+	}
 	head := l.head.Load()
 	if seq >= head {
 		return l.pos.Load(), seq == head
 	}
-	s := l.find(seq)
-	if s == nil {
-		return 0, false
+	// A gap's position is that of the next event.
+	s, i := locate(*l.segs.Load(), seq)
+	if s == nil || s.seqAt(i) >= head {
+		return l.pos.Load(), true
 	}
-	return s.pos + int64(s.plain.start(int(seq-s.base))), true
+	return s.pos + int64(s.plain.start(i)), true
 }
 
-// Tail is the oldest retained sequence number; Tail == Head when empty.
+// Tail is the oldest sequence number a reader may still be at: every
+// number from Tail to Head names a retained event or is a gap (see
+// AppendAt). Tail == Head when nothing is retained.
 func (l *Log) Tail() uint64 { return l.tail.Load() }
 
 // Bytes is the memory the log retains, frames and metadata.
@@ -186,13 +196,42 @@ func (l *Log) Append(now int64, evs ...Event) uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	first := l.head.Load()
+	l.appendLocked(now, first, evs)
+	return first
+}
+
+// AppendAt is Append with the first sequence number chosen by the caller,
+// for a log that mirrors another numbering (a cluster's shared stream). seq
+// must be at least Head; if it is above, the numbers from Head to seq-1
+// become a gap: they name no event, Read steps over them, and Time and
+// Meta report them as not retained. A seq below Head (an event already
+// appended, or a number that is part of a gap) returns ErrSeqBehind and
+// appends nothing, so a redelivered event is never appended twice. With
+// no events, AppendAt only moves Head to seq (a gap at the end).
+func (l *Log) AppendAt(now int64, seq uint64, evs ...Event) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	head := l.head.Load()
+	if seq < head {
+		return ErrSeqBehind
+	}
+	if len(evs) == 0 {
+		l.head.Store(seq)
+		return nil
+	}
+	l.appendLocked(now, seq, evs)
+	return nil
+}
+
+// appendLocked adds evs from seq first on; l.mu is held.
+func (l *Log) appendLocked(now int64, first uint64, evs []Event) {
 	seq := first
 	for _, ev := range evs {
 		s := l.cur
 		if s == nil || !s.fits(len(ev.Frame)) {
 			s = l.newSegment(seq, len(ev.Frame))
 		}
-		s.add(ev, now)
+		s.add(ev, now, seq)
 		l.written += int64(len(ev.Frame))
 		if l.altFn != nil && (l.altOn.Load() || s.alt.Load() != nil) {
 			l.addAlt(s, seq, ev.Frame)
@@ -207,7 +246,6 @@ func (l *Log) Append(now int64, evs ...Event) uint64 {
 	l.head.Store(seq)
 	l.trim(now)
 	l.size.Store(int64(l.bytes))
-	return first
 }
 
 // newSegment seals the current segment and starts one at seq.
@@ -228,7 +266,7 @@ func (l *Log) newSegment(seq uint64, frame int) *segment {
 		types:    make([]uint8, slots),
 		targeted: make([]uint32, slots),
 	}
-	s.cost = nb + slots*(4+8+1+4)
+	s.cost = nb + slots*(8+4+8+1+4)
 	l.cur = s
 	l.bytes += s.cost
 	old := *l.segs.Load()
@@ -261,7 +299,10 @@ func (l *Log) trim(now int64) {
 	}
 	next := append([]*segment(nil), segs[drop:]...)
 	l.bytes = bytes
-	l.tail.Store(next[0].base)
+	// The new tail is the end of what was dropped, not next[0].base: a
+	// gap between them lost nothing, so a cursor in it is still good.
+	last := segs[drop-1]
+	l.tail.Store(last.seqAt(int(last.n.Load())-1) + 1) // a sealed segment holds at least one event
 	l.segs.Store(&next)
 	l.size.Store(int64(bytes))
 }
@@ -280,9 +321,20 @@ func (s *segment) fits(frame int) bool {
 	return true // an alternate view is sized for every slot (see addAlt)
 }
 
-// add writes ev into the next free slot without publishing it.
-func (s *segment) add(ev Event, now int64) {
+// add writes ev, numbered seq, into the next free slot without
+// publishing it.
+func (s *segment) add(ev Event, now int64, seq uint64) {
 	i := s.count
+	if p := s.seqs.Load(); p != nil {
+		(*p)[i] = seq
+	} else if seq != s.base+uint64(i) {
+		l := make([]uint64, len(s.plain.ends))
+		for k := range i {
+			l[k] = s.base + uint64(k)
+		}
+		l[i] = seq
+		s.seqs.Store(&l)
+	}
 	v := &s.plain
 	v.used += copy(v.buf[v.used:], ev.Frame)
 	v.ends[i] = uint32(v.used)
@@ -334,40 +386,79 @@ func (l *Log) addAlt(s *segment, seq uint64, frame []byte) {
 // publish makes every added event visible to readers.
 func (s *segment) publish() { s.n.Store(int32(s.count)) }
 
-// find returns the segment holding seq, or nil if seq is trimmed or not
-// yet appended.
-func (l *Log) find(seq uint64) *segment {
+// slot returns the index of the first of the segment's first n slots
+// whose number is at least seq, or n if there is none. A segment without
+// gaps (every single node's) maps numbers to slots directly.
+func (s *segment) slot(seq uint64, n int) int {
+	p := s.seqs.Load()
+	if p == nil {
+		if seq <= s.base {
+			return 0
+		}
+		return int(min(seq-s.base, uint64(n)))
+	}
+	seqs := *p
+	return sort.Search(n, func(i int) bool { return seqs[i] >= seq })
+}
+
+// seqAt is the number of published slot i.
+func (s *segment) seqAt(i int) uint64 {
+	if p := s.seqs.Load(); p != nil {
+		return (*p)[i]
+	}
+	return s.base + uint64(i)
+}
+
+// find returns the segment and slot holding event seq, or nil if seq is
+// trimmed, a gap, or not yet appended.
+func (l *Log) find(seq uint64) (*segment, int) {
 	segs := *l.segs.Load()
 	i := sort.Search(len(segs), func(i int) bool { return segs[i].base > seq }) - 1
 	if i < 0 {
-		return nil
+		return nil, 0
 	}
 	s := segs[i]
-	if seq >= s.base+uint64(s.n.Load()) {
-		return nil
+	n := int(s.n.Load())
+	j := s.slot(seq, n)
+	if j == n || s.seqAt(j) != seq {
+		return nil, 0
 	}
-	return s
+	return s, j
+}
+
+// locate returns the segment and slot of the first published event
+// numbered seq or later, looking from the segment whose range holds seq;
+// nil if there is none.
+func locate(segs []*segment, seq uint64) (*segment, int) {
+	i := max(sort.Search(len(segs), func(i int) bool { return segs[i].base > seq })-1, 0)
+	for ; i < len(segs); i++ {
+		s := segs[i]
+		n := int(s.n.Load())
+		if j := s.slot(seq, n); j < n {
+			return s, j
+		}
+	}
+	return nil, 0
 }
 
 // Time returns the append time of event seq, and false if it is not
 // retained.
 func (l *Log) Time(seq uint64) (int64, bool) {
-	s := l.find(seq)
+	s, i := l.find(seq)
 	if s == nil {
 		return 0, false
 	}
-	return s.times[seq-s.base], true
+	return s.times[i], true
 }
 
 // Meta returns the type and target of event seq, and false if it is not
 // retained.
 func (l *Log) Meta(seq uint64) (Meta, bool) {
-	s := l.find(seq)
+	s, i := l.find(seq)
 	if s == nil {
 		return Meta{}, false
 	}
-	i := seq - s.base
-	return s.meta(int(i)), true
+	return s.meta(i), true
 }
 
 // SeqAfter returns the first sequence number whose event was appended at
@@ -376,7 +467,7 @@ func (l *Log) Meta(seq uint64) (Meta, bool) {
 func (l *Log) SeqAfter(t int64) uint64 {
 	segs := *l.segs.Load()
 	// The newest segment whose first event is older than t holds the
-	// answer, or the answer is that segment's successor's base.
+	// answer, or the answer is that segment's successor's first number.
 	i := sort.Search(len(segs), func(i int) bool {
 		// A segment not yet published can only be the newest: its
 		// events are the most recent, so it sorts with the "after t" ones.
@@ -387,12 +478,17 @@ func (l *Log) SeqAfter(t int64) uint64 {
 		if len(segs) == 0 {
 			return l.head.Load()
 		}
-		return segs[0].base
+		// Tail, not segs[0].base: a gap before the first segment holds no
+		// event, so a cursor in it is not behind.
+		return min(l.tail.Load(), segs[0].base)
 	}
 	s := segs[i-1]
 	n := int(s.n.Load())
 	j := sort.Search(n, func(j int) bool { return s.times[j] >= t })
-	return s.base + uint64(j)
+	if j < n {
+		return s.seqAt(j)
+	}
+	return s.seqAt(n-1) + 1
 }
 
 // Want decides, for Read, whether a reader receives an event. A nil Want
@@ -425,15 +521,21 @@ func (l *Log) read(seq uint64, max int, want Want, runs [][]byte, scratch []byte
 	head := l.head.Load()
 	total, count := 0, 0
 	for seq < head {
-		s := l.find(seq)
-		if s == nil {
+		// Segments first, then Tail: trim stores Tail before it replaces
+		// the segments, so a reader that sees the new segments sees the
+		// new Tail, and never steps over trimmed events as if a gap.
+		segs := *l.segs.Load()
+		if seq < l.tail.Load() {
+			break // trimmed: lost to this reader, who must be told
+		}
+		s, i := locate(segs, seq)
+		if s == nil || s.seqAt(i) >= head {
+			// Only a gap (or a batch still being appended) up to head.
+			seq = head
 			break
 		}
-		n := int(s.n.Load())
-		if lim := head - s.base; uint64(n) > lim {
-			n = int(lim) // published, but part of a batch still being appended
-		}
-		i := int(seq - s.base)
+		// Published, but part of a batch still being appended: stop at head.
+		n := s.slot(head, int(s.n.Load()))
 		v := &s.plain
 		if alt {
 			v = s.altView()
@@ -443,31 +545,31 @@ func (l *Log) read(seq uint64, max int, want Want, runs [][]byte, scratch []byte
 					continue
 				}
 				size := int(s.plain.ends[i]) - s.plain.start(i) + l.altExtra
-				if total+size > max && total > 0 {
-					return runs, scratch, s.base + uint64(i), count
+				if total+size > max && count > 0 {
+					return runs, scratch, s.seqAt(i), count
 				}
 				from := len(scratch)
-				scratch = l.altFn(scratch, s.base+uint64(i), s.plain.buf[s.plain.start(i):s.plain.ends[i]])
+				scratch = l.altFn(scratch, s.seqAt(i), s.plain.buf[s.plain.start(i):s.plain.ends[i]])
 				runs = append(runs, scratch[from:len(scratch):len(scratch)])
 				total += len(scratch) - from
 				count++
 			}
 			if i == n {
-				seq = s.base + uint64(i)
+				seq = s.seqAt(n-1) + 1
 				continue
 			}
 		}
 		if want == nil && s.untargeted(i, n) {
 			// Fast path: every event from i on is for this reader.
-			j := v.fill(i, n, max-total, total == 0)
+			j := v.fill(i, n, max-total, count == 0)
 			if j == i {
-				return runs, scratch, s.base + uint64(i), count
+				return runs, scratch, s.seqAt(i), count
 			}
 			start := v.start(i)
 			runs = append(runs, v.buf[start:v.ends[j-1]])
 			total += int(v.ends[j-1]) - start
 			count += j - i
-			seq = s.base + uint64(j)
+			seq = s.seqAt(j-1) + 1
 			continue
 		}
 		runStart := -1
@@ -497,10 +599,11 @@ func (l *Log) read(seq uint64, max int, want Want, runs [][]byte, scratch []byte
 		if runStart >= 0 {
 			runs = append(runs, v.buf[runStart:v.start(i)])
 		}
-		seq = s.base + uint64(i)
 		if i < n {
+			seq = s.seqAt(i)
 			break // max reached
 		}
+		seq = s.seqAt(n-1) + 1
 	}
 	return runs, scratch, seq, count
 }

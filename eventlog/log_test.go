@@ -374,3 +374,170 @@ func TestPos(t *testing.T) {
 		t.Fatal("Pos of a trimmed event")
 	}
 }
+
+func TestAppendAtMirrorsNumbersAndStepsOverGaps(t *testing.T) {
+	l := New(Config{MaxBytes: 1 << 20, SegmentBytes: 64})
+	if err := l.AppendAt(1, 1, Event{Frame: frame(1)}, Event{Frame: frame(2)}); err != nil {
+		t.Fatal(err)
+	}
+	// 3..9 are someone else's numbers (another subject, purged): a gap.
+	if err := l.AppendAt(2, 10, Event{Frame: frame(10)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.AppendAt(3, 11, Event{Frame: frame(11)}); err != nil {
+		t.Fatal(err)
+	}
+	if h := l.Head(); h != 12 {
+		t.Fatalf("head %d, want 12", h)
+	}
+	got, next, n := readAll(l, 1, 1<<20, nil)
+	if want := "<1><2><10><11>"; string(got) != want || next != 12 || n != 4 {
+		t.Fatalf("read %q next %d n %d", got, next, n)
+	}
+	// A cursor inside the gap (a reader that joined at Head 3) reads on.
+	got, next, _ = readAll(l, 5, 1<<20, nil)
+	if string(got) != "<10><11>" || next != 12 {
+		t.Fatalf("from the gap: %q next %d", got, next)
+	}
+	if _, ok := l.Time(5); ok {
+		t.Fatal("a gap number reports a time")
+	}
+	if m, ok := l.Meta(10); !ok || m.User != "" {
+		t.Fatal("event 10 not retained")
+	}
+	if ts, ok := l.Time(10); !ok || ts != 2 {
+		t.Fatalf("time of 10: %d %v", ts, ok)
+	}
+}
+
+func TestAppendAtRefusesNumbersBelowHead(t *testing.T) {
+	l := New(Config{})
+	if err := l.AppendAt(0, 5, Event{Frame: frame(5)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, seq := range []uint64{1, 4, 5} { // a gap number, the gap's end, a duplicate
+		if err := l.AppendAt(0, seq, Event{Frame: frame(int(seq))}); err != ErrSeqBehind {
+			t.Fatalf("AppendAt(%d): %v, want ErrSeqBehind", seq, err)
+		}
+	}
+	got, _, n := readAll(l, 1, 1<<20, nil)
+	if string(got) != "<5>" || n != 1 {
+		t.Fatalf("read %q (%d events): a refused append left something", got, n)
+	}
+	// Append goes on from Head after AppendAt.
+	if seq := l.Append(0, Event{Frame: frame(6)}); seq != 6 {
+		t.Fatalf("Append after AppendAt: seq %d, want 6", seq)
+	}
+}
+
+func TestAppendAtGapAtTheEnd(t *testing.T) {
+	l := New(Config{})
+	l.Append(0, Event{Frame: frame(1)})
+	if err := l.AppendAt(0, 8); err != nil {
+		t.Fatal(err)
+	}
+	if l.Head() != 8 {
+		t.Fatalf("head %d, want 8", l.Head())
+	}
+	runs, next, n := l.Read(2, 1<<20, nil, nil)
+	if len(runs) != 0 || next != 8 || n != 0 {
+		t.Fatalf("trailing gap: runs %d next %d n %d, want next 8", len(runs), next, n)
+	}
+	l.AppendAt(0, 8, Event{Frame: frame(8)})
+	got, next, _ := readAll(l, 2, 1<<20, nil)
+	if string(got) != "<8>" || next != 9 {
+		t.Fatalf("after trailing gap: %q next %d", got, next)
+	}
+}
+
+func TestTrimAcrossGapKeepsCursorsInTheGap(t *testing.T) {
+	// Segments of 64 bytes, a 4 KiB log: many gaps, then trimming.
+	l := New(Config{MaxBytes: 4 << 10, SegmentBytes: 64})
+	seq := uint64(1)
+	for i := 0; i < 400; i++ {
+		if err := l.AppendAt(int64(i), seq, Event{Frame: frame(int(seq))}); err != nil {
+			t.Fatal(err)
+		}
+		seq += uint64(1 + i%3) // gaps of 0, 1 and 2 numbers
+	}
+	tail := l.Tail()
+	if tail <= 1 {
+		t.Fatal("nothing trimmed")
+	}
+	// Below Tail: not retained (the reader lost events and must be told).
+	if runs, next, n := l.Read(tail-1, 1<<20, nil, nil); len(runs) != 0 || next != tail-1 || n != 0 {
+		t.Fatalf("below tail: next %d n %d", next, n)
+	}
+	// From Tail on, every retained event exactly once, in order.
+	got, next, n := readAll(l, tail, 1<<20, nil)
+	if next != l.Head() {
+		t.Fatalf("next %d, head %d", next, l.Head())
+	}
+	var want []byte
+	cnt := 0
+	for s := tail; s < l.Head(); s++ {
+		if _, ok := l.Meta(s); ok {
+			want = append(want, frame(int(s))...)
+			cnt++
+		}
+	}
+	if !bytes.Equal(got, want) || n != cnt || cnt == 0 {
+		t.Fatalf("read %d events, want %d", n, cnt)
+	}
+}
+
+// A cursor in a gap before the oldest segment is not behind: SeqAfter,
+// which the broker compares cursors with to find slow readers, must not
+// put it below the first event's number.
+func TestSeqAfterWithLeadingGap(t *testing.T) {
+	l := New(Config{})
+	l.AppendAt(100, 6, Event{Frame: frame(6)})
+	if got := l.SeqAfter(50); got > 1 {
+		t.Fatalf("SeqAfter(before every event) = %d: a reader at 1 (in the gap) would look behind", got)
+	}
+	if got := l.SeqAfter(200); got != 7 {
+		t.Fatalf("SeqAfter(after every event) = %d, want head 7", got)
+	}
+}
+
+// Gaps cost nothing: numbers spaced like a cluster's (message S, event i
+// -> S<<10+i) share segments, and filtered and budgeted reads step over
+// them.
+func TestSparseNumbersShareSegments(t *testing.T) {
+	l := New(Config{MaxBytes: 1 << 20, SegmentBytes: 64 << 10})
+	var want []byte
+	for s := uint64(1); s <= 500; s++ {
+		ev := Event{Frame: frame(int(s))}
+		if s%5 == 0 {
+			ev.User = "bob"
+		} else {
+			want = append(want, ev.Frame...)
+		}
+		if err := l.AppendAt(int64(s), s<<10, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b := l.Bytes(); b > 200<<10 {
+		t.Fatalf("500 sparse events hold %d bytes: a segment per gap?", b)
+	}
+	for _, max := range []int{1, 10, 1 << 20} {
+		got, next, n := readAll(l, 1, max, nil)
+		if !bytes.Equal(got, want) || next != l.Head() || n != 400 {
+			t.Fatalf("max %d: %d events, next %d (head %d)", max, n, next, l.Head())
+		}
+	}
+	// A targeted reader (slow path) gets bob's events too.
+	got, _, n := readAll(l, 3<<10+1, 1<<20, func(m Meta) bool { return true })
+	if n != 497 || !bytes.HasPrefix(got, frame(4)) {
+		t.Fatalf("want-all from inside a gap: %d events, starts %q", n, got[:min(len(got), 8)])
+	}
+	if _, ok := l.Meta(5<<10 + 1); ok {
+		t.Fatal("a gap number is retained")
+	}
+	if m, ok := l.Meta(5 << 10); !ok || m.User != "bob" {
+		t.Fatalf("Meta(5<<10) = %v %v", m, ok)
+	}
+	if got := l.SeqAfter(250); got != 250<<10 {
+		t.Fatalf("SeqAfter(250) = %d, want %d", got, 250<<10)
+	}
+}

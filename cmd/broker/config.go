@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/webinate/broker/broker"
+	"github.com/webinate/broker/cluster"
 )
 
 // fileConfig is config.json: the original users-server "websocket" section
@@ -18,6 +19,7 @@ import (
 type fileConfig struct {
 	Websocket *websocketSection `json:"websocket"`
 	Broker    *brokerSection    `json:"broker"`
+	Cluster   *clusterSection   `json:"cluster"`
 }
 
 type websocketSection struct {
@@ -108,12 +110,13 @@ type options struct {
 	tlsCertFile     string // websocket.tls.cert, read into broker.TLS.CertPEM
 	tlsKeyFile      string // websocket.tls.key, read into broker.TLS.KeyPEM
 	logLevel        string // broker.logLevel; "" means info
+	cluster         cluster.Config
 }
 
 // knownTop are the sections the broker reads. Other top-level keys are
 // reported as warnings, not errors: the original users-server config.json
 // keeps other services' sections in the same file.
-var knownTop = map[string]bool{"websocket": true, "broker": true}
+var knownTop = map[string]bool{"websocket": true, "broker": true, "cluster": true}
 
 // parseConfig applies a config file onto o. Unknown keys inside the
 // sections the broker owns are errors (a typo must not be ignored); unknown
@@ -145,6 +148,13 @@ func parseConfig(data []byte, o *options) (warnings []string, err error) {
 		if err := strictDecode(raw, fc.Broker); err != nil {
 			return warnings, fmt.Errorf("config: broker: %w", err)
 		}
+	}
+	if raw, ok := top["cluster"]; ok {
+		fc.Cluster = new(clusterSection)
+		if err := strictDecode(raw, fc.Cluster); err != nil {
+			return warnings, fmt.Errorf("config: cluster: %w", err)
+		}
+		fc.Cluster.apply(&o.cluster)
 	}
 	if fc.Websocket == nil {
 		return warnings, errors.New(`config: missing "websocket" section`)

@@ -22,6 +22,7 @@ import (
 
 	project "github.com/webinate/broker"
 	"github.com/webinate/broker/broker"
+	"github.com/webinate/broker/cluster"
 )
 
 func main() {
@@ -80,6 +81,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		jwtReq     = fs.Bool("jwt-required", false, "refuse clients without a token (401); otherwise they are anonymous")
 		tlsCert    = fs.String("tls-cert", "", "PEM certificate chain file: serve wss:// (TLS 1.2+) on the public port; reloaded on SIGHUP")
 		tlsKey     = fs.String("tls-key", "", "PEM private key file for -tls-cert")
+		natsURLs   = fs.String("nats", "", "NATS server URL[,URL...]: run as one node of a cluster (see README, Running a cluster)")
+		natsSubj   = fs.String("nats-subject", "", `NATS subject prefix shared by the cluster's nodes (default "`+cluster.DefaultSubject+`")`)
+		natsCreds  = fs.String("nats-creds", "", "NATS .creds file (or $"+envNATSUser+"/$"+envNATSPassword+", or $"+envNATSToken+")")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -219,6 +223,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 				opts.tlsKeyFile = *tlsKey
 			case "log-level":
 				opts.logLevel = *logLevel
+			case "nats":
+				opts.cluster.URLs = splitURLs(*natsURLs)
+			case "nats-subject":
+				opts.cluster.Subject = *natsSubj
+			case "nats-creds":
+				opts.cluster.CredsFile = *natsCreds
 			}
 		})
 		from, err := resolveSecrets(&opts, secrets, os.Getenv)
@@ -271,6 +281,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	setLevel(opts.logLevel)
+	bridge, err := newBridge(&opts, log, os.Getenv)
+	if err != nil {
+		log.Error().Str("config", source).Err(err).Msg("bad cluster configuration")
+		return 1
+	}
+	if bridge != nil {
+		opts.broker.Bus = bridge
+	}
 	srv, err := broker.New(opts.broker, log)
 	if err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
@@ -303,6 +321,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		log.Info().Str("config", source).Msg("SIGHUP: reloading the configuration")
 		next, ok := load(false)
+		// The cluster connection is made once, at start: cluster
+		// settings change only with a restart.
+		next.broker.Bus = opts.broker.Bus
 		if ok {
 			opts = reload(log, source, srv, opts, next)
 			continue
