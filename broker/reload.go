@@ -90,7 +90,7 @@ var configKeys = map[string]string{
 	"PublishLag": "publishLag", "PublishWait": "publishWait",
 	"HistorySize": "historySize", "HistoryAge": "historyAge",
 	"MaxOutputMemory": "maxOutputMemory", "Linger": "linger",
-	"Pprof": "pprof", "ReusePort": "reusePort", "Auth": "jwt", "TLS": "tls",
+	"Pprof": "pprof", "ReusePort": "reusePort", "Auth": "jwt", "TLS": "tls", "Bus": "cluster",
 }
 
 // liveFields are the Config fields Reload applies (see above).

@@ -148,7 +148,7 @@ func TestReloadLimits(t *testing.T) {
 
 	cfg := ts.Config()
 	cfg.MessageRate, cfg.MessageBurst = 7, 3
-	cfg.MaxLag, cfg.PublishLag = 3*time.Second, 100*time.Millisecond
+	cfg.MaxLag, cfg.PublishLag = 3*time.Second, 150*time.Millisecond
 	cfg.MaxPendingBytes = 3 << 19 // 1.5 MiB: below the start value, above the largest frame
 	applied, _, err := ts.Reload(cfg)
 	if err != nil {
@@ -159,7 +159,7 @@ func TestReloadLimits(t *testing.T) {
 			t.Fatalf("applied %v, want %q", applied, k)
 		}
 	}
-	if ts.hub.fo.maxLag.Load() != 3*time.Second || ts.hub.fo.publishLag.Load() != 100*time.Millisecond {
+	if ts.hub.fo.maxLag.Load() != 3*time.Second || ts.hub.fo.publishLag.Load() != 150*time.Millisecond {
 		t.Fatal("lag bounds not applied to the fan-out")
 	}
 	if ts.limits.Load().maxPending != 3<<19 {
