@@ -36,9 +36,6 @@ type conn struct {
 	// username is the identity from the handshake's JWT ("" when
 	// anonymous); targeted events reach only their user's connections.
 	username string
-	// filter is a bit set of the server event types (1-9) this connection
-	// asked for with ?events=; zero means all of them.
-	filter uint16
 
 	idx int // position in its shard, guarded by the shard's mu
 
@@ -123,12 +120,6 @@ var (
 	reasonMemory     = reason{closePolicyViolation, "output_memory", "server output memory limit"}
 	reasonPeerClosed = reason{closeNormal, "peer_closed", ""}
 )
-
-// wants reports whether the connection's event filter lets an event of
-// type t through. Echo (10) and anything outside 1-9 always passes.
-func (c *conn) wants(t uint8) bool {
-	return c.filter == 0 || t < 1 || t > 9 || c.filter&(1<<t) != 0
-}
 
 // UnderlayerConn implements nbhttp.ParserCloser.
 func (c *conn) UnderlayerConn() net.Conn { return c.nbc }

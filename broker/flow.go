@@ -42,6 +42,10 @@ func (s *Server) tuneSocket(c net.Conn) {
 // package does not name it).
 const tcpNotSentLowat = 25
 
+// outputBytes is the broker's buffered output: the event log plus what
+// connections hold in nbio's buffers (as of the workers' last passes).
+func (s *Server) outputBytes() int64 { return s.events.Bytes() + s.hub.buffered() }
+
 // guard enforces MaxOutputMemory and HistoryAge. Output memory is the
 // event log plus what connections hold in nbio's buffers (which the credit
 // window keeps small); over the limit, the connections holding the most are
@@ -68,7 +72,7 @@ func (s *Server) guard() {
 		if limit <= 0 {
 			continue
 		}
-		over := s.events.Bytes() + s.hub.buffered() - limit
+		over := s.outputBytes() - limit
 		if over <= 0 {
 			continue
 		}

@@ -66,9 +66,8 @@ type fanout struct {
 type shard struct {
 	h *hub
 
-	mu       sync.RWMutex
-	conns    []*conn // every connection; conn.idx is its position
-	backends int     // connections among conns that are backends
+	mu    sync.RWMutex
+	conns []*conn // every connection; conn.idx is its position
 
 	wake chan struct{}
 	stop chan struct{}
@@ -76,7 +75,6 @@ type shard struct {
 	// Published by each pass for publishers (saturated), drain and stats.
 	total    atomic.Int64  // live connections seen
 	behind   atomic.Int64  // ... more than publishLag behind
-	minNext  atomic.Uint64 // lowest cursor among live connections, or head
 	median   atomic.Uint64 // median cursor among live connections, or head
 	buffered atomic.Int64  // bytes its connections hold in nbio
 
@@ -106,7 +104,6 @@ func newHub(n int, lg *eventlog.Log, fo fanout, st *stats) *hub {
 	h.shards = make([]*shard, n)
 	for i := range h.shards {
 		h.shards[i] = &shard{h: h, wake: make(chan struct{}, 1), stop: make(chan struct{})}
-		h.shards[i].minNext.Store(lg.Head())
 	}
 	return h
 }
@@ -162,9 +159,6 @@ func (h *hub) addWith(c *conn, limit int64, first func() bool) (added, full bool
 	}
 	c.idx = len(s.conns)
 	s.conns = append(s.conns, c)
-	if c.backend {
-		s.backends++
-	}
 	if c.seqMode && h.seqConns.Add(1) == 1 {
 		h.log.SetAlt(true)
 	}
@@ -185,9 +179,6 @@ func (h *hub) remove(c *conn) bool {
 	s.conns[last] = nil
 	s.conns = s.conns[:last]
 	c.idx = -1
-	if c.backend {
-		s.backends--
-	}
 	if c.seqMode && h.seqConns.Add(-1) == 0 {
 		h.log.SetAlt(false)
 	}
@@ -212,11 +203,7 @@ func without(l []*conn, c *conn) []*conn {
 // workers. It never waits on a socket. It returns the first item's
 // sequence number.
 func (h *hub) broadcast(items ...item) uint64 {
-	evs := make([]eventlog.Event, len(items))
-	for i, it := range items {
-		evs[i] = eventlog.Event{Frame: it.frame, Type: it.etype, User: it.user}
-	}
-	seq := h.log.Append(time.Now().UnixNano(), evs...)
+	seq := h.log.Append(time.Now().UnixNano(), logEvents(items)...)
 	h.stats.eventsPublished.Add(int64(len(items)))
 	h.wakeAll()
 	return seq
@@ -226,16 +213,21 @@ func (h *hub) broadcast(items ...item) uint64 {
 // Bus): the first item gets seq. A seq below the log's head is refused
 // with eventlog.ErrSeqBehind, so a redelivery is never appended twice.
 func (h *hub) broadcastAt(seq uint64, items ...item) error {
-	evs := make([]eventlog.Event, len(items))
-	for i, it := range items {
-		evs[i] = eventlog.Event{Frame: it.frame, Type: it.etype, User: it.user}
-	}
-	if err := h.log.AppendAt(time.Now().UnixNano(), seq, evs...); err != nil {
+	if err := h.log.AppendAt(time.Now().UnixNano(), seq, logEvents(items)...); err != nil {
 		return err
 	}
 	h.stats.eventsPublished.Add(int64(len(items)))
 	h.wakeAll()
 	return nil
+}
+
+// logEvents describes items for the event log.
+func logEvents(items []item) []eventlog.Event {
+	evs := make([]eventlog.Event, len(items))
+	for i, it := range items {
+		evs[i] = eventlog.Event{Frame: it.frame, Type: it.etype, User: it.user}
+	}
+	return evs
 }
 
 func (h *hub) wakeAll() {
@@ -372,8 +364,8 @@ func (s *shard) pass() {
 	maxLag, publishLag := h.fo.maxLag.Load(), h.fo.publishLag.Load()
 	slowSeq := lg.SeqAfter(now - int64(maxLag))
 	behindSeq := uint64(0)
-	if pl := h.fo.publishLag.Load(); pl > 0 {
-		behindSeq = lg.SeqAfter(now - int64(pl))
+	if publishLag > 0 {
+		behindSeq = lg.SeqAfter(now - int64(publishLag))
 	}
 	if hook := testHookWrite.Load(); hook != nil {
 		for _, c := range s.list {
@@ -385,7 +377,6 @@ func (s *shard) pass() {
 	}
 
 	var total, behind, buffered int64
-	minNext := head
 	oldest := head // oldest event this pass writes
 	writes, delivered := 0, 0
 	slow := s.slow[:0]
@@ -409,7 +400,8 @@ func (s *shard) pass() {
 		}
 		// Lag counts from when the connection joined: a client resuming
 		// from old events is not behind for having been away.
-		if lagSeq < head && c.joined < now-int64(publishLag) && !c.recentlyHeld(now, maxLag) {
+		held := c.recentlyHeld(now, maxLag)
+		if lagSeq < head && c.joined < now-int64(publishLag) && !held {
 			if lagSeq < slowSeq && c.joined < now-int64(maxLag) {
 				slow = append(slow, c)
 				s.why = append(s.why, "unread events older than max-lag")
@@ -429,16 +421,12 @@ func (s *shard) pass() {
 			c.closeWith(reasonShutdown, "")
 			continue
 		}
-		if !c.closing.Load() {
-			minNext = min(minNext, c.next)
-			if !c.recentlyHeld(now, maxLag) {
-				s.nexts = append(s.nexts, c.next)
-			}
+		if !held && !c.closing.Load() {
+			s.nexts = append(s.nexts, c.next)
 		}
 	}
 	s.total.Store(total)
 	s.behind.Store(behind)
-	s.minNext.Store(minNext)
 	median := head
 	if len(s.nexts) > 0 {
 		slices.Sort(s.nexts)
@@ -475,8 +463,8 @@ func (c *conn) recentlyHeld(now int64, maxLag time.Duration) bool {
 	return c.paused.Load() || now-c.heldAt.Load() < int64(maxLag/2)
 }
 
-// pingPayloadLen is the size of the credit ping's payload: a marker, then the data position and the
-// cursor reached when it was sent.
+// pingPayloadLen is the size of the credit ping's payload: a marker, then
+// the data position and the cursor reached when it was sent.
 const pingPayloadLen = 17
 
 const pingMarker = 'b'

@@ -165,7 +165,7 @@ func (c brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descMetaTimeouts, st.metaTimeouts.Load())
 	counter(descMetaLate, st.metaLate.Load())
 	gauge(descMetaPending, float64(s.meta.pendingCount()))
-	gauge(descOutput, float64(s.events.Bytes()+s.hub.buffered()))
+	gauge(descOutput, float64(s.outputBytes()))
 	gauge(descHistoryBytes, float64(s.events.Bytes()))
 	gauge(descHistoryEvents, float64(s.events.Head()-s.events.Tail()))
 	gauge(descHeadSeq, float64(s.events.Head()-1))

@@ -121,7 +121,7 @@ func (s *Server) Stats() Stats {
 		Paced:           st.paced.Load(),
 		Resumes:         st.resumes.Load(),
 		ResumeGaps:      st.resumeGaps.Load(),
-		OutputBytes:     s.events.Bytes() + s.hub.buffered(),
+		OutputBytes:     s.outputBytes(),
 		HistoryBytes:    s.events.Bytes(),
 		HistoryEvents:   s.events.Head() - s.events.Tail(),
 		HeadSeq:         s.events.Head() - 1,

@@ -158,7 +158,6 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		backend:  backend,
 		remote:   r.RemoteAddr,
 		username: username,
-		filter:   filter,
 		seqMode:  resume.seq,
 		tls:      link,
 	}
