@@ -24,9 +24,11 @@ import (
 //
 // Concurrency: the read side (rbuf, msg, fragmented, limiters, held) is
 // touched only under rmu: by Parse, on the poller, and by resume, on a
-// timer, when paced input is released (see hold). Writes may come from the poller (replies), shard workers
-// (fan-out) and the sweeper (pings); nbio.Conn serialises them, and every
-// write is one or more whole frames so they never interleave mid-frame.
+// timer, when paced input is released (see hold).
+//
+// Writes may come from the poller (replies), shard workers (fan-out) and
+// the sweeper (pings); wmu and nbio.Conn serialise them, and every write is
+// one or more whole frames so they never interleave mid-frame.
 type conn struct {
 	srv     *Server
 	nbc     *nbio.Conn
@@ -382,7 +384,9 @@ func (c *conn) closeAfterFlush() {
 		_ = c.nbc.Close()
 		return
 	}
-	c.flushClose.Store(true)
+	if c.flushClose.Swap(true) {
+		return // already waiting for the flush (or its timeout)
+	}
 	if c.pending() <= 0 { // flushed meanwhile: the callback may have missed the flag
 		_ = c.nbc.Close()
 		return

@@ -129,8 +129,6 @@ type view struct {
 	used int // bytes of buf in use (appender only)
 }
 
-func (s *segment) altView() *view { return s.alt.Load() }
-
 // New returns an empty log whose first event will have sequence number 1.
 func New(cfg Config) *Log {
 	if cfg.MaxBytes <= 0 {
@@ -538,7 +536,7 @@ func (l *Log) read(seq uint64, max int, want Want, runs [][]byte, scratch []byte
 		n := s.slot(head, int(s.n.Load()))
 		v := &s.plain
 		if alt {
-			v = s.altView()
+			v = s.alt.Load()
 			// Events before the stored alternates: build them one by one.
 			for ; i < n && (v == nil || i < v.from); i++ {
 				if want == nil && s.meta(i).User != "" || want != nil && !want(s.meta(i)) {
