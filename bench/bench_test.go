@@ -313,8 +313,11 @@ func TestFanoutPublishers(t *testing.T) {
 		if f.Readers != 100 || f.StalledSubscribers != 0 {
 			t.Errorf("readers %d stalled %d", f.Readers, f.StalledSubscribers)
 		}
-		// The split rate still offers ~1000/s in total.
-		if f.PublishRate < 600 || f.PublishRate > 1100 {
+		// The split rate offers ~1000/s in total: never 4× that (each
+		// publisher at the full rate), and well above one publisher's
+		// share. The lower bound is loose because a race-enabled run on
+		// a loaded 2-core CI machine publishes late (598/s was seen).
+		if f.PublishRate < 400 || f.PublishRate > 1100 {
 			t.Errorf("publish rate %.0f with 4 publishers at 1000/s", f.PublishRate)
 		}
 		if u := f.UndeliveredAfter; u.Seconds != 0.3 || u.Count != 0 || u.Fraction != 0 {
