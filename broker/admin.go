@@ -79,7 +79,7 @@ func (s *Server) servePublish(w http.ResponseWriter, r *http.Request) {
 	if !s.waitForCapacity(r) {
 		s.stats.publishRefused.Add(1)
 		w.Header().Set("Retry-After", "1")
-		httpError(w, http.StatusServiceUnavailable, "broker is saturated: subscribers are not keeping up; nothing was published, retry later")
+		httpError(w, http.StatusServiceUnavailable, s.saturatedReason())
 		return
 	}
 	if s.bus != nil {
@@ -94,12 +94,13 @@ func (s *Server) servePublish(w http.ResponseWriter, r *http.Request) {
 }
 
 // waitForCapacity holds a publish request while the broker is saturated
-// (hub.saturated), up to PublishWait: backpressure that paces publishers to
+// (Server.saturated: this node's fan-out or, in a cluster, another
+// node's), up to PublishWait: backpressure that paces publishers to
 // the delivery rate instead of queueing without bound. It reports false if
 // the broker is still saturated (or the client went away or the broker is
 // draining).
 func (s *Server) waitForCapacity(r *http.Request) bool {
-	if !s.hub.saturated() {
+	if !s.saturated() {
 		return true
 	}
 	s.stats.publishWaits.Add(1)
@@ -121,7 +122,7 @@ func (s *Server) waitForCapacity(r *http.Request) bool {
 		if s.draining.Load() {
 			return false
 		}
-		if !s.hub.saturated() {
+		if !s.saturated() {
 			return true
 		}
 	}

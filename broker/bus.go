@@ -50,6 +50,14 @@ type Bus interface {
 	// event this node confirmed has been delivered here (drain waits for
 	// that).
 	Accepted() uint64
+	// Saturated reports whether the cluster asks this node's publishers
+	// to wait although this node's own clients keep up: another node
+	// announced that its clients are behind (Node.Saturated), or this
+	// node has fallen behind the cluster's order. The publish API and
+	// backend sockets then pace exactly as for local saturation, so one
+	// node's publishers cannot outrun the other nodes' fan-out. It must
+	// be cheap: it is called for every publish and while pacing.
+	Saturated() bool
 	// Epoch names the cluster's numbering (the local log's epoch, the same
 	// on every node); known before Start.
 	Epoch() string
@@ -69,6 +77,10 @@ type Node interface {
 	// already delivered is ignored (counted as a duplicate). The bytes are
 	// not kept after it returns.
 	Deliver(seq uint64, events []BusEvent)
+	// Saturated reports whether this node's fan-out is behind (its
+	// publishers would be held): the Bus tells the other nodes, so that
+	// their publishers wait too.
+	Saturated() bool
 	// ServeMeta forwards another node's MetaRequest to a local backend;
 	// respond is called exactly once with what that node's client gets.
 	ServeMeta(msg []byte, respond func(reply []byte))
@@ -110,6 +122,17 @@ type BusStatus struct {
 	Delivered    int64     `json:"delivered"`    // events consumed from the cluster
 	Resets       int64     `json:"resets"`       // consumer restarts (reconnect, gap detected)
 	LastSeq      uint64    `json:"lastSeq"`      // last stream sequence delivered here
+	// Pending is stream messages stored after the last one delivered
+	// here: how far this node is behind the cluster's order.
+	Pending uint64 `json:"pending"`
+	// PeersSaturated is the other nodes that currently ask publishers to
+	// wait (their clients are behind); Backpressure says whether this
+	// node's publishers are held for the cluster (Bus.Saturated).
+	PeersSaturated []string `json:"peersSaturated,omitempty"`
+	Backpressure   bool     `json:"backpressure"`
+	// PeerHolds counts the times another node began to hold this node's
+	// publishers.
+	PeerHolds int64 `json:"peerHolds"`
 	// Duplicates counts redeliveries dropped: by the Bus (a number at or
 	// below the last delivered) plus those the local log refused.
 	Duplicates int64 `json:"duplicates"`
@@ -146,6 +169,24 @@ func (n busNode) Deliver(seq uint64, evs []BusEvent) {
 			s.stats.busDuplicates.Add(1)
 		}
 	}
+}
+
+// Saturated implements Node: the local judgement only (never the Bus's,
+// or two nodes would hold each other's publishers forever).
+func (n busNode) Saturated() bool { return n.s.hub.saturated() }
+
+// saturated reports whether publishers should wait: this node's fan-out
+// is behind, or the cluster's is (another node's, see Bus.Saturated).
+func (s *Server) saturated() bool {
+	return s.hub.saturated() || (s.bus != nil && s.bus.Saturated())
+}
+
+// saturatedReason is the 503 text for a publish refused by backpressure.
+func (s *Server) saturatedReason() string {
+	if s.bus != nil && !s.hub.saturated() && s.bus.Saturated() {
+		return "cluster is saturated: subscribers on another node are not keeping up; nothing was published, retry later"
+	}
+	return "broker is saturated: subscribers are not keeping up; nothing was published, retry later"
 }
 
 // ServeMeta implements Node.
@@ -245,22 +286,26 @@ type busCollector struct{ s *Server }
 
 var busDescs = struct {
 	up, healthy, disconnects, reconnects, slow, published, failed, queued, delivered, duplicates *prometheus.Desc
+	pending, backpressure, peerHolds                                                             *prometheus.Desc
 }{
-	up:          prometheus.NewDesc("broker_cluster_connected", "1 while connected to NATS, else 0.", nil, nil),
-	healthy:     prometheus.NewDesc("broker_cluster_healthy", "1 unless disconnected from NATS past unhealthyAfter (/healthz 503).", nil, nil),
-	disconnects: prometheus.NewDesc("broker_cluster_disconnects_total", "Disconnections from NATS.", nil, nil),
-	reconnects:  prometheus.NewDesc("broker_cluster_reconnects_total", "Reconnections to NATS.", nil, nil),
-	slow:        prometheus.NewDesc("broker_cluster_nats_slow_consumer_total", "NATS slow-consumer errors (messages dropped by NATS; the consumer re-reads them).", nil, nil),
-	published:   prometheus.NewDesc("broker_cluster_published_total", "Events this node published that the cluster stored.", nil, nil),
-	failed:      prometheus.NewDesc("broker_cluster_publish_failed_total", "Events the cluster did not store (outage past publishTimeout, queue full, too large): refused to their publisher.", nil, nil),
-	queued:      prometheus.NewDesc("broker_cluster_queued", "Events waiting to be stored by the cluster.", nil, nil),
-	delivered:   prometheus.NewDesc("broker_cluster_delivered_total", "Events consumed from the cluster's stream.", nil, nil),
-	duplicates:  prometheus.NewDesc("broker_cluster_duplicates_total", "Deliveries refused because the log had that number already.", nil, nil),
+	up:           prometheus.NewDesc("broker_cluster_connected", "1 while connected to NATS, else 0.", nil, nil),
+	healthy:      prometheus.NewDesc("broker_cluster_healthy", "1 unless disconnected from NATS past unhealthyAfter (/healthz 503).", nil, nil),
+	disconnects:  prometheus.NewDesc("broker_cluster_disconnects_total", "Disconnections from NATS.", nil, nil),
+	reconnects:   prometheus.NewDesc("broker_cluster_reconnects_total", "Reconnections to NATS.", nil, nil),
+	slow:         prometheus.NewDesc("broker_cluster_nats_slow_consumer_total", "NATS slow-consumer errors (messages dropped by NATS; the consumer re-reads them).", nil, nil),
+	published:    prometheus.NewDesc("broker_cluster_published_total", "Events this node published that the cluster stored.", nil, nil),
+	failed:       prometheus.NewDesc("broker_cluster_publish_failed_total", "Events the cluster did not store (outage past publishTimeout, queue full, too large): refused to their publisher.", nil, nil),
+	queued:       prometheus.NewDesc("broker_cluster_queued", "Events waiting to be stored by the cluster.", nil, nil),
+	delivered:    prometheus.NewDesc("broker_cluster_delivered_total", "Events consumed from the cluster's stream.", nil, nil),
+	duplicates:   prometheus.NewDesc("broker_cluster_duplicates_total", "Deliveries refused because the log had that number already.", nil, nil),
+	pending:      prometheus.NewDesc("broker_cluster_pending", "Stream messages stored after the last one delivered here (how far this node is behind the cluster).", nil, nil),
+	backpressure: prometheus.NewDesc("broker_cluster_backpressure", "1 while this node's publishers wait for the cluster: another node's fan-out is behind, or this node is behind the stream.", nil, nil),
+	peerHolds:    prometheus.NewDesc("broker_cluster_peer_holds_total", "Times another node began to hold this node's publishers (its clients were behind).", nil, nil),
 }
 
 func (busCollector) Describe(ch chan<- *prometheus.Desc) {
 	d := busDescs
-	for _, x := range []*prometheus.Desc{d.up, d.healthy, d.disconnects, d.reconnects, d.slow, d.published, d.failed, d.queued, d.delivered, d.duplicates} {
+	for _, x := range []*prometheus.Desc{d.up, d.healthy, d.disconnects, d.reconnects, d.slow, d.published, d.failed, d.queued, d.delivered, d.duplicates, d.pending, d.backpressure, d.peerHolds} {
 		ch <- x
 	}
 }
@@ -284,4 +329,7 @@ func (c busCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(d.queued, prometheus.GaugeValue, float64(st.Queued))
 	ch <- prometheus.MustNewConstMetric(d.delivered, prometheus.CounterValue, float64(st.Delivered))
 	ch <- prometheus.MustNewConstMetric(d.duplicates, prometheus.CounterValue, float64(st.Duplicates))
+	ch <- prometheus.MustNewConstMetric(d.pending, prometheus.GaugeValue, float64(st.Pending))
+	ch <- prometheus.MustNewConstMetric(d.backpressure, prometheus.GaugeValue, b2f(st.Backpressure))
+	ch <- prometheus.MustNewConstMetric(d.peerHolds, prometheus.CounterValue, float64(st.PeerHolds))
 }

@@ -103,13 +103,13 @@ func (s *Server) dispatch(c *conn, msg []byte) {
 // wait with the rest of its input: held longer, it would be cut as a slow
 // consumer for being paced.
 func (s *Server) paceBackpressure(c *conn) {
-	if !s.hub.saturated() {
+	if !s.saturated() {
 		return
 	}
 	s.stats.publishWaits.Add(1)
 	deadline := time.Now().Add(min(s.cfg.PublishWait, s.hub.fo.maxLag.Load()/2))
 	c.hold(2*time.Millisecond, func() time.Duration {
-		if s.hub.saturated() && !s.draining.Load() && time.Now().Before(deadline) {
+		if s.saturated() && !s.draining.Load() && time.Now().Before(deadline) {
 			return 2 * time.Millisecond
 		}
 		return 0

@@ -31,7 +31,7 @@ type Bridge struct {
 	log zerolog.Logger
 	id  string // random per process: Nats-Msg-Id prefix
 
-	subjEvents, subjMeta string
+	subjEvents, subjMeta, subjLoad string
 
 	nc   *nats.Conn
 	js   jetstream.JetStream
@@ -50,6 +50,14 @@ type Bridge struct {
 	metaMu  sync.Mutex
 	metaSub *nats.Subscription
 	metaSem chan struct{}
+
+	// Cross-node backpressure (load.go).
+	loadSub    *nats.Subscription
+	peersMu    sync.Mutex
+	peers      map[string]peerLoad // by peer id: saturated peers
+	peersUntil atomic.Int64        // unix nanos: latest expiry in peers
+	peerHolds  atomic.Int64        // times a peer began to hold publishers
+	pending    atomic.Uint64       // stream messages not yet delivered here
 
 	maxMsg int64             // largest message payload: the server's max_payload, less headers
 	evs    []broker.BusEvent // consumer scratch
@@ -79,6 +87,8 @@ func New(cfg Config, log zerolog.Logger) (*Bridge, error) {
 		id:         nuid.Next(),
 		subjEvents: cfg.Subject + ".events",
 		subjMeta:   cfg.Subject + ".meta",
+		subjLoad:   cfg.Subject + ".load",
+		peers:      make(map[string]peerLoad),
 		wake:       make(chan struct{}, 1),
 		closing:    make(chan struct{}),
 		metaSem:    make(chan struct{}, maxMetaInflight),
@@ -122,6 +132,11 @@ func (b *Bridge) Start(n broker.Node) error {
 	if err := b.startStream(); err != nil {
 		nc.Close()
 		return err
+	}
+	if err := b.startLoad(); err != nil {
+		b.cc.Stop()
+		nc.Close()
+		return fmt.Errorf("cluster: subscribe %s: %w", b.subjLoad, err)
 	}
 	b.wg.Add(1)
 	go func() {
@@ -192,6 +207,7 @@ func (b *Bridge) onMsg(m jetstream.Msg) {
 	}
 	evs, err := decode(m.Data(), b.evs[:0])
 	b.lastSeq.Store(seq)
+	b.pending.Store(md.NumPending)
 	if err != nil {
 		b.bad.Add(1)
 		b.log.Warn().Uint64("streamSeq", seq).Err(err).Msg("skipping a stream message this broker cannot read")
@@ -260,7 +276,11 @@ func (b *Bridge) Status() broker.BusStatus {
 		Delivered:    b.delivered.Load(),
 		Resets:       b.resets.Load(),
 		LastSeq:      b.lastSeq.Load(),
+		Pending:      b.pending.Load(),
+		PeerHolds:    b.peerHolds.Load(),
 	}
+	st.PeersSaturated = b.saturatedPeers()
+	st.Backpressure = b.Saturated()
 	b.qmu.Lock()
 	st.Queued = int64(b.queued)
 	b.qmu.Unlock()

@@ -105,7 +105,8 @@ func TestEveryEventReachesEveryNodeInOneOrder(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	for _, m := range []string{"broker_cluster_connected 1", fmt.Sprintf("broker_cluster_published_total %d", len(want)-2)} {
+	for _, m := range []string{"broker_cluster_connected 1", fmt.Sprintf("broker_cluster_published_total %d", len(want)-2),
+		"broker_cluster_backpressure 0", "broker_cluster_peer_holds_total 0", "broker_cluster_pending 0"} {
 		if !strings.Contains(string(body), m+"\n") {
 			t.Fatalf("/metrics lacks %q", m)
 		}
@@ -419,6 +420,7 @@ func (f *fakeNode) Deliver(seq uint64, evs []broker.BusEvent) {
 }
 
 func (f *fakeNode) ServeMeta(msg []byte, respond func([]byte)) { respond(nil) }
+func (f *fakeNode) Saturated() bool                            { return false }
 
 func (f *fakeNode) count() int { f.mu.Lock(); defer f.mu.Unlock(); return len(f.seqs) }
 

@@ -42,6 +42,18 @@
 // back. After reconnecting, the queue is published in order and the
 // consumer resumes from where it stopped.
 //
+// # Backpressure across nodes
+//
+// Every node delivers every event, so a publisher must wait while any
+// node's fan-out is behind, not only its own node's. Each node judges its
+// own clients (broker.Node.Saturated: the typical connection is behind,
+// never a few slow readers, who are cut instead) and, while saturated,
+// announces it on <prefix>.load (core NATS, every 25 ms, plus once when it
+// has caught up); the others hold their publishers (Bus.Saturated) until
+// it clears, or for at most 500 ms after its last announcement if it went
+// away. A node more than 256 stream messages behind the stream counts as
+// saturated too. See load.go.
+//
 // # MetaRequests
 //
 // A node with backends queue-subscribes to <prefix>.meta (group
@@ -52,7 +64,8 @@
 // # Goroutines
 //
 // One publisher goroutine (group commit: everything queued since its
-// previous round goes as one message), nats.go's goroutines for the
+// previous round goes as one message), one announcer of this node's
+// saturation (load.go), nats.go's goroutines for the
 // consumer, the meta subscription and the connection callbacks, and one
 // short-lived goroutine per cross-node MetaRequest (bounded by
 // maxMetaInflight). Node.Deliver runs on the consumer's goroutine and

@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"strings"
 
 	"github.com/rs/zerolog"
@@ -21,6 +23,7 @@ const (
 // clusterSection is config.json's optional "cluster" object.
 type clusterSection struct {
 	NATS           *string   `json:"nats"` // URL[,URL...]
+	Name           *string   `json:"name"`
 	Subject        *string   `json:"subject"`
 	Stream         *string   `json:"stream"`
 	CredsFile      *string   `json:"credsFile"`
@@ -38,6 +41,7 @@ func (s *clusterSection) apply(c *cluster.Config) {
 		c.URLs = splitURLs(*s.NATS)
 	}
 	set(&c.Subject, s.Subject)
+	set(&c.Name, s.Name)
 	set(&c.Stream, s.Stream)
 	set(&c.CredsFile, s.CredsFile)
 	setDur(&c.PublishTimeout, s.PublishTimeout)
@@ -94,6 +98,9 @@ func newBridge(o *options, log zerolog.Logger, getenv func(string) string) (*clu
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
+	if o.cluster.Name == "" {
+		o.cluster.Name = nodeName(o.broker.ListenAddr)
+	}
 	b, err := cluster.New(o.cluster, log)
 	if err != nil {
 		return nil, err
@@ -104,4 +111,18 @@ func newBridge(o *options, log zerolog.Logger, getenv func(string) string) (*clu
 	}
 	ev.Msg("cluster mode")
 	return b, nil
+}
+
+// nodeName names this node to NATS and to the other nodes (in their
+// /stats when it holds their publishers): host and WebSocket port, unique
+// for nodes sharing a host.
+func nodeName(listen string) string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "broker"
+	}
+	if _, port, err := net.SplitHostPort(listen); err == nil && port != "" {
+		return host + ":" + port
+	}
+	return host
 }

@@ -10,12 +10,12 @@ import (
 
 func TestClusterConfigSection(t *testing.T) {
 	var o options
-	_, err := parseConfig([]byte(`{"websocket":{},"cluster":{"nats":"nats://a:4222, nats://b:4222","subject":"prod.broker","credsFile":"/etc/broker/nats.creds","publishTimeout":"2s","maxQueued":500}}`), &o)
+	_, err := parseConfig([]byte(`{"websocket":{},"cluster":{"nats":"nats://a:4222, nats://b:4222","subject":"prod.broker","name":"edge-1","credsFile":"/etc/broker/nats.creds","publishTimeout":"2s","maxQueued":500}}`), &o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := o.cluster
-	if len(c.URLs) != 2 || c.URLs[1] != "nats://b:4222" || c.Subject != "prod.broker" || c.CredsFile != "/etc/broker/nats.creds" ||
+	if len(c.URLs) != 2 || c.URLs[1] != "nats://b:4222" || c.Subject != "prod.broker" || c.Name != "edge-1" || c.CredsFile != "/etc/broker/nats.creds" ||
 		c.PublishTimeout != 2*time.Second || c.MaxQueued != 500 {
 		t.Fatalf("cluster config %+v", c)
 	}
@@ -51,6 +51,9 @@ func TestClusterCredentialsFromEnvironment(t *testing.T) {
 			}
 			if err != nil || b == nil {
 				t.Fatalf("newBridge: %v", err)
+			}
+			if o.cluster.Name == "" {
+				t.Fatal("no default node name")
 			}
 			if o.cluster.User != tc.env[envNATSUser] || o.cluster.Token != tc.env[envNATSToken] {
 				t.Fatalf("credentials not applied: %+v", o.cluster)

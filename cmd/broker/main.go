@@ -83,6 +83,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		tlsKey     = fs.String("tls-key", "", "PEM private key file for -tls-cert")
 		natsURLs   = fs.String("nats", "", "NATS server URL[,URL...]: run as one node of a cluster (see README, Running a cluster)")
 		natsSubj   = fs.String("nats-subject", "", `NATS subject prefix shared by the cluster's nodes (default "`+cluster.DefaultSubject+`")`)
+		natsName   = fs.String("nats-name", "", "this node's name to NATS and to the other nodes (default host:port of -listen)")
 		natsCreds  = fs.String("nats-creds", "", "NATS .creds file (or $"+envNATSUser+"/$"+envNATSPassword+", or $"+envNATSToken+")")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -229,6 +230,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 				opts.cluster.Subject = *natsSubj
 			case "nats-creds":
 				opts.cluster.CredsFile = *natsCreds
+			case "nats-name":
+				opts.cluster.Name = *natsName
 			}
 		})
 		from, err := resolveSecrets(&opts, secrets, os.Getenv)
