@@ -379,8 +379,10 @@ func TestPublishRefused(t *testing.T) {
 	if f.RefusedRequests == 0 || f.Refused != 5*f.RefusedRequests || f.PublishFailed != 0 || len(res.Errors) != 0 {
 		t.Fatalf("refused %d in %d requests, failed %d, errors %v", f.Refused, f.RefusedRequests, f.PublishFailed, res.Errors)
 	}
-	// Retry-After: 1 capped at 50 ms: about 12 pauses in 600 ms, not 0 or 1.
-	if f.RefusedRequests < 4 || f.RefusedRequests > 13 {
+	// Retry-After: 1 capped at 50 ms: about 12 pauses in 600 ms. Honoured
+	// uncapped (1 s) there would be 1; more than 13 would mean no pause.
+	// The lower bound stays loose for a slow race-enabled CI run.
+	if f.RefusedRequests < 2 || f.RefusedRequests > 13 {
 		t.Errorf("%d refused requests in 600 ms with a 50 ms cap", f.RefusedRequests)
 	}
 	if f.Published == 0 || f.Expected != f.Published*20 || f.Lost != 0 {
