@@ -52,7 +52,6 @@ type Bridge struct {
 	metaSem chan struct{}
 
 	// Cross-node backpressure (load.go).
-	loadSub    *nats.Subscription
 	peersMu    sync.Mutex
 	peers      map[string]peerLoad // by peer id: saturated peers
 	peersUntil atomic.Int64        // unix nanos: latest expiry in peers

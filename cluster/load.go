@@ -45,11 +45,10 @@ type peerLoad struct {
 // startLoad subscribes to the other nodes' announcements and starts the
 // announcer. Called from Start; nats.go resubscribes after a reconnect.
 func (b *Bridge) startLoad() error {
-	sub, err := b.nc.Subscribe(b.subjLoad, b.onLoad)
-	if err != nil {
+	// Never unsubscribed: Close closes the connection.
+	if _, err := b.nc.Subscribe(b.subjLoad, b.onLoad); err != nil {
 		return err
 	}
-	b.loadSub = sub
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
@@ -73,7 +72,7 @@ func (b *Bridge) announce() {
 			return
 		case <-t.C:
 		}
-		sat := b.node.Saturated() || b.pending.Load() > maxPending
+		sat := b.node.Saturated() || b.behindStream()
 		if sat != was {
 			// Saturation comes and goes many times a second under a
 			// flood: debug only; /stats and /metrics count the holds.
@@ -134,8 +133,12 @@ func (b *Bridge) onLoad(m *nats.Msg) {
 // that it is behind and has not since said it caught up, or this node
 // is more than maxPending stream messages behind.
 func (b *Bridge) Saturated() bool {
-	return time.Now().UnixNano() < b.peersUntil.Load() || b.pending.Load() > maxPending
+	return time.Now().UnixNano() < b.peersUntil.Load() || b.behindStream()
 }
+
+// behindStream reports whether this node is more than maxPending stream
+// messages behind: saturated itself, whatever its clients do.
+func (b *Bridge) behindStream() bool { return b.pending.Load() > maxPending }
 
 // saturatedPeers names the peers currently holding publishers, sorted.
 func (b *Bridge) saturatedPeers() []string {
