@@ -51,6 +51,7 @@ type conn struct {
 	acked   atomic.Int64  // log bytes the client has confirmed reading
 	ackSeq  atomic.Uint64 // cursor as of the ping that acked confirms
 	starved atomic.Bool   // the worker is waiting for credit
+	lastAck atomic.Int64  // monoNow of the last pong that returned credit; 0: never
 	// paused mirrors held for the worker, and heldAt is when the last hold
 	// ended: a connection whose input the broker holds cannot return
 	// credit (its pongs wait too), so it is neither counted as behind nor
@@ -490,9 +491,9 @@ func (c *conn) writeRaw(b []byte) error {
 }
 
 // pong takes the credit a pong returns (see hub) and wakes the worker if
-// it was waiting for it. Pongs that do not answer a credit ping (the
-// keepalive's, unsolicited ones) and stale or forged positions are
-// ignored.
+// it was waiting for it. Pongs that do not answer a credit ping this
+// connection was sent (the keepalive's, unsolicited, forged: the tag does
+// not match) and stale positions are ignored.
 func (c *conn) pong(p []byte) {
 	if len(p) != pingPayloadLen || p[0] != pingMarker {
 		return
@@ -502,9 +503,14 @@ func (c *conn) pong(p []byte) {
 	if pos > c.sent.Load() || pos <= c.acked.Load() {
 		return
 	}
+	if binary.BigEndian.Uint64(p[17:25]) != c.srv.creditTag(c.id, pos, seq) {
+		c.srv.stats.forgedPongs.Add(1)
+		return
+	}
 	// Only this poller stores acked, so load-then-store cannot go back.
 	c.ackSeq.Store(seq)
 	c.acked.Store(pos)
+	c.lastAck.Store(c.srv.now())
 	if c.starved.Swap(false) {
 		c.srv.hub.shardOf(c).signal()
 	}

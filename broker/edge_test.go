@@ -257,12 +257,16 @@ func TestMassDisconnectWhilePublishing(t *testing.T) {
 // order, once the broker catches up.
 func TestBackendSocketPaced(t *testing.T) {
 	ts := startServer(t, func(c *Config) {
-		c.MaxLag = time.Second // the stalled majority is cut after this
+		c.MaxLag = 2 * time.Second // the majority that gave up is cut after this
 		c.PublishLag = 50 * time.Millisecond
 	})
+	// Readers that answer one credit ping and then stop reading: behind,
+	// with a vote until they stall (a socket that never reads has none).
 	var stalled []*rawConn
 	for i := 0; i < 6; i++ {
-		stalled = append(stalled, dialRaw(t, ts.Addr()))
+		r := dialRaw(t, ts.Addr())
+		r.answerCreditPings(1)
+		stalled = append(stalled, r)
 	}
 	good := dial(t, ts.wsURL, testOrigin)
 	be := dialBackend(t, ts.wsURL, testKey)
@@ -276,7 +280,9 @@ func TestBackendSocketPaced(t *testing.T) {
 	waitFor(t, 5*time.Second, "registered", func() bool { return ts.Stats().Connections == 8 })
 	pad := strings.Repeat("p", 4000)
 	const events = 100
+	published := make(chan struct{})
 	go func() {
+		defer close(published)
 		for i := 0; i < events; i++ {
 			msg := fmt.Sprintf(`{"eventType":6,"n":%d,"file":"%s"}`, i, pad)
 			if err := be.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
@@ -322,6 +328,7 @@ func TestBackendSocketPaced(t *testing.T) {
 	waitFor(t, 10*time.Second, "the stalled clients cut as slow consumers", func() bool {
 		return ts.Stats().Closed["slow_consumer"] == int64(len(stalled))
 	})
+	<-published // the publisher goroutine is done with be
 	// The backend is still connected and still publishes.
 	if n := ts.Stats().Connections; n != 2 {
 		t.Fatalf("%d connections, want the reader and the backend", n)

@@ -66,7 +66,7 @@ func (s *Server) guard() {
 		case <-t.C:
 		}
 		if s.cfg.HistoryAge > 0 {
-			s.events.Trim(time.Now().UnixNano())
+			s.events.Trim(monoNow())
 		}
 		limit := s.cfg.MaxOutputMemory
 		if limit <= 0 {

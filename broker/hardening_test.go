@@ -388,9 +388,14 @@ func TestPublishBackpressure(t *testing.T) {
 		c.MaxLag = time.Minute // behind, but not slow consumers
 		c.MaxPublishBytes = 1 << 20
 	})
+	// Readers that answer one credit ping and then stop reading: behind,
+	// with a vote (for MaxLag/4) in backpressure.
 	var stalled []*rawConn
+	var gaveUp []<-chan struct{}
 	for i := 0; i < 4; i++ {
-		stalled = append(stalled, dialRaw(t, ts.Addr()))
+		r := dialRaw(t, ts.Addr())
+		gaveUp = append(gaveUp, r.answerCreditPings(1))
+		stalled = append(stalled, r)
 	}
 	waitFor(t, 5*time.Second, "registered", func() bool { return ts.Stats().Connections == 4 })
 	pad := strings.Repeat("x", 4000)
@@ -403,6 +408,11 @@ func TestPublishBackpressure(t *testing.T) {
 	}
 	// Far more than the credit window: every reader falls behind.
 	for i := 0; i < 4; i++ {
+		if i == 1 {
+			for _, ch := range gaveUp {
+				<-ch // each has answered its ping
+			}
+		}
 		if code, body := publish(t, ts.adminURL, testKey, batch(200)); code != http.StatusAccepted {
 			// Later batches may already meet the backpressure.
 			if code != http.StatusServiceUnavailable {

@@ -315,3 +315,69 @@ func (r *rawConn) expectCloseCode() int {
 		}
 	}
 }
+
+// tryWriteFrame sends one masked frame and reports a write error instead
+// of failing the test: for writers that outlive the connection.
+func (r *rawConn) tryWriteFrame(op byte, payload []byte) error {
+	b := []byte{0x80 | op, 0x80 | byte(len(payload)), 0x12, 0x34, 0x56, 0x78}
+	p := append([]byte(nil), payload...)
+	maskBytes([4]byte{0x12, 0x34, 0x56, 0x78}, 0, p)
+	_ = r.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, err := r.c.Write(append(b, p...))
+	return err
+}
+
+// answerCreditPings makes r a reader that gives up: it reads what the
+// broker sends and answers its first n credit pings, as any client does,
+// then stops reading for good. Until stallAfter passes it is a reader that
+// has fallen behind (it has a vote in backpressure); after that, stalled.
+// done is closed when it stops.
+func (r *rawConn) answerCreditPings(n int) (done <-chan struct{}) {
+	ch := make(chan struct{})
+	go func() {
+		defer close(ch)
+		for n > 0 {
+			op, p, err := r.tryReadFrame()
+			if err != nil {
+				return
+			}
+			if op == opPing && len(p) == pingPayloadLen && p[0] == pingMarker {
+				if r.tryWriteFrame(opPong, p) != nil {
+					return
+				}
+				n--
+			}
+		}
+	}()
+	return ch
+}
+
+// tryReadFrame reads one server frame, reporting errors instead of
+// failing the test: for readers on their own goroutine.
+func (r *rawConn) tryReadFrame() (op byte, payload []byte, err error) {
+	_ = r.c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	var h [2]byte
+	if _, err := io.ReadFull(r.br, h[:]); err != nil {
+		return 0, nil, err
+	}
+	n := uint64(h[1] & 0x7F)
+	switch n {
+	case 126:
+		var e [2]byte
+		if _, err := io.ReadFull(r.br, e[:]); err != nil {
+			return 0, nil, err
+		}
+		n = uint64(binary.BigEndian.Uint16(e[:]))
+	case 127:
+		var e [8]byte
+		if _, err := io.ReadFull(r.br, e[:]); err != nil {
+			return 0, nil, err
+		}
+		n = binary.BigEndian.Uint64(e[:])
+	}
+	payload = make([]byte, n)
+	if _, err := io.ReadFull(r.br, payload); err != nil {
+		return 0, nil, err
+	}
+	return h[0] & 0x0F, payload, nil
+}

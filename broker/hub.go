@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"slices"
 	"sync"
@@ -73,9 +74,12 @@ type shard struct {
 	stop chan struct{}
 
 	// Published by each pass for publishers (saturated), drain and stats.
-	total    atomic.Int64  // live connections seen
-	behind   atomic.Int64  // ... more than publishLag behind
-	median   atomic.Uint64 // median cursor among live connections, or head
+	// The vote (voters, behind, median) counts only the audience: live
+	// connections that are neither held nor stalled (see pass).
+	voters   atomic.Int64  // the audience
+	behind   atomic.Int64  // ... of which more than publishLag behind
+	stalled  atomic.Int64  // live connections out of the vote: stalled
+	median   atomic.Uint64 // median cursor of the audience, or head
 	buffered atomic.Int64  // bytes its connections hold in nbio
 
 	// Worker-only scratch, reused across passes.
@@ -203,7 +207,7 @@ func without(l []*conn, c *conn) []*conn {
 // workers. It never waits on a socket. It returns the first item's
 // sequence number.
 func (h *hub) broadcast(items ...item) uint64 {
-	seq := h.log.Append(time.Now().UnixNano(), logEvents(items)...)
+	seq := h.log.Append(monoNow(), logEvents(items)...)
 	h.stats.eventsPublished.Add(int64(len(items)))
 	h.wakeAll()
 	return seq
@@ -213,7 +217,7 @@ func (h *hub) broadcast(items ...item) uint64 {
 // Bus): the first item gets seq. A seq below the log's head is refused
 // with eventlog.ErrSeqBehind, so a redelivery is never appended twice.
 func (h *hub) broadcastAt(seq uint64, items ...item) error {
-	if err := h.log.AppendAt(time.Now().UnixNano(), seq, logEvents(items)...); err != nil {
+	if err := h.log.AppendAt(monoNow(), seq, logEvents(items)...); err != nil {
 		return err
 	}
 	h.stats.eventsPublished.Add(int64(len(items)))
@@ -248,29 +252,36 @@ func (h *hub) each(fn func(*conn)) {
 	}
 }
 
-// saturated reports whether the broker as a whole is behind, so that
-// publishers should wait: the typical connection, not a few slow readers
-// (those are cut instead), is either more than publishLag behind in time
-// (its client has not read what it was sent), or its cursor is more than
-// one credit window behind the head of the log (the fan-out itself has not
-// caught up). The second test needs no pass to notice a burst: it compares
-// the live head with the median cursor of the workers' last passes, so a
-// flood of publishers cannot run seconds ahead of the fan-out before the
-// next pass reports it. No per-connection work.
+// saturated reports whether publishers should wait because the broker's
+// audience is not keeping up. The audience is the connections that make
+// progress: a connection that owes a pong and has returned no credit for
+// stallAfter (or never has) is stalled and has no vote, so sockets that
+// never read, however many, cannot hold a publisher; they are cut at
+// max-lag instead. The broker is saturated when more than one in
+// audienceShare of the audience is more than publishLag behind in time
+// (its client has not read what it was sent): a high quantile, not the
+// median, so that a machine that is merely busy paces its publishers
+// before a large minority of readers drifts towards max-lag and is cut.
+// Or when the audience's median cursor is more than one credit window
+// behind the head of the log (the fan-out itself has not caught up); that
+// test needs no pass to notice a burst: it compares the live head with the
+// cursors of the workers' last passes, so a flood of publishers cannot
+// run seconds ahead of the fan-out before the next pass reports it. No
+// per-connection work.
 func (h *hub) saturated() bool {
 	if h.fo.publishLag.Load() <= 0 {
 		return false
 	}
-	var total, behind int64
+	var voters, behind int64
 	median := h.log.Head()
 	for _, s := range h.shards {
-		if n := s.total.Load(); n > 0 {
-			total += n
+		if n := s.voters.Load(); n > 0 {
+			voters += n
 			behind += s.behind.Load()
 			median = min(median, s.median.Load())
 		}
 	}
-	if behind*2 > total {
+	if behind*audienceShare > voters {
 		return true
 	}
 	at, ok := h.log.Pos(median)
@@ -279,6 +290,16 @@ func (h *hub) saturated() bool {
 	}
 	head, _ := h.log.Pos(h.log.Head())
 	return head-at > h.fo.window
+}
+
+// stalledCount is the connections out of the vote as stalled, as of the
+// workers' last passes.
+func (h *hub) stalledCount() int64 {
+	var n int64
+	for _, s := range h.shards {
+		n += s.stalled.Load()
+	}
+	return n
 }
 
 // progressed tells waiting publishers that a pass ended.
@@ -360,8 +381,9 @@ func (s *shard) pass() {
 	drain := h.drainSeq.Load()
 	head := lg.Head()
 	tail := lg.Tail()
-	now := time.Now().UnixNano()
+	now := monoNow()
 	maxLag, publishLag := h.fo.maxLag.Load(), h.fo.publishLag.Load()
+	stall := int64(stallAfter(maxLag, publishLag))
 	slowSeq := lg.SeqAfter(now - int64(maxLag))
 	behindSeq := uint64(0)
 	if publishLag > 0 {
@@ -376,7 +398,7 @@ func (s *shard) pass() {
 		}
 	}
 
-	var total, behind, buffered int64
+	var voters, behind, stalledN, buffered int64
 	oldest := head // oldest event this pass writes
 	writes, delivered := 0, 0
 	slow := s.slow[:0]
@@ -384,7 +406,6 @@ func (s *shard) pass() {
 		if c.closing.Load() {
 			continue
 		}
-		total++
 		buffered += max(c.pending(), 0)
 		if c.next < tail {
 			slow = append(slow, c) // its next event is gone from the log
@@ -395,9 +416,14 @@ func (s *shard) pass() {
 		// up to the last answered ping is read; if that was the last ping,
 		// the few bytes since (under a quarter window) count as read too.
 		lagSeq := c.next
-		if acked := c.acked.Load(); acked != c.pinged {
+		owes := c.acked.Load() != c.pinged // a credit ping is unanswered
+		if owes {
 			lagSeq = c.ackSeq.Load()
 		}
+		// Stalled: it owes a pong and has returned no credit for stall,
+		// or never has. Only a pong for a ping the broker sent counts
+		// (see creditTag), so this cannot be faked without reading.
+		stalled := owes && now-c.lastAck.Load() > stall
 		// Lag counts from when the connection joined: a client resuming
 		// from old events is not behind for having been away.
 		held := c.recentlyHeld(now, maxLag)
@@ -407,7 +433,7 @@ func (s *shard) pass() {
 				s.why = append(s.why, "unread events older than max-lag")
 				continue
 			}
-			if lagSeq < behindSeq {
+			if lagSeq < behindSeq && !stalled {
 				behind++
 			}
 		}
@@ -421,12 +447,18 @@ func (s *shard) pass() {
 			c.closeWith(reasonShutdown, "")
 			continue
 		}
-		if !held && !c.closing.Load() {
+		switch {
+		case held || c.closing.Load():
+		case stalled:
+			stalledN++
+		default:
+			voters++
 			s.nexts = append(s.nexts, c.next)
 		}
 	}
-	s.total.Store(total)
+	s.voters.Store(voters)
 	s.behind.Store(behind)
+	s.stalled.Store(stalledN)
 	median := head
 	if len(s.nexts) > 0 {
 		slices.Sort(s.nexts)
@@ -440,7 +472,7 @@ func (s *shard) pass() {
 	h.progressed()
 	if delivered > 0 {
 		if t, ok := lg.Time(oldest); ok {
-			h.stats.fanoutLatency.Observe(float64(time.Now().UnixNano()-t) / 1e9)
+			h.stats.fanoutLatency.Observe(float64(monoNow()-t) / 1e9)
 		}
 	}
 	for i, c := range slow {
@@ -463,17 +495,55 @@ func (c *conn) recentlyHeld(now int64, maxLag time.Duration) bool {
 	return c.paused.Load() || now-c.heldAt.Load() < int64(maxLag/2)
 }
 
-// pingPayloadLen is the size of the credit ping's payload: a marker, then
-// the data position and the cursor reached when it was sent.
-const pingPayloadLen = 17
+// audienceShare: publishers wait while more than one in this many of the
+// audience is behind (see saturated).
+const audienceShare = 10
+
+// stallAfter is how long a connection may owe a pong before it is stalled
+// and loses its vote: long enough that a reader on a busy machine, whose
+// pongs come late, keeps its vote; a socket that has never answered a
+// credit ping has none from the start.
+func stallAfter(maxLag, publishLag time.Duration) time.Duration {
+	return max(maxLag/4, 4*publishLag)
+}
+
+// pingPayloadLen is the size of the credit ping's payload: a marker, the
+// data position and the cursor reached when it was sent, and their tag
+// (see creditTag).
+const pingPayloadLen = 25
 
 const pingMarker = 'b'
+
+// creditTag authenticates a credit ping's position and cursor for one
+// connection, so that only a pong echoing a ping the broker sent returns
+// credit: a client that reads nothing cannot buy credit by guessing a
+// position (it would be buffered for without bound and never look behind).
+// The tag is SHA-256 over the server's random key followed by fixed-length
+// fields, truncated to 64 bits: with a fixed length there is no length
+// extension, and one 64-byte block costs a few hundred nanoseconds, once
+// per quarter window written.
+func (s *Server) creditTag(id uint64, pos int64, seq uint64) uint64 {
+	var b [len(s.creditKey) + 24]byte
+	n := copy(b[:], s.creditKey[:])
+	binary.BigEndian.PutUint64(b[n:], id)
+	binary.BigEndian.PutUint64(b[n+8:], uint64(pos))
+	binary.BigEndian.PutUint64(b[n+16:], seq)
+	sum := sha256.Sum256(b[:])
+	return binary.BigEndian.Uint64(sum[:8])
+}
 
 // feed writes to c what its credit allows, up to head. It returns the
 // write calls made and the events delivered.
 func (s *shard) feed(c *conn, head uint64) (writes, delivered int) {
 	window := s.h.fo.window
 	for c.next < head {
+		// What nbio still holds for this socket is bounded apart from
+		// credit: credit keeps it under one window for any client that
+		// answers pings, so only a client the broker cannot account for
+		// reaches this, and it waits, without a wake-up, for a later pass.
+		if c.pending() >= 2*window {
+			return writes, delivered
+		}
 		budget := window - (c.sent.Load() - c.acked.Load())
 		// Wait for a quarter window of credit: many small writes cost
 		// more than a few full ones, and the client is busy reading
@@ -535,6 +605,7 @@ func (s *shard) write(c *conn, budget int64) (writes, delivered int, ok bool) {
 			p[0] = pingMarker
 			binary.BigEndian.PutUint64(p[1:9], uint64(sent))
 			binary.BigEndian.PutUint64(p[9:17], next)
+			binary.BigEndian.PutUint64(p[17:25], c.srv.creditTag(c.id, sent, next))
 			b = appendFrame(b, opPing, p[:])
 		}
 		s.buf = b

@@ -93,7 +93,11 @@ var (
 	descHeadSeq = prometheus.NewDesc("broker_event_sequence",
 		"Sequence number of the newest event in the log.", nil, nil)
 	descBehind = prometheus.NewDesc("broker_connections_behind",
-		"Connections further behind than publish-lag at the workers' last pass; publishers wait while they are the majority.", nil, nil)
+		"Connections of the audience (neither stalled nor held) further behind than publish-lag at the workers' last pass; publishers wait while they are more than one in ten of it.", nil, nil)
+	descStalled = prometheus.NewDesc("broker_connections_stalled",
+		"Connections that owe a pong and have returned no credit for a while (or never): they have no vote in publisher backpressure and are cut at max-lag.", nil, nil)
+	descForgedPongs = prometheus.NewDesc("broker_forged_pongs_total",
+		"Credit-shaped pongs whose tag did not match a ping this connection was sent: they returned no credit.", nil, nil)
 	descMemoryCloses = prometheus.NewDesc("broker_output_memory_closes_total",
 		"Connections closed by the max-output-memory guard.", nil, nil)
 	descPaced = prometheus.NewDesc("broker_input_paced_total",
@@ -113,7 +117,7 @@ func (brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 		descMessagesIn, descErrorsOut, descPublished, descDeliveries, descWrites, descPanics,
 		descSlow, descPublishWaits, descPublishRefused, descMetaForwarded, descMetaTimeouts,
 		descMetaLate, descMetaPending, descCloses, descOutput, descHistoryBytes, descHistoryEvents,
-		descHeadSeq, descBehind, descMemoryCloses, descPaced,
+		descHeadSeq, descBehind, descStalled, descForgedPongs, descMemoryCloses, descPaced,
 	} {
 		ch <- d
 	}
@@ -174,6 +178,8 @@ func (c brokerCollector) Collect(ch chan<- prometheus.Metric) {
 		behind += sh.behind.Load()
 	}
 	gauge(descBehind, float64(behind))
+	gauge(descStalled, float64(s.hub.stalledCount()))
+	counter(descForgedPongs, st.forgedPongs.Load())
 	counter(descMemoryCloses, st.memoryCloses.Load())
 	counter(descPaced, st.paced.Load())
 

@@ -46,7 +46,7 @@ func (c *conn) resume() {
 		return
 	}
 	c.held = false
-	c.heldAt.Store(time.Now().UnixNano())
+	c.heldAt.Store(monoNow())
 	c.paused.Store(false)
 	c.holdUntil = nil
 	func() {

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -45,9 +46,12 @@ type Server struct {
 	certs   certStore
 	tlsConf *ltls.Config
 
-	regMu     sync.RWMutex // see acceptLoop
-	warn      warnLoggers  // sampled repetitive warnings (logsample.go)
-	nextID    atomic.Uint64
+	regMu  sync.RWMutex // see acceptLoop
+	warn   warnLoggers  // sampled repetitive warnings (logsample.go)
+	nextID atomic.Uint64
+	// creditKey keys the tags of credit pings (creditTag): random per
+	// process, never sent.
+	creditKey [16]byte
 	draining  atomic.Bool
 	upgrading atomic.Int64 // upgrade handlers running
 
@@ -92,6 +96,9 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		s.tlsConf = s.certs.serverConfig()
 	}
 	s.origins.Store(m)
+	if _, err := rand.Read(s.creditKey[:]); err != nil {
+		return nil, fmt.Errorf("broker: credit key: %w", err)
+	}
 	key := []byte(cfg.APIKey)
 	s.apiKey.Store(&key)
 	s.auth.Store(v)
@@ -349,8 +356,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// now is the clock for activity timestamps.
-func (s *Server) now() int64 { return time.Now().UnixNano() }
+// now is the clock for activity timestamps (monotonic: see monoNow).
+func (s *Server) now() int64 { return monoNow() }
 
 // keyOK compares a presented key with socketApiKey in constant time. An
 // empty configured key matches nothing.

@@ -31,7 +31,8 @@ type stats struct {
 	deliveries      atomic.Int64 // event copies handed to sockets
 	writes          atomic.Int64 // write calls made by shard workers
 	panics          atomic.Int64
-	slowConsumers   atomic.Int64 // connections dropped for MaxPendingBytes
+	slowConsumers   atomic.Int64 // connections dropped for falling behind (max-lag, the log, max-pending)
+	forgedPongs     atomic.Int64 // credit-shaped pongs whose tag did not match: no credit given
 	memoryCloses    atomic.Int64 // connections closed by the output-memory guard
 	paced           atomic.Int64 // times a sender's input was held (rate or backpressure)
 	resumes         atomic.Int64 // handshakes that resumed from ?since=
@@ -63,37 +64,41 @@ func (s *stats) closedBy(label string) {
 
 // Stats is a snapshot of the broker's counters.
 type Stats struct {
-	Connections     int64            `json:"connections"`
-	Accepted        int64            `json:"accepted"`
-	RefusedOrigin   int64            `json:"refusedOrigin"`
-	RefusedKey      int64            `json:"refusedKey"`
-	RefusedToken    int64            `json:"refusedToken"`
-	RefusedFull     int64            `json:"refusedFull"`
-	RefusedTLS      int64            `json:"refusedTLS"`
-	BadHandshake    int64            `json:"badHandshake"`
-	MessagesIn      int64            `json:"messagesIn"`
-	ErrorsOut       int64            `json:"errorsOut"`
-	EventsPublished int64            `json:"eventsPublished"`
-	Deliveries      int64            `json:"deliveries"`
-	Writes          int64            `json:"writes"`
-	Panics          int64            `json:"panics"`
-	SlowConsumers   int64            `json:"slowConsumers"`
-	MemoryCloses    int64            `json:"memoryCloses"`
-	Paced           int64            `json:"paced"`
-	Resumes         int64            `json:"resumes"`
-	ResumeGaps      int64            `json:"resumeGaps"`
-	OutputBytes     int64            `json:"outputBytes"`
-	HistoryBytes    int64            `json:"historyBytes"`
-	HistoryEvents   uint64           `json:"historyEvents"`
-	HeadSeq         uint64           `json:"headSeq"`
-	Epoch           string           `json:"epoch"`
-	PublishWaits    int64            `json:"publishWaits"`
-	PublishRefused  int64            `json:"publishRefused"`
-	MetaForwarded   int64            `json:"metaForwarded"`
-	MetaTimeouts    int64            `json:"metaTimeouts"`
-	MetaLate        int64            `json:"metaLate"`
-	MetaPending     int              `json:"metaPending"`
-	Closed          map[string]int64 `json:"closed"`
+	Connections     int64 `json:"connections"`
+	Accepted        int64 `json:"accepted"`
+	RefusedOrigin   int64 `json:"refusedOrigin"`
+	RefusedKey      int64 `json:"refusedKey"`
+	RefusedToken    int64 `json:"refusedToken"`
+	RefusedFull     int64 `json:"refusedFull"`
+	RefusedTLS      int64 `json:"refusedTLS"`
+	BadHandshake    int64 `json:"badHandshake"`
+	MessagesIn      int64 `json:"messagesIn"`
+	ErrorsOut       int64 `json:"errorsOut"`
+	EventsPublished int64 `json:"eventsPublished"`
+	Deliveries      int64 `json:"deliveries"`
+	Writes          int64 `json:"writes"`
+	Panics          int64 `json:"panics"`
+	SlowConsumers   int64 `json:"slowConsumers"`
+	ForgedPongs     int64 `json:"forgedPongs"`
+	// Stalled is the connections that owe a pong and have returned no
+	// credit for a while (or never): they have no vote in backpressure.
+	Stalled        int64            `json:"stalled"`
+	MemoryCloses   int64            `json:"memoryCloses"`
+	Paced          int64            `json:"paced"`
+	Resumes        int64            `json:"resumes"`
+	ResumeGaps     int64            `json:"resumeGaps"`
+	OutputBytes    int64            `json:"outputBytes"`
+	HistoryBytes   int64            `json:"historyBytes"`
+	HistoryEvents  uint64           `json:"historyEvents"`
+	HeadSeq        uint64           `json:"headSeq"`
+	Epoch          string           `json:"epoch"`
+	PublishWaits   int64            `json:"publishWaits"`
+	PublishRefused int64            `json:"publishRefused"`
+	MetaForwarded  int64            `json:"metaForwarded"`
+	MetaTimeouts   int64            `json:"metaTimeouts"`
+	MetaLate       int64            `json:"metaLate"`
+	MetaPending    int              `json:"metaPending"`
+	Closed         map[string]int64 `json:"closed"`
 	// Cluster is the Bus's state and counters; absent on a single node.
 	Cluster *BusStatus `json:"cluster,omitempty"`
 }
@@ -117,6 +122,8 @@ func (s *Server) Stats() Stats {
 		Writes:          st.writes.Load(),
 		Panics:          st.panics.Load(),
 		SlowConsumers:   st.slowConsumers.Load(),
+		ForgedPongs:     st.forgedPongs.Load(),
+		Stalled:         s.hub.stalledCount(),
 		MemoryCloses:    st.memoryCloses.Load(),
 		Paced:           st.paced.Load(),
 		Resumes:         st.resumes.Load(),

@@ -89,7 +89,7 @@ func (s *Server) serveStatusEvents(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 
 	send := func() bool {
-		b, err := json.Marshal(statusSnapshot{Time: time.Now().UnixMilli(), Stats: s.Stats(), Shards: s.hub.shardCounts()})
+		b, err := json.Marshal(statusSnapshot{Time: wallNow().UnixMilli(), Stats: s.Stats(), Shards: s.hub.shardCounts()})
 		if err != nil {
 			return false
 		}

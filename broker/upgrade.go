@@ -201,7 +201,7 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		}
 		gap := s.resumeAt(c, resume)
 		c.ackSeq.Store(c.next)
-		c.joined = time.Now().UnixNano()
+		c.joined = s.now()
 		if !c.send(resp) {
 			return false
 		}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,9 +32,14 @@ func TestBackpressureSpansNodes(t *testing.T) {
 	b := startNode(t, d, flow, func(c *Config) { c.Name = "B" })
 
 	reader := dial(t, a.wsURL) // reads everything: A itself keeps up
+	// B's readers answer one credit ping and then stop reading: behind,
+	// with a vote in backpressure (a socket that never reads has none).
 	var stalled []*websocket.Conn
+	var gaveUp []<-chan struct{}
 	for i := 0; i < 4; i++ {
-		stalled = append(stalled, dial(t, b.wsURL)) // never read
+		c := dial(t, b.wsURL)
+		gaveUp = append(gaveUp, answerOneCreditPing(c))
+		stalled = append(stalled, c)
 	}
 	joined(t, a, 1)
 	joined(t, b, 4)
@@ -58,6 +64,11 @@ func TestBackpressureSpansNodes(t *testing.T) {
 	// Far more than B's credit window: B's readers fall behind, A's do not.
 	accepted := 0
 	for i := 0; i < 3; i++ {
+		if i == 1 {
+			for _, ch := range gaveUp {
+				<-ch
+			}
+		}
 		switch code, body := publish(t, a, batch); code {
 		case http.StatusAccepted:
 			accepted += len(parts)
@@ -116,4 +127,32 @@ func TestBackpressureSpansNodes(t *testing.T) {
 	if st := a.Stats().Cluster; len(st.PeersSaturated) != 0 || st.Backpressure {
 		t.Fatalf("A still held: %+v", st)
 	}
+}
+
+// answerOneCreditPing makes c a reader that gives up: it reads until it has
+// answered the broker's first credit ping (a 25-byte payload starting with
+// 'b'), as any client does, then stops reading. done is closed at that ping.
+func answerOneCreditPing(c *websocket.Conn) (done <-chan struct{}) {
+	ch := make(chan struct{})
+	var once sync.Once
+	c.SetPingHandler(func(p string) error {
+		err := c.WriteControl(websocket.PongMessage, []byte(p), time.Now().Add(time.Second))
+		if len(p) == 25 && p[0] == 'b' {
+			once.Do(func() { close(ch) })
+		}
+		return err
+	})
+	go func() {
+		for {
+			select {
+			case <-ch:
+				return
+			default:
+			}
+			if _, _, err := c.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	return ch
 }
