@@ -37,6 +37,9 @@ const (
 	// DefaultHandshakeTimeout drops TCP connections that do not complete the
 	// upgrade in time (slowloris).
 	DefaultHandshakeTimeout = 10 * time.Second
+	// DefaultDrainPeriod is how long a shutdown spreads its clients'
+	// closes over, so their reconnects reach the other nodes as a ramp.
+	DefaultDrainPeriod = 3 * time.Second
 	// DefaultCloseTimeout is how long a connection may take to answer our
 	// close frame before the TCP connection is dropped.
 	DefaultCloseTimeout = 2 * time.Second
@@ -152,6 +155,10 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// CloseTimeout: zero means DefaultCloseTimeout.
 	CloseTimeout time.Duration
+	// DrainPeriod spreads Shutdown's closes (each with a reconnect hint)
+	// over this long, at most half of what Shutdown's context allows:
+	// zero means DefaultDrainPeriod, negative closes everyone at once.
+	DrainPeriod time.Duration
 
 	// MessageRate and MessageBurst limit inbound messages per connection;
 	// zero means the defaults, a negative rate disables the limit.
@@ -262,6 +269,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CloseTimeout == 0 {
 		c.CloseTimeout = DefaultCloseTimeout
+	}
+	if c.DrainPeriod == 0 {
+		c.DrainPeriod = DefaultDrainPeriod
 	}
 	if c.MessageRate == 0 {
 		c.MessageRate = DefaultMessageRate

@@ -40,6 +40,7 @@ func startServer(t testing.TB, mut func(*Config)) *testServer {
 		AdminAddr:       "127.0.0.1:0",
 		ApprovedOrigins: []string{"localhost", "^https://app\\.example\\.com$"},
 		APIKey:          testKey,
+		DrainPeriod:     -1, // tests that shut down with clients: at once
 	}
 	if mut != nil {
 		mut(&cfg)

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,8 +41,11 @@ type hub struct {
 	fo     fanout
 	count  atomic.Int64 // connections in the table
 	// drainSeq, once set, is the cursor at which each connection gets its
-	// 1001 (see beginDrain).
-	drainSeq atomic.Uint64
+	// 1001, not before drainStart plus its share of drainPeriod (see
+	// beginDrain). The two durations are set before drainSeq.
+	drainSeq    atomic.Uint64
+	drainStart  int64
+	drainPeriod int64
 	// seqConns counts connections that want seq frames: while there are
 	// any, the log stores them (eventlog SetAlt).
 	seqConns atomic.Int64
@@ -322,13 +326,41 @@ func (h *hub) progressChan() <-chan struct{} {
 	return h.progress
 }
 
-// beginDrain makes every worker close each connection with 1001 as soon
-// as its cursor reaches seq: it has been sent every event accepted before
-// the drain, and the close frame follows them. A connection that never
-// catches up is cut by MaxLag like any slow consumer.
-func (h *hub) beginDrain(seq uint64) {
-	h.drainSeq.Store(seq)
+// beginDrain makes every worker close each connection with 1001 once its
+// cursor reaches seq (it has been sent every event accepted before the
+// drain, and the close frame follows them) and its turn has come: the
+// closes are spread over period, each connection at a fixed offset into it
+// (drainOffset), so that reconnects reach the other nodes as a ramp and
+// not a wall. A connection that never catches up is cut by MaxLag like any
+// slow consumer.
+func (h *hub) beginDrain(seq uint64, period time.Duration) {
+	h.drainStart = monoNow()
+	h.drainPeriod = int64(period)
+	h.drainSeq.Store(seq) // publishes the two fields above to the workers
 	h.wakeAll()
+}
+
+// drainOffset is c's turn within the drain period: the connection id
+// scrambled (a multiplicative hash), so that the connections of one
+// shard, or those that joined together, do not leave together.
+func (h *hub) drainOffset(c *conn) int64 {
+	if h.drainPeriod <= 0 {
+		return 0
+	}
+	return int64((c.id * 0x9E3779B97F4A7C15 >> 11) % uint64(h.drainPeriod))
+}
+
+// drainReason is the close reason a draining connection gets: when to
+// reconnect, in milliseconds, a different moment for each connection
+// within the drain period (PROTOCOL.md, "Shutdown"). A client that
+// honours it spreads its reconnect further; one that reconnects at once
+// still arrives at its own moment of the ramp.
+func (h *hub) drainReason(c *conn) string {
+	after := time.Duration(0)
+	if h.drainPeriod > 0 {
+		after = time.Duration((c.id * 0xC2B2AE3D27D4EB4F >> 11) % uint64(h.drainPeriod))
+	}
+	return "server shutting down; reconnect after " + strconv.FormatInt(after.Milliseconds(), 10) + "ms"
 }
 
 // buffered is the output the connections hold in nbio's buffers, as of
@@ -443,8 +475,8 @@ func (s *shard) pass() {
 			writes += w
 			delivered += d
 		}
-		if drain > 0 && c.next >= drain {
-			c.closeWith(reasonShutdown, "")
+		if drain > 0 && c.next >= drain && now >= h.drainStart+h.drainOffset(c) {
+			c.closeWith(reasonShutdown, h.drainReason(c))
 			continue
 		}
 		switch {

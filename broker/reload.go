@@ -82,7 +82,7 @@ var configKeys = map[string]string{
 	"MaxPendingBytes": "maxPending", "MaxPublishBytes": "maxPublish",
 	"MaxConns": "maxConns", "PingInterval": "pingInterval",
 	"IdleTimeout": "idleTimeout", "HandshakeTimeout": "handshakeTimeout",
-	"CloseTimeout": "closeTimeout", "MessageRate": "messageRate",
+	"CloseTimeout": "closeTimeout", "DrainPeriod": "drainPeriod", "MessageRate": "messageRate",
 	"MessageBurst": "messageBurst", "BroadcastRate": "broadcastRate",
 	"BroadcastBurst": "broadcastBurst", "BackendTimeout": "backendTimeout",
 	"Targeting": "targeting", "WriteWindow": "writeWindow",
@@ -99,7 +99,7 @@ var liveFields = map[string]bool{
 	"MessageRate": true, "MessageBurst": true,
 	"BroadcastRate": true, "BroadcastBurst": true,
 	"MaxLag": true, "PublishLag": true, "MaxPendingBytes": true,
-	"TLS": true,
+	"TLS": true, "DrainPeriod": true,
 }
 
 // Reload applies the fields of cfg that can change while the broker runs

@@ -328,7 +328,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// Each connection gets its 1001 once it has been sent every event
 	// accepted so far; wait for them to answer (or CloseTimeout to cut
 	// them), and past ctx close whoever is left.
-	s.hub.beginDrain(s.events.Head())
+	s.hub.beginDrain(s.events.Head(), s.drainPeriod(ctx))
 	var err error
 	for s.hub.count.Load() > 0 && err == nil {
 		select {
@@ -354,6 +354,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.wg.Wait()
 	s.log.Info().Err(err).Msg("broker stopped")
 	return err
+}
+
+// drainPeriod is how long Shutdown spreads its closes over: the
+// configured period, but at most half of what ctx leaves, so that the last
+// clients still have time to answer their close before ctx ends.
+func (s *Server) drainPeriod(ctx context.Context) time.Duration {
+	d := s.current.Load().DrainPeriod
+	if dl, ok := ctx.Deadline(); ok {
+		d = min(d, time.Until(dl)/2)
+	}
+	return max(d, 0)
 }
 
 // now is the clock for activity timestamps (monotonic: see monoNow).

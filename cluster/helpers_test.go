@@ -105,6 +105,7 @@ func startNode(t testing.TB, d *natsd, mutB func(*broker.Config), mutC func(*Con
 		ApprovedOrigins: []string{"localhost"},
 		APIKey:          testKey,
 		Bus:             bus,
+		DrainPeriod:     -1, // shut down with clients: at once
 	}
 	if mutB != nil {
 		mutB(&cfg)

@@ -49,6 +49,7 @@ type brokerSection struct {
 	PingInterval     *duration   `json:"pingInterval"`
 	IdleTimeout      *duration   `json:"idleTimeout"`
 	HandshakeTimeout *duration   `json:"handshakeTimeout"`
+	DrainPeriod      *duration   `json:"drainPeriod"`
 	ShutdownTimeout  *duration   `json:"shutdownTimeout"`
 	MessageRate      *float64    `json:"messageRate"`
 	MessageBurst     *int        `json:"messageBurst"`
@@ -198,6 +199,7 @@ func parseConfig(data []byte, o *options) (warnings []string, err error) {
 		setDur(&o.broker.PingInterval, b.PingInterval)
 		setDur(&o.broker.IdleTimeout, b.IdleTimeout)
 		setDur(&o.broker.HandshakeTimeout, b.HandshakeTimeout)
+		setDur(&o.broker.DrainPeriod, b.DrainPeriod)
 		setDur(&o.shutdownTimeout, b.ShutdownTimeout)
 		set(&o.broker.MessageRate, b.MessageRate)
 		set(&o.broker.MessageBurst, b.MessageBurst)
