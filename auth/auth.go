@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -40,13 +41,36 @@ func New(cfg Config) (*Verifier, error) {
 	// parser is safe for concurrent Parse calls. WithValidMethods is what
 	// stops algorithm confusion and "none"; exp is deliberately not required
 	// (see the package doc) but is checked when present.
-	v.parser = jwt.NewParser(
+	opts := []jwt.ParserOption{
 		jwt.WithValidMethods([]string{v.alg}),
 		jwt.WithLeeway(v.cfg.Leeway),
 		jwt.WithIssuedAt(),
-	)
+	}
+	if v.cfg.RequireExp {
+		opts = append(opts, jwt.WithExpirationRequired())
+	}
+	if v.cfg.Audience != "" {
+		opts = append(opts, jwt.WithAudience(v.cfg.Audience))
+	}
+	if v.cfg.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(v.cfg.Issuer))
+	}
+	v.parser = jwt.NewParser(opts...)
 	return v, nil
 }
+
+// Identity is what a verified token says about its bearer.
+type Identity struct {
+	// Username is the username claim; "" for an anonymous request.
+	Username string
+	// Expires is the token's exp claim; zero when it has none. A broker
+	// ends the connection once it passes (plus Leeway), unless the client
+	// presents a fresher token first.
+	Expires time.Time
+}
+
+// Leeway is the clock skew this Verifier allows on exp, nbf and iat.
+func (v *Verifier) Leeway() time.Duration { return v.cfg.Leeway }
 
 // enabled reports whether v verifies tokens; when false Identify always
 // returns "", nil.
@@ -60,17 +84,23 @@ func (v *Verifier) enabled() bool { return v.alg != "" }
 // an error wrapping ErrInvalidToken even when Required is false, so a client
 // with a broken token learns so instead of silently becoming anonymous.
 func (v *Verifier) Identify(r *http.Request) (username string, err error) {
+	id, err := v.IdentifyRequest(r)
+	return id.Username, err
+}
+
+// IdentifyRequest is Identify, with the token's expiry.
+func (v *Verifier) IdentifyRequest(r *http.Request) (Identity, error) {
 	if !v.enabled() {
-		return "", nil
+		return Identity{}, nil
 	}
 	token := v.tokenFrom(r)
 	if token == "" {
 		if v.cfg.Required {
-			return "", ErrMissingToken
+			return Identity{}, ErrMissingToken
 		}
-		return "", nil
+		return Identity{}, nil
 	}
-	return v.Verify(token)
+	return v.VerifyIdentity(token)
 }
 
 // tokenFrom returns the first non-empty token in the documented order, or "".
@@ -106,8 +136,16 @@ func bearer(h string) (string, bool) {
 // and tests. Errors wrap ErrInvalidToken, and ErrDisabled is returned when v
 // has no key.
 func (v *Verifier) Verify(token string) (string, error) {
+	id, err := v.VerifyIdentity(token)
+	return id.Username, err
+}
+
+// VerifyIdentity is Verify, with the token's expiry: for a token presented
+// at the upgrade, and again for one presented to refresh a connection's
+// identity.
+func (v *Verifier) VerifyIdentity(token string) (Identity, error) {
 	if !v.enabled() {
-		return "", ErrDisabled
+		return Identity{}, ErrDisabled
 	}
 	claims := jwt.MapClaims{}
 	_, err := v.parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
@@ -120,18 +158,23 @@ func (v *Verifier) Verify(token string) (string, error) {
 		return v.key, nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("%w: %w", ErrInvalidToken, err)
+		return Identity{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	raw, ok := claims[v.cfg.UsernameClaim]
 	if !ok {
-		return "", fmt.Errorf("%w: missing claim %q", ErrInvalidToken, v.cfg.UsernameClaim)
+		return Identity{}, fmt.Errorf("%w: missing claim %q", ErrInvalidToken, v.cfg.UsernameClaim)
 	}
 	name, ok := raw.(string)
 	if !ok {
-		return "", fmt.Errorf("%w: claim %q is %T, want a string", ErrInvalidToken, v.cfg.UsernameClaim, raw)
+		return Identity{}, fmt.Errorf("%w: claim %q is %T, want a string", ErrInvalidToken, v.cfg.UsernameClaim, raw)
 	}
 	if name == "" {
-		return "", fmt.Errorf("%w: claim %q is empty", ErrInvalidToken, v.cfg.UsernameClaim)
+		return Identity{}, fmt.Errorf("%w: claim %q is empty", ErrInvalidToken, v.cfg.UsernameClaim)
 	}
-	return name, nil
+	id := Identity{Username: name}
+	// The parser has checked exp's type when present.
+	if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
+		id.Expires = exp.Time
+	}
+	return id, nil
 }

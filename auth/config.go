@@ -43,6 +43,13 @@ type Config struct {
 	// When false such a request is anonymous (username ""). A token that is
 	// present but invalid is an error either way.
 	Required bool
+	// RequireExp refuses tokens without an exp claim: a connection's
+	// identity then always ends (see Identity.Expires).
+	RequireExp bool
+	// Audience, when set, must be one of the token's aud values.
+	Audience string
+	// Issuer, when set, must equal the token's iss.
+	Issuer string
 }
 
 // Enabled reports whether c names a key source, that is whether tokens are

@@ -32,6 +32,10 @@ const (
 	MetaRequest = 9
 	// Echo is sent by clients and answered by the broker.
 	Echo = 10
+	// TokenRefresh is sent by clients with a fresh JWT, answered by the
+	// broker with the new expiry, and sent by the broker shortly before a
+	// connection's token expires.
+	TokenRefresh = 11
 )
 
 // Kind is what a client message asks for.
@@ -46,6 +50,9 @@ const (
 	KindEcho
 	// KindMeta is a client's MetaRequest (9), to be forwarded to a backend.
 	KindMeta
+	// KindTokenRefresh is a client's TokenRefresh (11): a new token for
+	// the connection, in the string member "token".
+	KindTokenRefresh
 	// KindServerEvent is a server event (1..9) sent by a backend, to be
 	// delivered as published.
 	KindServerEvent
@@ -60,6 +67,8 @@ func (k Kind) String() string {
 		return "echo"
 	case KindMeta:
 		return "meta"
+	case KindTokenRefresh:
+		return "token-refresh"
 	case KindServerEvent:
 		return "server-event"
 	}
@@ -172,6 +181,10 @@ func ClassifyClient(msg []byte) Message {
 		}
 	case et == Echo:
 		return echo(&f)
+	case et == TokenRefresh:
+		if p = f.checkError(); p == pNone {
+			return Message{Kind: KindTokenRefresh, EventType: et}
+		}
 	case et >= Login && et <= BucketRemoved:
 		p = pNotFromClient
 	default:
@@ -196,6 +209,8 @@ func ClassifyBackend(msg []byte) Message {
 		}
 	case et == Echo:
 		return echo(&f)
+	case et == TokenRefresh:
+		p = pNotPublishable // a connection's own identity: clients only
 	default:
 		p = pUnknownType
 	}
@@ -232,7 +247,7 @@ func checkEvent(ev []byte, i, index int) (int, error) {
 	et, p := f.eventTypeOf()
 	if p == pNone {
 		switch {
-		case et == Echo:
+		case et == Echo || et == TokenRefresh:
 			p = pNotPublishable
 		case et < Login || et > MetaRequest:
 			p = pUnknownType

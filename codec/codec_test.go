@@ -72,7 +72,7 @@ var commonCases = []classifyCase{
 	{"unknown eventType zero", `{"eventType":0}`, inv(0, "unknown eventType 0")},
 	{"unknown eventType minus zero", `{"eventType":-0}`, inv(0, "unknown eventType 0")},
 	{"unknown eventType negative", `{"eventType":-1}`, inv(-1, "unknown eventType -1")},
-	{"unknown eventType 11", `{"eventType":11,"message":"hi"}`, inv(11, "unknown eventType 11")},
+	{"unknown eventType 12", `{"eventType":12,"message":"hi"}`, inv(12, "unknown eventType 12")},
 	{"unknown eventType min int64", `{"eventType":-9223372036854775808}`, inv(-9223372036854775808, "unknown eventType -9223372036854775808")},
 
 	{"echo message missing", `{"eventType":10}`, inv(10, "echo requires a string message")},
@@ -100,9 +100,12 @@ var clientCases = []classifyCase{
 	{"login from client", `{"eventType":1,"username":"bob"}`, inv(1, "eventType 1 may not be sent by clients")},
 	{"activated from client", `{"eventType":3,"username":"bob"}`, inv(3, "eventType 3 may not be sent by clients")},
 	{"bucket removed from client", `{"eventType":8,"bucket":"b"}`, inv(8, "eventType 8 may not be sent by clients")},
+	{"token refresh", `{"eventType":11,"token":"a.b.c"}`, Message{Kind: KindTokenRefresh, EventType: 11}},
+	{"token refresh error number", `{"eventType":11,"error":1}`, inv(11, "error must be a string or null")},
 }
 
 var backendCases = []classifyCase{
+	{"token refresh from backend", `{"eventType":11,"token":"a.b.c"}`, inv(11, "eventType 11 may not be published")},
 	{"login", `{"eventType":1,"username":"bob"}`, Message{Kind: KindServerEvent, EventType: 1}},
 	{"file uploaded extra fields", `{"eventType":5,"username":"bob","file":{"name":"a.png","size":3},"x":[true]}`, Message{Kind: KindServerEvent, EventType: 5}},
 	{"bucket removed", `{"eventType":8,"bucket":"b","error":null}`, Message{Kind: KindServerEvent, EventType: 8}},

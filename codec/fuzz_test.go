@@ -113,6 +113,13 @@ func refClassify(b []byte, backend bool) Message {
 	switch {
 	case et == Echo:
 		return refEcho(first)
+	case et == 11 && backend:
+		return inv(et, "eventType 11 may not be published")
+	case et == 11:
+		if !refErrorOK(first) {
+			return inv(et, "error must be a string or null")
+		}
+		return Message{Kind: KindTokenRefresh, EventType: et}
 	case backend && et >= 1 && et <= 9, !backend && et == 9:
 		if !refErrorOK(first) {
 			return inv(et, "error must be a string or null")
@@ -133,8 +140,8 @@ func refEventReason(b []byte) string {
 	switch {
 	case reason != "":
 		return reason
-	case et == Echo:
-		return "eventType 10 may not be published"
+	case et == Echo, et == 11:
+		return "eventType " + strconv.Itoa(et) + " may not be published"
 	case et < 1 || et > 9:
 		return "unknown eventType " + strconv.Itoa(et)
 	case !refErrorOK(first):
