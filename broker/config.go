@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"runtime"
 	"strconv"
@@ -88,7 +89,26 @@ const (
 	// log plus what connections hold in nbio's buffers, 512 MiB): over it,
 	// the connections holding the most are closed first.
 	DefaultMaxOutputMemory = 512 << 20
+	// DefaultMaxConnsPerIP caps the client connections from one public
+	// address (an IPv4 address or an IPv6 /64). It is far above what one
+	// household or office NAT opens to one service, and far below what one
+	// host can open (some 28,000 sockets per destination port), so one
+	// machine cannot take the broker's file descriptors alone. Loopback,
+	// private and link-local sources are not capped (see
+	// Config.MaxConnsPerIP): that is where reverse proxies and load
+	// balancers connect from, one address standing for many clients.
+	DefaultMaxConnsPerIP = 1000
 )
+
+// ExampleAPIKey is the socketApiKey of the bundled config.example.json.
+// While it is the configured key, backend upgrades are accepted from
+// loopback only, and an admin listener on a non-loopback address refuses
+// to start: everyone can read the key in the repository.
+const ExampleAPIKey = "change-me"
+
+// exampleKeyFix names the ways to set a real key, for the messages that
+// refuse the example one.
+const exampleKeyFix = "set websocket.socketApiKey, -api-key-file or $BROKER_SOCKET_API_KEY"
 
 // Targeting modes (Config.Targeting).
 const (
@@ -146,6 +166,29 @@ type Config struct {
 	// MaxConns caps WebSocket connections (upgrade answered 503 beyond it);
 	// zero means no cap.
 	MaxConns int
+	// MaxConnsPerIP caps the client connections from one source: an IPv4
+	// address, or an IPv6 /64 (what one subscriber is usually given).
+	// Upgrades beyond it get 429. Backends (which authenticate with the
+	// key) and loopback, private (RFC 1918, fc00::/7) and link-local
+	// sources are not capped: behind a reverse proxy or a load balancer
+	// every client has the proxy's address, and the broker does not trust
+	// X-Forwarded-For. Zero means DefaultMaxConnsPerIP; negative disables
+	// the cap.
+	MaxConnsPerIP int
+	// MaxConnsPerUser caps the connections of one JWT username (needs
+	// Auth); upgrades beyond it get 429. Anonymous clients and backends
+	// are not counted. Zero means no cap.
+	MaxConnsPerUser int
+	// MaxAcceptRate bounds the client upgrades this node completes per
+	// second, with bursts of MaxAcceptBurst; beyond it upgrades get 503
+	// with Retry-After, so a reconnect storm (every client of a restarted
+	// node at once) is spread out instead of taking the CPU from the
+	// clients already connected. Backends are not limited. Zero means no
+	// limit.
+	MaxAcceptRate float64
+	// MaxAcceptBurst is the accept-rate bucket; zero means one second's
+	// worth of MaxAcceptRate (at least 1).
+	MaxAcceptBurst int
 
 	// PingInterval: zero means DefaultPingInterval; negative disables pings.
 	PingInterval time.Duration
@@ -312,6 +355,12 @@ func (c Config) withDefaults() Config {
 	if c.Targeting == "" {
 		c.Targeting = TargetAll
 	}
+	if c.MaxConnsPerIP == 0 {
+		c.MaxConnsPerIP = DefaultMaxConnsPerIP
+	}
+	if c.MaxAcceptRate > 0 && c.MaxAcceptBurst == 0 {
+		c.MaxAcceptBurst = max(1, int(math.Ceil(min(c.MaxAcceptRate, 1<<30))))
+	}
 	return c
 }
 
@@ -357,6 +406,21 @@ func (c Config) Validate() error {
 	}
 	if c.MaxConns < 0 {
 		bad("broker: max conns %d: must not be negative", c.MaxConns)
+	}
+	if c.MaxConnsPerUser < 0 {
+		bad("broker: max conns per user %d: must not be negative", c.MaxConnsPerUser)
+	} else if c.MaxConnsPerUser > 0 && !c.Auth.Enabled() {
+		bad("broker: max conns per user %d: needs JWT identity (jwt, -jwt-secret or -jwt-public-key); without it every client is anonymous", c.MaxConnsPerUser)
+	}
+	if !(c.MaxAcceptRate >= 0) || math.IsInf(c.MaxAcceptRate, 1) {
+		bad("broker: max accept rate %v: must be a finite number of upgrades per second, 0 for no limit", c.MaxAcceptRate)
+	}
+	if c.MaxAcceptBurst < 0 {
+		bad("broker: max accept burst %d: must not be negative", c.MaxAcceptBurst)
+	}
+	if c.APIKey == ExampleAPIKey && c.AdminAddr != "-" && !loopbackHost(c.AdminAddr) {
+		bad("broker: admin address %q is not loopback and socketApiKey is the example value %q from config.example.json: anyone could publish and read /stats; %s, or keep the admin listener on 127.0.0.1",
+			c.AdminAddr, ExampleAPIKey, exampleKeyFix)
 	}
 	if c.PingInterval > 0 && c.IdleTimeout > 0 && c.IdleTimeout <= c.PingInterval {
 		bad("broker: idle timeout %v must be longer than ping interval %v, or live clients would be dropped", c.IdleTimeout, c.PingInterval)

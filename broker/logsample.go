@@ -25,6 +25,7 @@ type warnLoggers struct {
 	key    zerolog.Logger // 401: wrong users-api-key
 	token  zerolog.Logger // 401: JWT
 	full   zerolog.Logger // 503: at max-conns
+	limit  zerolog.Logger // 429/503: per-IP, per-user, accept rate
 	slow   zerolog.Logger // slow consumer dropped
 }
 
@@ -34,6 +35,7 @@ func newWarnLoggers(l zerolog.Logger, burst uint32, period time.Duration) warnLo
 		key:    sampled(l, burst, period),
 		token:  sampled(l, burst, period),
 		full:   sampled(l, burst, period),
+		limit:  sampled(l, burst, period),
 		slow:   sampled(l, burst, period),
 	}
 }

@@ -56,7 +56,7 @@ var (
 	descAccepted = prometheus.NewDesc("broker_connections_accepted_total",
 		"WebSocket upgrades completed.", nil, nil)
 	descRefused = prometheus.NewDesc("broker_handshakes_refused_total",
-		"Upgrade requests refused, by reason: origin (403), api_key (401), token (401, JWT), full (503: max-conns or draining), bad_request (400/405/426), tls (TLS handshake failed, or plain HTTP on the TLS port).",
+		"Upgrade requests refused, by reason: origin (403, also an Origin over 1 KiB), api_key (401), example_key (403: the example socketApiKey from a non-loopback backend), token (401, JWT), full (503: max-conns or draining), per_ip (429: max-conns-per-ip), per_user (429: max-conns-per-user), accept_rate (503: max-accept-rate), bad_request (400/405/426), tls (TLS handshake failed, or plain HTTP on the TLS port).",
 		[]string{"reason"}, nil)
 	descMessagesIn = prometheus.NewDesc("broker_messages_received_total",
 		"Complete messages received from connections.", nil, nil)
@@ -154,6 +154,10 @@ func (c brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descRefused, st.refusedKey.Load(), "api_key")
 	counter(descRefused, st.refusedToken.Load(), "token")
 	counter(descRefused, st.refusedFull.Load(), "full")
+	counter(descRefused, st.refusedPerIP.Load(), "per_ip")
+	counter(descRefused, st.refusedPerUser.Load(), "per_user")
+	counter(descRefused, st.refusedRate.Load(), "accept_rate")
+	counter(descRefused, st.refusedExample.Load(), "example_key")
 	counter(descRefused, st.badHandshake.Load(), "bad_request")
 	counter(descRefused, st.refusedTLS.Load(), "tls")
 	counter(descMessagesIn, st.messagesIn.Load())

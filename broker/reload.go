@@ -33,6 +33,12 @@ import (
 //     a larger value waits for a restart.
 //   - tls: the certificate of new handshakes; open connections keep the
 //     session they have. Turning TLS on or off needs a restart.
+//   - maxConnsPerIP, maxConnsPerUser: the next upgrade. The counts are
+//     kept whatever the caps (admission.go), so a lower cap refuses new
+//     upgrades until enough of the open connections close, and none is
+//     closed for it.
+//   - maxAcceptRate/maxAcceptBurst: a new bucket, full, for the next
+//     upgrade.
 //
 // Every other field only takes effect at start and is reported as
 // ignored. Reload builds everything first and applies nothing unless the
@@ -80,7 +86,9 @@ var configKeys = map[string]string{
 	"Shards": "shards", "Pollers": "pollers", "ReadBufferSize": "readBuffer",
 	"SocketWriteBuffer": "writeBuffer", "MaxMessageSize": "maxMessage",
 	"MaxPendingBytes": "maxPending", "MaxPublishBytes": "maxPublish",
-	"MaxConns": "maxConns", "PingInterval": "pingInterval",
+	"MaxConns": "maxConns", "MaxConnsPerIP": "maxConnsPerIP",
+	"MaxConnsPerUser": "maxConnsPerUser", "MaxAcceptRate": "maxAcceptRate",
+	"MaxAcceptBurst": "maxAcceptBurst", "PingInterval": "pingInterval",
 	"IdleTimeout": "idleTimeout", "HandshakeTimeout": "handshakeTimeout",
 	"CloseTimeout": "closeTimeout", "DrainPeriod": "drainPeriod", "MessageRate": "messageRate",
 	"MessageBurst": "messageBurst", "BroadcastRate": "broadcastRate",
@@ -99,7 +107,8 @@ var liveFields = map[string]bool{
 	"MessageRate": true, "MessageBurst": true,
 	"BroadcastRate": true, "BroadcastBurst": true,
 	"MaxLag": true, "PublishLag": true, "MaxPendingBytes": true,
-	"TLS": true, "DrainPeriod": true,
+	"TLS": true, "DrainPeriod": true, "MaxConnsPerIP": true, "MaxConnsPerUser": true,
+	"MaxAcceptRate": true, "MaxAcceptBurst": true,
 }
 
 // Reload applies the fields of cfg that can change while the broker runs
@@ -150,12 +159,15 @@ func (s *Server) Reload(cfg Config) (applied, ignored []string, err error) {
 	}
 	// Build everything before changing anything.
 	var (
-		m    *origin.Matcher
-		v    *auth.Verifier
-		cert *ltls.Certificate
+		m      *origin.Matcher
+		v      *auth.Verifier
+		cert   *ltls.Certificate
+		accept *rate.Limiter
 	)
 	for _, f := range fields {
 		switch f {
+		case "MaxAcceptRate", "MaxAcceptBurst":
+			accept = newAcceptLimiter(next)
 		case "ApprovedOrigins":
 			if m, err = origin.New(origin.Config{Patterns: next.ApprovedOrigins}); err != nil {
 				return nil, nil, fmt.Errorf("broker: %w", err)
@@ -179,6 +191,12 @@ func (s *Server) Reload(cfg Config) (applied, ignored []string, err error) {
 	if cert != nil {
 		s.certs.cur.Store(cert)
 		s.logCert("tls certificate reloaded", cert)
+	}
+	if accept != nil {
+		s.accept.Store(accept)
+	}
+	if next.APIKey != old.APIKey && next.APIKey == ExampleAPIKey {
+		s.warnExampleKey()
 	}
 	key := []byte(next.APIKey)
 	s.apiKey.Store(&key)

@@ -16,6 +16,7 @@ import (
 	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/nbhttp"
 	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
 
 	"github.com/webinate/broker/auth"
 	"github.com/webinate/broker/eventlog"
@@ -45,6 +46,12 @@ type Server struct {
 	// listener's configuration, which reads it at every handshake.
 	certs   certStore
 	tlsConf *ltls.Config
+
+	// Admission limits (admission.go): open connections by source
+	// address and by user, and the accept-rate bucket (swapped by Reload).
+	perIP   connCounts
+	perUser connCounts
+	accept  atomic.Pointer[rate.Limiter]
 
 	regMu  sync.RWMutex // see acceptLoop
 	warn   warnLoggers  // sampled repetitive warnings (logsample.go)
@@ -103,6 +110,7 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	s.apiKey.Store(&key)
 	s.auth.Store(v)
 	s.limits.Store(limitsOf(cfg, 0))
+	s.accept.Store(newAcceptLimiter(cfg))
 	cur := cfg
 	s.current.Store(&cur)
 	s.meta.s = s
@@ -173,7 +181,10 @@ func (s *Server) Start() error {
 		// frame and the pings and replies that race with it.
 		MaxWriteBufferSize: s.cfg.MaxPendingBytes + 64<<10,
 		// The handshake deadline: nbio sets it on accept and we clear it
-		// once the connection is upgraded.
+		// once the connection is upgraded. nbio also re-arms it after
+		// each answered keep-alive request; serveUpgrade closes the
+		// socket after every answer instead (r.Close), so it counts from
+		// accept.
 		KeepaliveTime:   s.cfg.HandshakeTimeout,
 		MaxLoad:         maxLoad,
 		MaxHTTPBodySize: 4 << 10, // upgrade requests have no body
@@ -268,6 +279,9 @@ func (s *Server) Start() error {
 		Int("historySize", s.cfg.HistorySize).
 		Int64("maxOutputMemory", s.cfg.MaxOutputMemory).
 		Int("maxConns", s.cfg.MaxConns).
+		Int("maxConnsPerIP", s.cfg.MaxConnsPerIP).
+		Int("maxConnsPerUser", s.cfg.MaxConnsPerUser).
+		Float64("maxAcceptRate", s.cfg.MaxAcceptRate).
 		Dur("linger", s.cfg.Linger).
 		Int("origins", s.origins.Load().Len()).
 		Bool("publishEnabled", len(s.key()) > 0).
@@ -279,7 +293,17 @@ func (s *Server) Start() error {
 	if s.tlsConf != nil {
 		s.logCert("tls certificate loaded", s.certs.cur.Load())
 	}
+	if string(s.key()) == ExampleAPIKey {
+		s.warnExampleKey()
+	}
 	return nil
+}
+
+// warnExampleKey says what the example socketApiKey restricts and how to
+// replace it (the refusal itself is in serveUpgrade and Config.Validate).
+func (s *Server) warnExampleKey() {
+	s.log.Warn().Str("socketApiKey", ExampleAPIKey).
+		Msg("socketApiKey is the example value from config.example.json, which anyone can read: backend upgrades are accepted from loopback only and the admin listener must stay on loopback; " + exampleKeyFix)
 }
 
 // Addr is the bound public address (useful with port 0).
@@ -385,6 +409,7 @@ func (s *Server) removeConn(c *conn, err error) {
 	if !s.hub.remove(c) {
 		return
 	}
+	s.releaseSlots(slotsOf(c.remote, c.backend, c.username))
 	if c.backend {
 		s.meta.removeBackend(c)
 	}

@@ -23,6 +23,10 @@ type stats struct {
 	refusedKey      atomic.Int64 // 401: backend key
 	refusedToken    atomic.Int64 // 401: JWT
 	refusedFull     atomic.Int64 // 503: max conns or draining
+	refusedPerIP    atomic.Int64 // 429: max-conns-per-ip
+	refusedPerUser  atomic.Int64 // 429: max-conns-per-user
+	refusedRate     atomic.Int64 // 503: max-accept-rate
+	refusedExample  atomic.Int64 // 403: example key from a non-loopback backend
 	refusedTLS      atomic.Int64 // TLS handshake failed, or plain HTTP on the TLS port
 	badHandshake    atomic.Int64 // 400/405/426
 	messagesIn      atomic.Int64 // complete client messages
@@ -70,6 +74,10 @@ type Stats struct {
 	RefusedKey      int64 `json:"refusedKey"`
 	RefusedToken    int64 `json:"refusedToken"`
 	RefusedFull     int64 `json:"refusedFull"`
+	RefusedPerIP    int64 `json:"refusedPerIP"`
+	RefusedPerUser  int64 `json:"refusedPerUser"`
+	RefusedRate     int64 `json:"refusedRate"`
+	RefusedExample  int64 `json:"refusedExampleKey"`
 	RefusedTLS      int64 `json:"refusedTLS"`
 	BadHandshake    int64 `json:"badHandshake"`
 	MessagesIn      int64 `json:"messagesIn"`
@@ -113,6 +121,10 @@ func (s *Server) Stats() Stats {
 		RefusedKey:      st.refusedKey.Load(),
 		RefusedToken:    st.refusedToken.Load(),
 		RefusedFull:     st.refusedFull.Load(),
+		RefusedPerIP:    st.refusedPerIP.Load(),
+		RefusedPerUser:  st.refusedPerUser.Load(),
+		RefusedRate:     st.refusedRate.Load(),
+		RefusedExample:  st.refusedExample.Load(),
 		RefusedTLS:      st.refusedTLS.Load(),
 		BadHandshake:    st.badHandshake.Load(),
 		MessagesIn:      st.messagesIn.Load(),

@@ -16,6 +16,7 @@ import (
 	"github.com/lesismal/nbio/nbhttp"
 
 	"github.com/webinate/broker/eventlog"
+	originpkg "github.com/webinate/broker/origin"
 )
 
 // backendKeyHeader marks a backend connection (PROTOCOL.md, Handshake).
@@ -31,6 +32,16 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	// still write its 503 before the reactor stops.
 	s.upgrading.Add(1)
 	defer s.upgrading.Add(-1)
+	// Every HTTP answer on this port closes the socket (nbio sends
+	// "Connection: close" and closes after the response). The public port
+	// serves nothing but upgrades, so a refused client has nothing to keep
+	// the socket for, and without this nbio re-arms the read deadline
+	// after each answered request: a client sending a plain GET now and
+	// then would hold its socket, and a slot of nbio's MaxLoad, for ever.
+	// With it nothing re-arms the deadline nbio set at accept, so
+	// HandshakeTimeout counts from accept. An upgrade hijacks the socket,
+	// which this does not affect.
+	r.Close = true
 	if upgradedAlready(w) {
 		// A second upgrade request pipelined on a socket that an earlier
 		// one already upgraded: nbio parsed both before the first handler
@@ -79,16 +90,63 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	if vals, ok := r.Header[http.CanonicalHeaderKey(backendKeyHeader)]; ok {
 		if len(vals) != 1 || !s.keyOK(vals[0]) {
 			s.stats.refusedKey.Add(1)
-			s.warn.key.Warn().Str("remote", r.RemoteAddr).Str("origin", origin).Msg("connection refused: wrong users-api-key")
+			s.warn.key.Warn().Str("remote", r.RemoteAddr).Str("origin", logOrigin(origin)).Msg("connection refused: wrong users-api-key")
 			httpError(w, http.StatusUnauthorized, "invalid users-api-key")
 			return
 		}
+		if string(s.key()) == ExampleAPIKey && !remoteLoopback(r.RemoteAddr) {
+			// The example key is public: from another host it proves
+			// nothing, and a backend receives every targeted event.
+			s.stats.refusedExample.Add(1)
+			s.warn.key.Warn().Str("remote", r.RemoteAddr).Msg("backend refused: socketApiKey is the example value, accepted from loopback only")
+			httpError(w, http.StatusForbidden, fmt.Sprintf("socketApiKey is the example value %q from config.example.json: backends are accepted from loopback only until the operator sets a secret (%s)", ExampleAPIKey, exampleKeyFix))
+			return
+		}
 		backend = true
+	} else if len(origin) > originpkg.MaxLen {
+		// Refused unmatched and uncached (origin.MaxLen); logged cut short.
+		s.stats.refusedOrigin.Add(1)
+		s.warn.origin.Warn().Str("remote", r.RemoteAddr).Str("origin", logOrigin(origin)).Int("originBytes", len(origin)).Msg("connection refused: Origin header too long")
+		httpError(w, http.StatusForbidden, fmt.Sprintf("Origin header is %d bytes, longer than the %d accepted", len(origin), originpkg.MaxLen))
+		return
 	} else if !s.origins.Load().Allow(origin) {
 		s.stats.refusedOrigin.Add(1)
-		s.warn.origin.Warn().Str("remote", r.RemoteAddr).Str("origin", origin).Msg("connection refused: origin not approved")
+		s.warn.origin.Warn().Str("remote", r.RemoteAddr).Str("origin", logOrigin(origin)).Msg("connection refused: origin not approved")
 		httpError(w, http.StatusForbidden, "origin not approved")
 		return
+	}
+	cur := s.current.Load()
+	// From here on the upgrade holds its slots of the per-source and
+	// per-user counts (admission.go); every refusal below gives them
+	// back, and so does removeConn once the connection has joined.
+	var held slots
+	joined := false
+	defer func() {
+		if !joined {
+			s.releaseSlots(held)
+		}
+	}()
+	if !backend {
+		// Cheapest first: the per-source cap before the accept rate (an
+		// address at its cap spends no token) and both before the JWT's
+		// signature check.
+		if key := sourceKey(r.RemoteAddr); key != "" {
+			if !s.perIP.acquire(key, cur.MaxConnsPerIP) {
+				s.stats.refusedPerIP.Add(1)
+				s.warn.limit.Warn().Str("remote", r.RemoteAddr).Str("source", key).Int("maxConnsPerIP", cur.MaxConnsPerIP).Msg("connection refused: at max-conns-per-ip")
+				w.Header().Set("Retry-After", limitRetryAfter)
+				httpError(w, http.StatusTooManyRequests, fmt.Sprintf("too many connections from %s (max-conns-per-ip %d)", key, cur.MaxConnsPerIP))
+				return
+			}
+			held.source = key
+		}
+		if cur.MaxAcceptRate > 0 && !s.accept.Load().Allow() {
+			s.stats.refusedRate.Add(1)
+			s.warn.limit.Warn().Str("remote", r.RemoteAddr).Float64("maxAcceptRate", cur.MaxAcceptRate).Msg("connection refused: over max-accept-rate")
+			w.Header().Set("Retry-After", acceptRetryAfter(*cur))
+			httpError(w, http.StatusServiceUnavailable, "server is accepting too many connections at once: retry later")
+			return
+		}
 	}
 	// Backends authenticate with the key; clients may carry a JWT.
 	var username string
@@ -96,7 +154,7 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		u, err := s.auth.Load().Identify(r)
 		if err != nil {
 			s.stats.refusedToken.Add(1)
-			s.warn.token.Warn().Str("remote", r.RemoteAddr).Str("origin", origin).Err(err).Msg("connection refused: token")
+			s.warn.token.Warn().Str("remote", r.RemoteAddr).Str("origin", logOrigin(origin)).Err(err).Msg("connection refused: token")
 			w.Header().Set("WWW-Authenticate", `Bearer realm="broker"`)
 			httpError(w, http.StatusUnauthorized, err.Error())
 			return
@@ -114,6 +172,16 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		s.stats.badHandshake.Add(1)
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
+	}
+	if username != "" {
+		if !s.perUser.acquire(username, cur.MaxConnsPerUser) {
+			s.stats.refusedPerUser.Add(1)
+			s.warn.limit.Warn().Str("remote", r.RemoteAddr).Str("user", username).Int("maxConnsPerUser", cur.MaxConnsPerUser).Msg("connection refused: at max-conns-per-user")
+			w.Header().Set("Retry-After", limitRetryAfter)
+			httpError(w, http.StatusTooManyRequests, fmt.Sprintf("too many connections for this user (max-conns-per-user %d)", cur.MaxConnsPerUser))
+			return
+		}
+		held.user = username
 	}
 	if s.cfg.MaxConns > 0 && s.hub.count.Load() >= int64(s.cfg.MaxConns) {
 		s.stats.refusedFull.Add(1)
@@ -225,14 +293,26 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		_ = nbc.Close()
 		return
 	}
+	// removeConn releases the slots from here on (slotsOf(c) == held).
+	joined = true
 	if backend {
 		s.meta.addBackend(c)
 	}
 	s.stats.accepted.Add(1)
 	if e := s.log.Debug(); e.Enabled() {
-		e.Uint64("conn", c.id).Str("remote", c.remote).Str("origin", origin).Bool("backend", backend).
+		e.Uint64("conn", c.id).Str("remote", c.remote).Str("origin", logOrigin(origin)).Bool("backend", backend).
 			Str("user", username).Msg("connection open")
 	}
+}
+
+// logOrigin is origin as logged: cut to 128 bytes, so that a refused
+// client cannot write kilobytes into the log per line.
+func logOrigin(origin string) string {
+	const most = 128
+	if len(origin) <= most {
+		return origin
+	}
+	return origin[:most] + "..."
 }
 
 // testHookUpgrade, when set by a test, runs after the early checks of an

@@ -65,7 +65,7 @@ func TestBrowserWebSocket(t *testing.T) {
 	tab := newBrowser(t, 60*time.Second)
 
 	// One page server, reached under two names: http://localhost:PORT is
-	// approved by the "localhost" pattern, http://127.0.0.1:PORT is not.
+	// approved by localhostPattern, http://127.0.0.1:PORT is not.
 	pages := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = w.Write([]byte(wsPage))

@@ -19,8 +19,11 @@ import (
 const (
 	testKey = "interop-key"
 	// approvedOrigin is one that the test configs approve, as in
-	// config.example.json (the unanchored pattern "localhost").
+	// config.example.json (localhostPattern).
 	approvedOrigin = "http://localhost"
+	// localhostPattern is config.example.json's localhost entry: http or
+	// https, host localhost exactly, any port.
+	localhostPattern = "^https?://localhost(:[0-9]+)?$"
 )
 
 // missing skips the test because a tool it needs is absent, or fails it
@@ -42,15 +45,15 @@ type testBroker struct {
 }
 
 // startBroker starts a broker approving localhost origins only, as
-// config.example.json does ("localhost" matches anywhere in the Origin, so
-// http://localhost:PORT is approved and http://127.0.0.1:PORT is not),
+// config.example.json does (localhostPattern: http://localhost:PORT is
+// approved; http://127.0.0.1:PORT and http://localhost.evil.example are not),
 // adjusted by mut, and shuts it down when the test ends.
 func startBroker(t *testing.T, mut func(*broker.Config)) *testBroker {
 	t.Helper()
 	cfg := broker.Config{
 		ListenAddr:      "127.0.0.1:0",
 		AdminAddr:       "127.0.0.1:0",
-		ApprovedOrigins: []string{"localhost"},
+		ApprovedOrigins: []string{localhostPattern},
 		APIKey:          testKey,
 	}
 	if mut != nil {

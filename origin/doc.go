@@ -10,5 +10,7 @@
 // A Matcher is safe for concurrent use. Answers are cached per origin string
 // (a browser fleet sends few distinct origins), and the cache is bounded so
 // that hostile clients sending random Origin headers cannot grow it without
-// limit.
+// limit: in entries (CacheSize), in bytes (CacheBytes), and by key length
+// (origins over MaxCachedLen are matched but not cached; over MaxLen they
+// are refused unmatched).
 package origin

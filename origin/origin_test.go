@@ -98,6 +98,79 @@ func TestCacheBounded(t *testing.T) {
 	}
 }
 
+// cachedKeyBytes sums the cached origins' lengths, read from the map
+// itself so that the measure does not depend on the Matcher's accounting.
+func cachedKeyBytes(m *Matcher) int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	n := 0
+	for k := range m.cache {
+		n += len(k)
+	}
+	return n
+}
+
+// Refused upgrades with huge Origin headers must not pin memory: 1,000
+// distinct 60 KiB origins (the reproduction grew the heap by
+// 63 MiB) leave nothing in the cache, and neither do origins just over
+// MaxCachedLen.
+func TestCacheIgnoresLongOrigins(t *testing.T) {
+	m, err := New(Config{Patterns: []string{"localhost"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pad := strings.Repeat("a", 60<<10)
+	for i := 0; i < 1000; i++ {
+		o := fmt.Sprintf("http://%d.%s", i, pad)
+		if m.Allow(o) {
+			t.Fatalf("60 KiB origin %d allowed", i)
+		}
+	}
+	if n := cachedKeyBytes(m); n != 0 {
+		t.Fatalf("cache holds %d bytes of 60 KiB origins", n)
+	}
+	// Matched afresh, not cached: a long origin that matches is still
+	// allowed up to MaxLen, and refused past it even if it matches.
+	long := "http://localhost/" + strings.Repeat("b", MaxCachedLen)
+	for i := 0; i < 2; i++ {
+		if !m.Allow(long) {
+			t.Fatalf("%d-byte matching origin refused", len(long))
+		}
+	}
+	if tooLong := "http://localhost/" + strings.Repeat("c", MaxLen); m.Allow(tooLong) {
+		t.Fatalf("%d-byte origin allowed (MaxLen %d)", len(tooLong), MaxLen)
+	}
+	if n := cachedKeyBytes(m); n != 0 {
+		t.Fatalf("cache holds %d bytes of over-long origins", n)
+	}
+}
+
+// The cache's memory is bounded by CacheBytes whatever the entry count
+// allows: 4,096 entries of MaxCachedLen bytes would be 1 MiB.
+func TestCacheBytesBounded(t *testing.T) {
+	m, err := New(Config{Patterns: []string{"^good"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pad := strings.Repeat("x", MaxCachedLen-16)
+	for i := 0; i < 20000; i++ {
+		o := fmt.Sprintf("%08d%s", i, pad)
+		if m.Allow(o) {
+			t.Fatalf("%s allowed", o)
+		}
+		if n := cachedKeyBytes(m); n > DefaultCacheBytes {
+			t.Fatalf("cache holds %d key bytes after %d origins, bound %d", n, i+1, DefaultCacheBytes)
+		}
+	}
+	entries, bytes := m.CacheUsage()
+	if entries == 0 || bytes > DefaultCacheBytes || bytes < cachedKeyBytes(m) {
+		t.Fatalf("CacheUsage() = %d entries, %d bytes; key bytes %d", entries, bytes, cachedKeyBytes(m))
+	}
+	if !m.Allow("good-1") {
+		t.Fatal("good-1 refused")
+	}
+}
+
 func TestCacheDisabled(t *testing.T) {
 	m, err := New(Config{Patterns: []string{"a"}, CacheSize: -1})
 	if err != nil {

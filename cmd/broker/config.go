@@ -46,6 +46,10 @@ type brokerSection struct {
 	MaxPending       *int        `json:"maxPending"`
 	MaxPublish       *int64      `json:"maxPublish"`
 	MaxConns         *int        `json:"maxConns"`
+	MaxConnsPerIP    *int        `json:"maxConnsPerIP"`
+	MaxConnsPerUser  *int        `json:"maxConnsPerUser"`
+	MaxAcceptRate    *float64    `json:"maxAcceptRate"`
+	MaxAcceptBurst   *int        `json:"maxAcceptBurst"`
 	PingInterval     *duration   `json:"pingInterval"`
 	IdleTimeout      *duration   `json:"idleTimeout"`
 	HandshakeTimeout *duration   `json:"handshakeTimeout"`
@@ -196,6 +200,10 @@ func parseConfig(data []byte, o *options) (warnings []string, err error) {
 		set(&o.broker.MaxPendingBytes, b.MaxPending)
 		set(&o.broker.MaxPublishBytes, b.MaxPublish)
 		set(&o.broker.MaxConns, b.MaxConns)
+		set(&o.broker.MaxConnsPerIP, b.MaxConnsPerIP)
+		set(&o.broker.MaxConnsPerUser, b.MaxConnsPerUser)
+		set(&o.broker.MaxAcceptRate, b.MaxAcceptRate)
+		set(&o.broker.MaxAcceptBurst, b.MaxAcceptBurst)
 		setDur(&o.broker.PingInterval, b.PingInterval)
 		setDur(&o.broker.IdleTimeout, b.IdleTimeout)
 		setDur(&o.broker.HandshakeTimeout, b.HandshakeTimeout)

@@ -50,6 +50,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		maxPending = fs.Int("max-pending", 0, "outbound bytes queued per connection before it is dropped as a slow consumer (default 2 MiB)")
 		maxPublish = fs.Int64("max-publish", 0, "largest publish API body in bytes; larger gets 413 (default 1 MiB)")
 		maxConns   = fs.Int("max-conns", 0, "WebSocket connection cap; beyond it upgrades get 503 (default: no cap)")
+		maxPerIP   = fs.Int("max-conns-per-ip", 0, fmt.Sprintf("client connections per public source address (IPv6: per /64); beyond it upgrades get 429; loopback, private and link-local sources and backends are not capped (default %d; negative: off)", broker.DefaultMaxConnsPerIP))
+		maxPerUser = fs.Int("max-conns-per-user", 0, "connections per JWT username; beyond it upgrades get 429 (default: no cap)")
+		acceptRate = fs.Float64("max-accept-rate", 0, "client upgrades per second on this node; beyond it upgrades get 503 with Retry-After; backends are not limited (default 0: no limit)")
+		acceptBrst = fs.Int("max-accept-burst", 0, "burst of -max-accept-rate (default: one second's worth)")
 		pingEvery  = fs.Duration("ping-interval", 0, "server ping interval (default 25s; negative disables)")
 		idle       = fs.Duration("idle-timeout", 0, "close connections silent this long (default 60s; negative disables)")
 		handshake  = fs.Duration("handshake-timeout", 0, "drop TCP connections that do not upgrade in time (default 10s)")
@@ -163,6 +167,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 				cfg.MaxPublishBytes = *maxPublish
 			case "max-conns":
 				cfg.MaxConns = *maxConns
+			case "max-conns-per-ip":
+				cfg.MaxConnsPerIP = *maxPerIP
+			case "max-conns-per-user":
+				cfg.MaxConnsPerUser = *maxPerUser
+			case "max-accept-rate":
+				cfg.MaxAcceptRate = *acceptRate
+			case "max-accept-burst":
+				cfg.MaxAcceptBurst = *acceptBrst
 			case "ping-interval":
 				cfg.PingInterval = *pingEvery
 			case "idle-timeout":
@@ -305,9 +317,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *check {
 		log.Info().Str("config", source).Msg("configuration is valid")
 		return 0
-	}
-	if opts.broker.APIKey == "change-me" {
-		log.Warn().Msg(`socketApiKey is the example value "change-me": set a secret before exposing the admin listener`)
 	}
 	// SIGHUP is caught from before the start: its default action would
 	// end the process.

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -14,8 +15,10 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/rs/zerolog"
 
 	project "github.com/webinate/broker"
+	"github.com/webinate/broker/broker"
 )
 
 func TestParseConfigErrors(t *testing.T) {
@@ -60,12 +63,68 @@ func TestParseExampleConfig(t *testing.T) {
 	if err != nil || len(w) != 0 {
 		t.Fatalf("example config: %v %v", err, w)
 	}
-	if o.broker.ListenAddr != ":8080" || o.broker.APIKey != "change-me" || len(o.broker.ApprovedOrigins) == 0 || o.broker.AdminAddr != "127.0.0.1:8081" {
+	if o.broker.ListenAddr != ":8080" || o.broker.APIKey != broker.ExampleAPIKey || len(o.broker.ApprovedOrigins) == 0 || o.broker.AdminAddr != "127.0.0.1:8081" {
 		t.Fatalf("example config parsed as %+v", o.broker)
 	}
 	disk, err := os.ReadFile("../../config.example.json")
 	if err != nil || !bytes.Equal(disk, project.ExampleConfig) {
 		t.Fatal("embedded example differs from config.example.json")
+	}
+}
+
+// The example config's localhost pattern is anchored: the README's
+// quickstart origin and a page on localhost:PORT are approved, a host
+// that merely starts with "localhost" is not (nor is 127.0.0.1, which the
+// interop tests rely on).
+func TestExampleConfigOrigins(t *testing.T) {
+	var o options
+	if _, err := parseConfig(project.ExampleConfig, &o); err != nil {
+		t.Fatal(err)
+	}
+	cfg := o.broker
+	cfg.ListenAddr, cfg.AdminAddr = "127.0.0.1:0", "-"
+	srv, err := broker.New(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	for origin, want := range map[string]int{
+		"http://localhost":                   101,
+		"http://localhost:3000":              101,
+		"https://localhost:8443":             101,
+		"http://localhost.attacker.example":  403,
+		"http://localhost:3000.attacker.com": 403,
+		"http://evil.example/?localhost":     403,
+		"http://127.0.0.1:3000":              403,
+		"https://app.example.com":            101,
+	} {
+		c, resp, err := websocket.DefaultDialer.Dial("ws://"+srv.Addr()+"/", http.Header{"Origin": {origin}})
+		got := 101
+		if err != nil {
+			if resp == nil {
+				t.Fatal(err)
+			}
+			got = resp.StatusCode
+		} else {
+			_ = c.Close()
+		}
+		if got != want {
+			t.Errorf("origin %s: %d, want %d", origin, got, want)
+		}
+	}
+}
+
+func TestParseAdmissionKeys(t *testing.T) {
+	var o options
+	_, err := parseConfig([]byte(`{"websocket":{},"broker":{"maxConnsPerIP":-1,"maxConnsPerUser":4,"maxAcceptRate":250.5,"maxAcceptBurst":600}}`), &o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := o.broker; b.MaxConnsPerIP != -1 || b.MaxConnsPerUser != 4 || b.MaxAcceptRate != 250.5 || b.MaxAcceptBurst != 600 {
+		t.Fatalf("parsed as per IP %d, per user %d, rate %v, burst %d", b.MaxConnsPerIP, b.MaxConnsPerUser, b.MaxAcceptRate, b.MaxAcceptBurst)
 	}
 }
 
@@ -103,6 +162,15 @@ func TestCheckFlag(t *testing.T) {
 		{"bad log level", []string{"-log-level", "loud"}, 2, `bad -log-level "loud"`},
 		{"bad log format", []string{"-log-format", "xml"}, 2, `bad -log-format "xml"`},
 		{"stray argument", []string{"extra"}, 2, "unexpected arguments"},
+		{"example key with a public admin listener", []string{"-admin-addr", "0.0.0.0:8081", "-check"}, 1, `admin address \"0.0.0.0:8081\" is not loopback`},
+		{"example key names the fix", []string{"-admin-addr", ":8081", "-check"}, 1, "BROKER_SOCKET_API_KEY"},
+		{"public admin listener with a real key", []string{"-config", good, "-admin-addr", "0.0.0.0:8081", "-check"}, 0, "configuration is valid"},
+		{"per-user cap needs JWT", []string{"-config", good, "-max-conns-per-user", "3", "-check"}, 1, "max conns per user 3: needs JWT"},
+		{"per-user cap with JWT", []string{"-config", good, "-max-conns-per-user", "3", "-jwt-secret", "s", "-check"}, 0, "configuration is valid"},
+		{"bad accept rate named", []string{"-config", good, "-max-accept-rate", "-5", "-check"}, 1, "max accept rate -5"},
+		{"bad accept burst named", []string{"-config", good, "-max-accept-rate", "5", "-max-accept-burst", "-1", "-check"}, 1, "max accept burst -1"},
+		{"admission keys in file", []string{"-config", write("adm.json", `{"websocket":{"approvedSocketDomains":["x"]},"broker":{"maxConnsPerIP":50,"maxAcceptRate":200,"maxAcceptBurst":400}}`), "-check"}, 0, "configuration is valid"},
+		{"bad per-user in file named", []string{"-config", write("adm2.json", `{"websocket":{},"broker":{"maxConnsPerUser":-2}}`), "-check"}, 1, "max conns per user -2"},
 		{"bad targeting named", []string{"-config", good, "-targeting", "some", "-check"}, 1, `targeting \"some\"`},
 		{"user targeting with JWT", []string{"-config", good, "-targeting", "user", "-jwt-secret", "s3cret", "-check"}, 0, "configuration is valid"},
 		{"missing JWT key file", []string{"-config", good, "-jwt-public-key", filepath.Join(dir, "none.pem"), "-check"}, 1, "cannot read JWT public key"},
