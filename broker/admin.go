@@ -22,6 +22,8 @@ func (s *Server) adminHandler() http.Handler {
 	keyed := http.NewServeMux()
 	keyed.HandleFunc("/stats", s.serveStats)
 	keyed.Handle("/metrics", s.metricsHandler())
+	keyed.HandleFunc("/api/disconnect", s.serveDisconnect)
+	keyed.HandleFunc("/api/online", s.serveOnline)
 	if s.cfg.Pprof {
 		keyed.Handle("/debug/pprof/", loopbackOnly(http.HandlerFunc(pprof.Index)))
 		keyed.Handle("/debug/pprof/cmdline", loopbackOnly(http.HandlerFunc(pprof.Cmdline)))

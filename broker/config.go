@@ -38,6 +38,9 @@ const (
 	// DefaultHandshakeTimeout drops TCP connections that do not complete the
 	// upgrade in time (slowloris).
 	DefaultHandshakeTimeout = 10 * time.Second
+	// DefaultRefreshWindow is how long before its token expires a
+	// connection is told so ({"eventType":11,"expiresIn":N}).
+	DefaultRefreshWindow = 30 * time.Second
 	// DefaultDrainPeriod is how long a shutdown spreads its clients'
 	// closes over, so their reconnects reach the other nodes as a ramp.
 	DefaultDrainPeriod = 3 * time.Second
@@ -198,6 +201,9 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// CloseTimeout: zero means DefaultCloseTimeout.
 	CloseTimeout time.Duration
+	// RefreshWindow: a connection whose token expires is told so this long
+	// before (once per token); zero means DefaultRefreshWindow.
+	RefreshWindow time.Duration
 	// DrainPeriod spreads Shutdown's closes (each with a reconnect hint)
 	// over this long, at most half of what Shutdown's context allows:
 	// zero means DefaultDrainPeriod, negative closes everyone at once.
@@ -316,6 +322,9 @@ func (c Config) withDefaults() Config {
 	if c.DrainPeriod == 0 {
 		c.DrainPeriod = DefaultDrainPeriod
 	}
+	if c.RefreshWindow == 0 {
+		c.RefreshWindow = DefaultRefreshWindow
+	}
 	if c.MessageRate == 0 {
 		c.MessageRate = DefaultMessageRate
 	}
@@ -430,6 +439,9 @@ func (c Config) Validate() error {
 	}
 	if c.CloseTimeout < 0 {
 		bad("broker: close timeout %v: must be positive", c.CloseTimeout)
+	}
+	if c.RefreshWindow < 0 {
+		bad("broker: jwt refresh window %v: must be positive", c.RefreshWindow)
 	}
 	if c.MessageRate > 0 && c.MessageBurst < 1 {
 		bad("broker: message burst %d: must be at least 1", c.MessageBurst)

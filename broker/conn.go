@@ -68,6 +68,8 @@ type conn struct {
 
 	gone atomic.Bool // the socket is closed (CloseAndClean ran)
 
+	exp expiry // the token's lifetime (identity.go)
+
 	ready atomic.Bool // set once the fields above are initialised
 	// queued counts bytes handed to nbio, written the bytes the kernel
 	// took (nbio's OnWrittenSize); the difference is what this connection

@@ -90,6 +90,8 @@ func (s *Server) dispatch(c *conn, msg []byte) {
 			return
 		}
 		s.meta.forward(c, msg)
+	case codec.KindTokenRefresh:
+		s.refreshToken(c, msg)
 	default:
 		s.replyError(c, m.EventType, m.Reason)
 	}

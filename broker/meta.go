@@ -4,8 +4,10 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/webinate/broker/codec"
@@ -61,6 +63,18 @@ func (a asker) fail(s *Server, reason string) {
 		return
 	}
 	s.replyError(a.c, codec.MetaRequest, reason)
+}
+
+// closeBackends closes every backend with why, counting them in n.
+func (r *metaRouter) closeBackends(why reason, n *atomic.Int64) {
+	r.mu.Lock()
+	list := slices.Clone(r.backends)
+	r.mu.Unlock()
+	for _, b := range list {
+		if b.closeWith(why, "") {
+			n.Add(1)
+		}
+	}
 }
 
 func (r *metaRouter) addBackend(c *conn) {

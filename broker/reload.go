@@ -90,7 +90,7 @@ var configKeys = map[string]string{
 	"MaxConnsPerUser": "maxConnsPerUser", "MaxAcceptRate": "maxAcceptRate",
 	"MaxAcceptBurst": "maxAcceptBurst", "PingInterval": "pingInterval",
 	"IdleTimeout": "idleTimeout", "HandshakeTimeout": "handshakeTimeout",
-	"CloseTimeout": "closeTimeout", "DrainPeriod": "drainPeriod", "MessageRate": "messageRate",
+	"CloseTimeout": "closeTimeout", "DrainPeriod": "drainPeriod", "RefreshWindow": "jwt.refreshWindow", "MessageRate": "messageRate",
 	"MessageBurst": "messageBurst", "BroadcastRate": "broadcastRate",
 	"BroadcastBurst": "broadcastBurst", "BackendTimeout": "backendTimeout",
 	"Targeting": "targeting", "WriteWindow": "writeWindow",
@@ -107,7 +107,7 @@ var liveFields = map[string]bool{
 	"MessageRate": true, "MessageBurst": true,
 	"BroadcastRate": true, "BroadcastBurst": true,
 	"MaxLag": true, "PublishLag": true, "MaxPendingBytes": true,
-	"TLS": true, "DrainPeriod": true, "MaxConnsPerIP": true, "MaxConnsPerUser": true,
+	"TLS": true, "DrainPeriod": true, "RefreshWindow": true, "MaxConnsPerIP": true, "MaxConnsPerUser": true,
 	"MaxAcceptRate": true, "MaxAcceptBurst": true,
 }
 
@@ -200,6 +200,10 @@ func (s *Server) Reload(cfg Config) (applied, ignored []string, err error) {
 	}
 	key := []byte(next.APIKey)
 	s.apiKey.Store(&key)
+	if next.APIKey != old.APIKey {
+		// Every backend proved the old key: it holds it no longer.
+		s.meta.closeBackends(reasonKeyRotated, &s.stats.keyRotated)
+	}
 	s.limits.Store(limitsOf(next, s.limits.Load().gen+1))
 	s.hub.fo.maxLag.Store(next.MaxLag)
 	s.hub.fo.publishLag.Store(next.PublishLag)

@@ -59,6 +59,10 @@ type Server struct {
 	// creditKey keys the tags of credit pings (creditTag): random per
 	// process, never sent.
 	creditKey [16]byte
+	// online counts the connections in the table by username (presence),
+	// bans the users refused at the upgrade for now (identity.go).
+	online    connCounts
+	bans      banList
 	draining  atomic.Bool
 	upgrading atomic.Int64 // upgrade handlers running
 
@@ -410,6 +414,10 @@ func (s *Server) removeConn(c *conn, err error) {
 		return
 	}
 	s.releaseSlots(slotsOf(c.remote, c.backend, c.username))
+	if c.username != "" {
+		s.online.release(c.username)
+		c.stopExpiry()
+	}
 	if c.backend {
 		s.meta.removeBackend(c)
 	}

@@ -37,6 +37,12 @@ type stats struct {
 	panics          atomic.Int64
 	slowConsumers   atomic.Int64 // connections dropped for falling behind (max-lag, the log, max-pending)
 	forgedPongs     atomic.Int64 // credit-shaped pongs whose tag did not match: no credit given
+	tokenExpired    atomic.Int64 // connections closed 4001: their token expired
+	refreshes       atomic.Int64 // TokenRefresh accepted
+	refreshRefused  atomic.Int64 // TokenRefresh refused (bad token, other user)
+	disconnected    atomic.Int64 // connections closed 4002 by the disconnect API
+	keyRotated      atomic.Int64 // backends closed 4003 after the key changed
+	refusedBanned   atomic.Int64 // 403: the user is banned for now
 	memoryCloses    atomic.Int64 // connections closed by the output-memory guard
 	paced           atomic.Int64 // times a sender's input was held (rate or backpressure)
 	resumes         atomic.Int64 // handshakes that resumed from ?since=
@@ -88,6 +94,12 @@ type Stats struct {
 	Panics          int64 `json:"panics"`
 	SlowConsumers   int64 `json:"slowConsumers"`
 	ForgedPongs     int64 `json:"forgedPongs"`
+	TokenExpired    int64 `json:"tokenExpired"`
+	Refreshes       int64 `json:"tokenRefreshes"`
+	RefreshRefused  int64 `json:"tokenRefreshRefused"`
+	Disconnected    int64 `json:"disconnected"`
+	KeyRotated      int64 `json:"keyRotated"`
+	RefusedBanned   int64 `json:"refusedBanned"`
 	// Stalled is the connections that owe a pong and have returned no
 	// credit for a while (or never): they have no vote in backpressure.
 	Stalled        int64            `json:"stalled"`
@@ -135,6 +147,12 @@ func (s *Server) Stats() Stats {
 		Panics:          st.panics.Load(),
 		SlowConsumers:   st.slowConsumers.Load(),
 		ForgedPongs:     st.forgedPongs.Load(),
+		TokenExpired:    st.tokenExpired.Load(),
+		Refreshes:       st.refreshes.Load(),
+		RefreshRefused:  st.refreshRefused.Load(),
+		Disconnected:    st.disconnected.Load(),
+		KeyRotated:      st.keyRotated.Load(),
+		RefusedBanned:   st.refusedBanned.Load(),
 		Stalled:         s.hub.stalledCount(),
 		MemoryCloses:    st.memoryCloses.Load(),
 		Paced:           st.paced.Load(),

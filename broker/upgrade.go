@@ -150,8 +150,9 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	}
 	// Backends authenticate with the key; clients may carry a JWT.
 	var username string
+	var expires time.Time
 	if !backend {
-		u, err := s.auth.Load().Identify(r)
+		id, err := s.auth.Load().IdentifyRequest(r)
 		if err != nil {
 			s.stats.refusedToken.Add(1)
 			s.warn.token.Warn().Str("remote", r.RemoteAddr).Str("origin", logOrigin(origin)).Err(err).Msg("connection refused: token")
@@ -159,7 +160,14 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 			httpError(w, http.StatusUnauthorized, err.Error())
 			return
 		}
-		username = u
+		username, expires = id.Username, id.Expires
+		if left, ok := s.banned(username); ok {
+			s.stats.refusedBanned.Add(1)
+			secs := strconv.FormatInt(int64(left/time.Second)+1, 10)
+			w.Header().Set("Retry-After", secs)
+			httpError(w, http.StatusForbidden, "this user is disconnected by the server for "+secs+" more seconds")
+			return
+		}
 	}
 	filter, err := parseEventFilter(r.URL.Query())
 	if err != nil {
@@ -273,7 +281,15 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		if !c.send(resp) {
 			return false
 		}
-		return gap == nil || c.send(gap)
+		if gap != nil && !c.send(gap) {
+			return false
+		}
+		if username != "" {
+			// Under the shard lock, so removeConn (which takes it to
+			// remove c) releases only after this.
+			s.online.acquire(username, 0)
+		}
+		return true
 	})
 	if !added {
 		if full {
@@ -295,6 +311,9 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	}
 	// removeConn releases the slots from here on (slotsOf(c) == held).
 	joined = true
+	if !expires.IsZero() {
+		s.armExpiry(c, expires) // a no-op if removeConn has run (stopExpiry)
+	}
 	if backend {
 		s.meta.addBackend(c)
 	}

@@ -86,6 +86,10 @@ type jwtSection struct {
 	Cookie        *string   `json:"cookie"`
 	Required      *bool     `json:"required"`
 	Leeway        *duration `json:"leeway"`
+	RequireExp    *bool     `json:"requireExp"`
+	Audience      *string   `json:"audience"`
+	Issuer        *string   `json:"issuer"`
+	RefreshWindow *duration `json:"refreshWindow"`
 }
 
 // duration reads "25s" style strings.
@@ -235,6 +239,10 @@ func parseConfig(data []byte, o *options) (warnings []string, err error) {
 			set(&a.Cookie, j.Cookie)
 			set(&a.Required, j.Required)
 			setDur(&a.Leeway, j.Leeway)
+			set(&a.RequireExp, j.RequireExp)
+			set(&a.Audience, j.Audience)
+			set(&a.Issuer, j.Issuer)
+			setDur(&o.broker.RefreshWindow, j.RefreshWindow)
 		}
 	}
 	return warnings, nil

@@ -84,6 +84,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		linger     = fs.Duration("linger", 0, "delay before each fan-out pass so more events share one write (default 0: batching only under load)")
 		pprofOn    = fs.Bool("pprof", false, "serve /debug/pprof/ on the admin listener, to loopback clients with the API key only")
 		jwtReq     = fs.Bool("jwt-required", false, "refuse clients without a token (401); otherwise they are anonymous")
+		jwtReqExp  = fs.Bool("jwt-require-exp", false, "refuse tokens without an exp claim (401), so every identified connection ends unless refreshed")
+		jwtAud     = fs.String("jwt-audience", "", "require this value in the token's aud claim, at the upgrade and at refresh")
+		jwtIss     = fs.String("jwt-issuer", "", "require this iss claim, at the upgrade and at refresh")
+		jwtRefresh = fs.Duration("jwt-refresh-window", 0, `tell a client this long before its token expires, once ({"eventType":11,"expiresIn":N}) (default 30s)`)
 		tlsCert    = fs.String("tls-cert", "", "PEM certificate chain file: serve wss:// (TLS 1.2+) on the public port; reloaded on SIGHUP")
 		tlsKey     = fs.String("tls-key", "", "PEM private key file for -tls-cert")
 		natsURLs   = fs.String("nats", "", "NATS server URL[,URL...]: run as one node of a cluster (see README, Running a cluster)")
@@ -233,6 +237,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 				cfg.Pprof = *pprofOn
 			case "jwt-required":
 				cfg.Auth.Required = *jwtReq
+			case "jwt-require-exp":
+				cfg.Auth.RequireExp = *jwtReqExp
+			case "jwt-audience":
+				cfg.Auth.Audience = *jwtAud
+			case "jwt-issuer":
+				cfg.Auth.Issuer = *jwtIss
+			case "jwt-refresh-window":
+				cfg.RefreshWindow = *jwtRefresh
 			case "tls-cert":
 				opts.tlsCertFile = *tlsCert
 			case "tls-key":
