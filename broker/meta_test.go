@@ -227,3 +227,23 @@ func TestMetaRequestCarriesVerifiedUser(t *testing.T) {
 		t.Fatalf("anonymous request carries authUser: %v", req)
 	}
 }
+
+// Once a backend has its 101, a client's MetaRequest reaches it: the
+// backend joins the routing with its 101, not after the handler's later
+// steps (a client could otherwise be told "no backend available" by a
+// broker whose backend had just connected).
+func TestBackendRoutedFromItsHandshake(t *testing.T) {
+	ts := startServer(t, nil)
+	client := dial(t, ts.wsURL, testOrigin)
+	release := make(chan struct{})
+	hook := func() { <-release }
+	testHookJoined.Store(&hook)
+	t.Cleanup(func() { testHookJoined.Store(nil) })
+	be := dialBackend(t, ts.wsURL, testKey) // its handler is now held in the hook
+	defer close(release)
+	send(t, client, `{"eventType":9,"username":"bob","property":"age"}`)
+	got := read(t, be)
+	if !strings.Contains(got, `"clientId"`) {
+		t.Fatalf("backend got %s, want the forwarded MetaRequest", got)
+	}
+}

@@ -278,10 +278,23 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		gap := s.resumeAt(c, resume)
 		c.ackSeq.Store(c.next)
 		c.joined = s.now()
-		if !c.send(resp) {
+		// A backend joins the MetaRequest routing with its 101, under
+		// wmu: a request forwarded to it waits for the 101 to be written
+		// first, and one sent by a client that saw the backend's 101
+		// finds it.
+		c.wmu.Lock()
+		sent := !c.closing.Load() && c.writeRaw(resp) == nil
+		if sent && backend {
+			s.meta.addBackend(c)
+		}
+		c.wmu.Unlock()
+		if !sent {
 			return false
 		}
 		if gap != nil && !c.send(gap) {
+			if backend {
+				s.meta.removeBackend(c)
+			}
 			return false
 		}
 		if username != "" {
@@ -314,8 +327,8 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	if !expires.IsZero() {
 		s.armExpiry(c, expires) // a no-op if removeConn has run (stopExpiry)
 	}
-	if backend {
-		s.meta.addBackend(c)
+	if hook := testHookJoined.Load(); hook != nil {
+		(*hook)()
 	}
 	s.stats.accepted.Add(1)
 	if e := s.log.Debug(); e.Enabled() {
@@ -338,6 +351,10 @@ func logOrigin(origin string) string {
 // upgrade and before the connection joins the table: it lets tests line
 // upgrades up against Shutdown or the connection cap.
 var testHookUpgrade atomic.Pointer[func()]
+
+// testHookJoined, when set by a test, runs once a connection has joined
+// the table and its 101 is out, before the handler's last steps.
+var testHookJoined atomic.Pointer[func()]
 
 // upgradedAlready reports whether the socket behind w was already upgraded
 // by an earlier request on it.
