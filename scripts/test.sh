@@ -3,7 +3,8 @@
 #   1. installs what the interop tests need, if it is missing: Chromium,
 #      Node.js and npm (Debian packages, via apt-get), and interop/node's
 #      node_modules (npm ci, from package-lock.json);
-#   2. go vet ./..., the gofmt check, and go test -race ./...
+#   2. go vet ./..., the gofmt check, third_party/nbio's patch tests, and
+#      go test -race ./...
 #
 # Installing is idempotent and quiet: nothing is fetched when everything is
 # there, and a failed install is reported but does not stop the script, so
