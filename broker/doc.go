@@ -8,9 +8,11 @@
 // nbio pollers own the sockets and call conn.Parse with the bytes read;
 // client messages are handled right there and must not block. Handshakes
 // and close notifications run on nbio's small handler pool. Each shard has
-// one worker goroutine that writes queued frames to its connections; one
-// sweeper goroutine pings and reaps idle connections; the admin listener
-// is a net/http server. Nothing is started per connection or per message.
+// one worker goroutine that copies the event log to its connections; one
+// sweeper goroutine pings and reaps idle connections; one guard enforces
+// max-output-memory; the admin listener is a net/http server. Nothing is
+// started per connection or per message (a connection whose token expires
+// has one timer, identity.go).
 // With TLS (tls.go) the poller also decrypts, and runs each TLS handshake.
 //
 // # Live reload
@@ -21,14 +23,17 @@
 //
 // # Fan-out
 //
-// A published event is framed once. Each shard worker takes everything
-// queued since its previous pass and writes it to each of its connections
-// with as few write calls as possible (group commit); that, not a timer,
-// is what batches under load. Targeted events (Config.Targeting ==
-// TargetUser) go through the shard's username index and cost O(that user's
-// connections). Per connection, bytes handed to nbio but not yet taken by
-// the kernel are counted; past MaxPendingBytes the connection is a slow
-// consumer and gets a 1008 close frame behind its backlog.
+// A published event is framed once and appended once to the node's event
+// log (eventlog), shared by every connection; a connection is a cursor
+// into it. Each shard worker, on each pass, copies to each connection what
+// its credit window allows, in as few write calls as possible (group
+// commit); that, not a timer, is what batches under load. Credit returns
+// with pongs to tagged pings (hub.go, creditTag). A connection more than
+// MaxLag behind, or whose next event left the log, is a slow consumer and
+// gets a 1008 close frame behind what it has in flight; publishers wait
+// while the audience (connections that return credit) is behind
+// (hub.saturated). Replies written to one connection (echo, errors,
+// MetaRequests) have their own backstop, MaxPendingBytes.
 //
 // # MetaRequests
 //
@@ -51,8 +56,11 @@
 //
 // # Lock order
 //
-// hub.pubMu, then shard.qmu. shard.mu is taken alone. metaRouter.mu is
-// never held while writing to a socket. conn.wmu, then tlsLink.mu (TLS
+// shard.mu is taken alone, never across a socket write (the worker copies
+// its connection list). The event log's lock is taken alone. conn.wmu,
+// then metaRouter.mu (a backend joins the routing under wmu with its 101);
+// metaRouter.mu is never held while writing to a socket. conn.wmu, then
+// tlsLink.mu (TLS
 // record layer), then nbio's per-connection lock, which is innermost
 // (inside every socket write). The poller takes tlsLink.mu alone, to
 // decrypt, and never holds it while parsing.
