@@ -195,7 +195,7 @@ func printSummary(r *bench.Result) {
 		fmt.Printf("not yet received %.1fs after publishing stopped: %d (%.4f%%); %.2f%% of deliveries arrived after the stop\n",
 			u.Seconds, u.Count, 100*u.Fraction, f.ReceivedAfterStopPct)
 		if st := f.Stalled; st.Count > 0 {
-			fmt.Printf("stalled: %d, closed %d (1008: %d, other code: %d, reset %d, EOF %d), open %d; closed during run %d, at %.2fs p50 / %.2fs max after the first publish",
+			fmt.Printf("stalled: %d, closed %d (1008: %d, other code: %d, reset %d, EOF %d), open %d; closed during run %d, at %.2fs p50 / %.2fs max after their start (first publish or later handshake)",
 				st.Count, st.Closed, st.Closed1008, st.ClosedOther, st.Reset, st.EOF, st.Open, st.ClosedDuringRun, st.CloseSecondsP50, st.CloseSecondsMax)
 			if st.LagBoundSeconds > 0 {
 				fmt.Printf(", %d of %d eligible within %.1fs", st.ClosedWithinBound, st.BoundEligible, st.LagBoundSeconds)
