@@ -156,8 +156,8 @@ type Config struct {
 	// StalledReadTimeout bounds that final read; zero means
 	// DefaultStalledReadTimeout.
 	StalledReadTimeout time.Duration
-	// StalledReconnect, if set, makes every stalled subscriber close its
-	// socket unread and dial a new one (left unread too) every period, so
+	// StalledReconnect, if set, makes every stalled subscriber reset its
+	// connection and dial a new one (left unread too) every period, so
 	// a server that cuts slow consumers only after they have lagged that
 	// long never gets to: the reconnecting attacker. The reconnects come
 	// in waves, each socket at its own random point within ±5 % of the

@@ -56,7 +56,7 @@ func run() int {
 	fs.DurationVar(&cfg.RetryAfterMax, "retry-after-max", bench.DefaultRetryAfterMax, "fanout: longest pause after a 503 (Retry-After is honoured up to this; negative: retry at once)")
 	fs.Float64Var(&cfg.StalledFraction, "stalled", 0, "fanout: fraction (0..1) of subscribers that never read after their handshake")
 	fs.DurationVar(&cfg.StalledReadTimeout, "stalled-read", bench.DefaultStalledReadTimeout, "fanout: how long the final read of the stalled sockets looks for the server's close")
-	fs.DurationVar(&cfg.StalledReconnect, "stalled-reconnect", 0, "fanout: every D each stalled subscriber closes its socket unread and dials again, never reading the new one either; "+
+	fs.DurationVar(&cfg.StalledReconnect, "stalled-reconnect", 0, "fanout: every D each stalled subscriber resets its connection and dials again, never reading the new one either; "+
 		"all in one wave, each at D ± 5 % (0 = never; at least 100ms). The stalled report then counts reconnects (and failed ones) and connections the server had "+
 		"closed before their reconnect (closedBeforeReconnect, …1008: the close frame or FIN/RST among what had arrived, read without waiting just before the reset); "+
 		"closed1008 etc. are the final read of each socket's last connection; "+
