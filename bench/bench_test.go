@@ -130,6 +130,11 @@ func checkFanout(t *testing.T, res *Result, subs int) {
 		t.Errorf("latency count %d, received %d", res.Latency.Count, f.Received)
 	}
 	checkLatency(t, res.Latency)
+	// Every publish request's duration is recorded, whatever the mode.
+	if f.PublishRequests == 0 || f.PublishLatency.Count != f.PublishRequests {
+		t.Errorf("%d publish requests, %d durations recorded", f.PublishRequests, f.PublishLatency.Count)
+	}
+	checkLatency(t, f.PublishLatency)
 }
 
 func TestFanoutAPI(t *testing.T) { targets(t, testFanoutAPI) }
@@ -376,6 +381,10 @@ func TestPublishRefused(t *testing.T) {
 	cfg.Batch, cfg.Duration, cfg.RetryAfterMax = 5, 600*time.Millisecond, 50*time.Millisecond
 	res := mustRun(t, cfg)
 	f := res.Fanout
+	// Refused requests have durations too: the slowest publish may be a 503.
+	if n := reqs.Load(); f.PublishRequests != n || f.PublishLatency.Count != n {
+		t.Errorf("server saw %d requests; harness counted %d, recorded %d durations", n, f.PublishRequests, f.PublishLatency.Count)
+	}
 	if f.RefusedRequests == 0 || f.Refused != 5*f.RefusedRequests || f.PublishFailed != 0 || len(res.Errors) != 0 {
 		t.Fatalf("refused %d in %d requests, failed %d, errors %v", f.Refused, f.RefusedRequests, f.PublishFailed, res.Errors)
 	}
@@ -412,6 +421,9 @@ func TestFanoutStalled(t *testing.T) {
 	}
 	if st.ClosedDuringRun != 25 || st.ClosedWithinBound != 25 || st.CloseSecondsMax <= 0.3 || st.CloseSecondsMax > 1.2 {
 		t.Errorf("stalled close times: %+v", st)
+	}
+	if st.BoundEligible != 25 || st.Connections != 25 || st.Reconnects != 0 || st.ClosedBeforeReconnect != 0 || st.Unconnected != 0 {
+		t.Errorf("stalled without reconnects: %+v", st)
 	}
 	if res.Connect.Disconnected != 0 {
 		t.Errorf("readers disconnected: %d", res.Connect.Disconnected)
@@ -476,18 +488,26 @@ func TestFrameScanner(t *testing.T) {
 // forward relays every connection to ln to dst, so one server looks like
 // a second node.
 func forward(t *testing.T, dst string) string {
+	addr, _ := forwardCounting(t, dst)
+	return addr
+}
+
+// forwardCounting is forward that also counts the connections accepted.
+func forwardCounting(t *testing.T, dst string) (string, *atomic.Int64) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
+	var accepted atomic.Int64
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
+			accepted.Add(1)
 			go func() {
 				defer c.Close()
 				d, err := net.Dial("tcp", dst)
@@ -500,7 +520,7 @@ func forward(t *testing.T, dst string) string {
 			}()
 		}
 	}()
-	return ln.Addr().String()
+	return ln.Addr().String(), &accepted
 }
 
 // Subscribers spread round robin over the nodes, reported per node.
@@ -566,5 +586,129 @@ func TestFanoutStalledMultiProcess(t *testing.T) {
 	f := res.Fanout
 	if f.StalledSubscribers != 10 || f.Readers != 30 || f.Lost != 0 || f.Expected != f.Published*30 {
 		t.Errorf("multi-process stalled: %+v", f)
+	}
+}
+
+// A publish request's recorded duration covers the whole time the server
+// held it: a front that holds some requests before passing them to the
+// real server shows that hold in the harness's slowest publish.
+func TestPublishLatencyCoversServerHold(t *testing.T) {
+	tg := startBaseline(t)
+	backend, err := url.Parse("http://" + tg.adminAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(backend)
+	var reqs atomic.Int64
+	var mu sync.Mutex
+	var longest time.Duration // the front's own longest handling
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		if reqs.Add(1)%3 == 0 {
+			time.Sleep(20 * time.Millisecond) // the hold being measured, not synchronisation
+		}
+		proxy.ServeHTTP(w, r)
+		mu.Lock()
+		longest = max(longest, time.Since(start))
+		mu.Unlock()
+	}))
+	defer front.Close()
+	cfg := tg.config(ScenarioFanout, 10)
+	cfg.AdminAddr = strings.TrimPrefix(front.URL, "http://")
+	cfg.Rate = 100
+	res := mustRun(t, cfg)
+	f := res.Fanout
+	if n := reqs.Load(); n == 0 || f.PublishRequests != n || f.PublishLatency.Count != n {
+		t.Fatalf("front saw %d requests; harness counted %d, recorded %d", n, f.PublishRequests, f.PublishLatency.Count)
+	}
+	mu.Lock()
+	want := float64(longest.Microseconds()) / 1000
+	mu.Unlock()
+	// The client's span contains the handler's; the histogram's max is at
+	// least the value recorded.
+	if f.PublishLatency.MaxMs < want {
+		t.Errorf("slowest publish %.3f ms, but the front held one %.3f ms", f.PublishLatency.MaxMs, want)
+	}
+	checkLatency(t, f.PublishLatency)
+}
+
+// Stalled subscribers with StalledReconnect close their socket and dial
+// again, every one at least once per period, and the readers are not
+// disturbed. The server sees each reconnect as a new connection.
+func TestStalledReconnect(t *testing.T) {
+	targets(t, func(t *testing.T, tg target) {
+		relay, accepted := forwardCounting(t, tg.addr)
+		cfg := tg.config(ScenarioFanout, 20)
+		cfg.Addr = relay
+		cfg.StalledFraction, cfg.StalledReconnect = 0.25, MinStalledReconnect
+		cfg.Rate, cfg.Size, cfg.Duration = 200, 200, 600*time.Millisecond
+		cfg.LateAfter, cfg.StalledReadTimeout, cfg.LagBound = 200*time.Millisecond, 300*time.Millisecond, time.Minute
+		res := mustRun(t, cfg)
+		f := res.Fanout
+		st := f.Stalled
+		t.Logf("stalled: %+v", st)
+		if f.Readers != 15 || f.StalledSubscribers != 5 || st.Count != 5 {
+			t.Fatalf("readers %d stalled %d", f.Readers, f.StalledSubscribers)
+		}
+		// The first wave is due a period after connecting, well before
+		// the settle and the publishing are over, and the final read waits
+		// for re-dials under way.
+		if st.Reconnects < st.Count || st.ReconnectFailed != 0 || st.Unconnected != 0 || len(st.ReconnectErrors) != 0 {
+			t.Errorf("reconnects: %+v", st)
+		}
+		if st.Connections != st.Count+st.Reconnects || st.ReconnectSeconds != 0.1 || res.Params.StalledReconnectSeconds != 0.1 {
+			t.Errorf("connections %d for %d sockets and %d reconnects", st.Connections, st.Count, st.Reconnects)
+		}
+		if n := accepted.Load(); n != int64(cfg.Conns)+st.Reconnects {
+			t.Errorf("server side saw %d connections, want %d subscribers + %d reconnects", n, cfg.Conns, st.Reconnects)
+		}
+		// Each socket's last connection is still there for the final read
+		// (nothing cuts at a minute's bound), and no connection lived long
+		// enough to be due a cut.
+		if st.Closed+st.Open != st.Count || st.BoundEligible != 0 || st.ClosedWithinBound != 0 {
+			t.Errorf("final read / bound: %+v", st)
+		}
+		if f.Expected != f.Published*15 || f.Lost != 0 || f.OutOfOrder != 0 || res.Connect.Disconnected != 0 {
+			t.Errorf("readers disturbed: %+v, %d disconnected", f, res.Connect.Disconnected)
+		}
+	})
+}
+
+// A bad reconnect period is refused with a message naming it.
+func TestStalledReconnectValidation(t *testing.T) {
+	for _, tc := range []struct {
+		fraction float64
+		period   time.Duration
+		want     string
+	}{{0.5, 50 * time.Millisecond, "50ms"}, {0.5, -time.Second, "-1s"}, {0, time.Second, "needs stalled"}} {
+		cfg := Config{Scenario: ScenarioFanout, Addr: "127.0.0.1:1", AdminAddr: "127.0.0.1:2", Key: "k", Conns: 2,
+			StalledFraction: tc.fraction, StalledReconnect: tc.period}
+		if _, err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("fraction %v period %v: %v, want %q", tc.fraction, tc.period, err, tc.want)
+		}
+	}
+}
+
+// A re-dialled stalled socket never reads either: the broker, cutting
+// slow consumers at MaxLag well inside the reconnect period, cuts more
+// connections (1008) than there are stalled sockets, so connections made
+// by reconnects were cut too. Retired connections' close codes are found.
+func TestStalledReconnectStaysStalled(t *testing.T) {
+	tg := startBrokerWith(t, func(c *broker.Config) { c.MaxLag = 300 * time.Millisecond })
+	cfg := tg.config(ScenarioFanout, 40)
+	cfg.StalledFraction, cfg.StalledReconnect = 0.25, time.Second
+	cfg.Rate, cfg.Size, cfg.Duration = 1000, 500, 2*time.Second
+	cfg.LateAfter, cfg.StalledReadTimeout = 300*time.Millisecond, time.Second
+	res := mustRun(t, cfg)
+	st := res.Fanout.Stalled
+	t.Logf("stalled: %+v", st)
+	if st.Count != 10 || st.Reconnects < st.Count || st.ReconnectFailed != 0 {
+		t.Fatalf("reconnects: %+v", st)
+	}
+	if cut := st.ClosedBeforeReconnect1008 + st.Closed1008; cut <= st.Count {
+		t.Errorf("%d connections cut with 1008 for %d stalled sockets: re-dialled ones were not", cut, st.Count)
+	}
+	if st.ClosedBeforeReconnect1008 > st.ClosedBeforeReconnect || st.ClosedBeforeReconnect > st.Reconnects {
+		t.Errorf("closed before reconnect: %+v", st)
 	}
 }

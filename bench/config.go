@@ -51,6 +51,9 @@ const (
 	// DefaultStalledReadTimeout bounds the final read of the stalled
 	// subscribers' sockets, looking for the server's close.
 	DefaultStalledReadTimeout = 3 * time.Second
+	// MinStalledReconnect is the shortest Config.StalledReconnect: below
+	// it the waves would be a handshake flood, not stalled subscribers.
+	MinStalledReconnect = 100 * time.Millisecond
 	// DefaultTimeoutSlack is added to twice the duration to get the hard
 	// timeout when Config.Timeout is zero.
 	DefaultTimeoutSlack = 2 * time.Minute
@@ -153,6 +156,15 @@ type Config struct {
 	// StalledReadTimeout bounds that final read; zero means
 	// DefaultStalledReadTimeout.
 	StalledReadTimeout time.Duration
+	// StalledReconnect, if set, makes every stalled subscriber reset its
+	// connection and dial a new one (left unread too) every period, so
+	// a server that cuts slow consumers only after they have lagged that
+	// long never gets to: the reconnecting attacker. The reconnects come
+	// in waves, each socket at its own random point within ±5 % of the
+	// period, so they are together but not in one millisecond. They go on
+	// until the final read, which reads each socket's last connection;
+	// see StalledStats for what is counted. At least MinStalledReconnect.
+	StalledReconnect time.Duration
 	// LateAfter is when, after publishing stopped, the harness counts the
 	// deliveries still missing (FanoutStats.UndeliveredAfter); the drain
 	// lasts at least this long unless everything arrived. Zero means
@@ -288,6 +300,14 @@ func (c *Config) Validate() error {
 	}
 	if c.StalledFraction < 0 || c.StalledFraction > 1 {
 		return errors.New("bench: StalledFraction must be between 0 and 1")
+	}
+	if c.StalledReconnect != 0 {
+		if c.StalledReconnect < MinStalledReconnect {
+			return fmt.Errorf("bench: stalled reconnect period %v: must be at least %v (or 0 for none)", c.StalledReconnect, MinStalledReconnect)
+		}
+		if c.StalledFraction == 0 || c.Scenario != ScenarioFanout {
+			return fmt.Errorf("bench: stalled reconnect period %v needs stalled subscribers (a fanout with StalledFraction > 0)", c.StalledReconnect)
+		}
 	}
 	if c.LateAfter < 0 || c.StalledReadTimeout < 0 {
 		return errors.New("bench: LateAfter and StalledReadTimeout must not be negative")

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"sync"
+	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 )
@@ -52,6 +53,13 @@ func (s *shardedHist) record(id int, latencyNanos, now int64) {
 		sh.lastRecv = now
 	}
 	sh.mu.Unlock()
+}
+
+// clampMicros is d in whole microseconds within the histogram's range:
+// a value past the top is clamped, not dropped, so it still shows as the
+// maximum.
+func clampMicros(d time.Duration) int64 {
+	return min(max(d.Microseconds(), histMin), histMax)
 }
 
 // merge returns the union of all shards and the newest receive time.

@@ -53,6 +53,8 @@ type Params struct {
 	PID             int     `json:"pid"`
 	Publishers      int     `json:"publishers"`
 	StalledFraction float64 `json:"stalledFraction"`
+	// StalledReconnectSeconds is Config.StalledReconnect (0: never).
+	StalledReconnectSeconds float64 `json:"stalledReconnectSeconds"`
 	// LateAfterSeconds is Config.LateAfter.
 	LateAfterSeconds float64 `json:"lateAfterSeconds"`
 	// RetryAfterMaxSeconds is the cap on honouring Retry-After (0: none).
@@ -91,10 +93,21 @@ type FanoutStats struct {
 	PublishFailed int64 `json:"publishFailed"`
 	// Refused is events answered 503 (the server shedding load, not an
 	// error), in RefusedRequests requests; they are not in Published.
-	Refused         int64   `json:"refused"`
-	RefusedRequests int64   `json:"refusedRequests"`
-	PublishSeconds  float64 `json:"publishSeconds"`
-	PublishRate     float64 `json:"publishRate"`
+	Refused         int64 `json:"refused"`
+	RefusedRequests int64 `json:"refusedRequests"`
+	// PublishRequests is every publish request that ran to an end: answered
+	// (202, 503 or another status) or failed; echo mode counts each batch
+	// of frames written. Requests cut short by the run's own end are left
+	// out.
+	PublishRequests int64 `json:"publishRequests"`
+	// PublishLatency is those requests' durations, from just before each
+	// was sent to its response (or its failure), whatever the status: how
+	// long the server held the publisher. In echo mode it is the time to
+	// hand the frames to the socket (there is no response). Its MaxMs is
+	// the slowest publish.
+	PublishLatency Latency `json:"publishLatency"`
+	PublishSeconds float64 `json:"publishSeconds"`
+	PublishRate    float64 `json:"publishRate"`
 	// Expected is Published × Readers.
 	Expected   int64   `json:"expected"`
 	Received   int64   `json:"received"`
@@ -125,10 +138,16 @@ type Undelivered struct {
 }
 
 // StalledStats is what became of the subscribers that never read
-// (Config.StalledFraction), seen from their side.
+// (Config.StalledFraction), seen from their side. With
+// Config.StalledReconnect each stalled socket has several connections in
+// turn: the close figures from the final read (Closed … Open) are about
+// the last one of each, the reconnect figures about the ones before, and
+// the close times and the bound about all of them.
 type StalledStats struct {
+	// Count is the stalled sockets (subscribers).
 	Count int64 `json:"count"`
-	// Closed is those with any sign of the server closing them.
+	// Closed is those whose last connection showed any sign of the
+	// server closing it.
 	Closed int64 `json:"closed"`
 	// Closed1008 and ClosedOther saw a close frame at the final read, with
 	// code 1008 or another (CloseCodes has them by code).
@@ -140,19 +159,46 @@ type StalledStats struct {
 	Reset int64 `json:"reset"`
 	EOF   int64 `json:"eof"`
 	Open  int64 `json:"open"`
-	// ClosedDuringRun is those whose close showed before the final read:
+	// ReconnectSeconds is Config.StalledReconnect (0: they never
+	// reconnect). Connections is every connection the stalled sockets
+	// made: Count + Reconnects. Reconnects is successful re-dials after
+	// closing the previous connection unread; ReconnectFailed the re-dials
+	// that failed (ReconnectErrors by kind: a server refusing them is
+	// shedding, not losing). Unconnected is stalled sockets left without a
+	// connection at the end because their last re-dial failed.
+	ReconnectSeconds float64          `json:"reconnectSeconds"`
+	Connections      int64            `json:"connections"`
+	Reconnects       int64            `json:"reconnects"`
+	ReconnectFailed  int64            `json:"reconnectFailed"`
+	ReconnectErrors  map[string]int64 `json:"reconnectErrors"`
+	Unconnected      int64            `json:"unconnected"`
+	// ClosedBeforeReconnect is connections the server had closed by the
+	// time the harness replaced them: its close frame was among what the
+	// kernel held for them (read then without waiting, the only read
+	// before the final one), or their TCP state showed its FIN or RST.
+	// ClosedBeforeReconnect1008 is those with a 1008 close frame.
+	ClosedBeforeReconnect     int64 `json:"closedBeforeReconnect"`
+	ClosedBeforeReconnect1008 int64 `json:"closedBeforeReconnect1008"`
+	// ClosedDuringRun is connections whose close showed before the final read:
 	// their TCP state left ESTABLISHED (FIN or RST), or the close frame the
 	// final read found had already arrived by then. Both come from polling
 	// TCP_INFO every 200 ms (state, bytes received), which reads nothing.
-	// CloseSecondsP50/Max are when, in seconds since the first publish
-	// (upper bounds, to the poll interval).
+	// CloseSecondsP50/Max are when, in seconds since the connection's
+	// start (upper bounds, to the poll interval). A connection's start is
+	// the first publish, or its handshake if that came later (a
+	// reconnect's).
 	ClosedDuringRun int64   `json:"closedDuringRun"`
 	CloseSecondsP50 float64 `json:"closeSecondsP50"`
 	CloseSecondsMax float64 `json:"closeSecondsMax"`
-	// ClosedWithinBound is those closed during the run no later than
-	// LagBoundSeconds (Config.LagBound) after the first publish; zero when
-	// no bound was given.
+	// ClosedWithinBound is connections closed during the run no later than
+	// LagBoundSeconds (Config.LagBound) after their start. BoundEligible
+	// is those a server cutting at that bound had to close within it:
+	// closed within it, or still held by the harness LagBoundSeconds after
+	// their start (a connection replaced sooner by a reconnect is not).
+	// Every one was cut in time when the two are equal. Both are zero
+	// when no bound was given.
 	ClosedWithinBound int64   `json:"closedWithinBound"`
+	BoundEligible     int64   `json:"boundEligible"`
 	LagBoundSeconds   float64 `json:"lagBoundSeconds"`
 }
 

@@ -51,13 +51,14 @@ func newResult(cfg Config) *Result {
 			Conns: cfg.Conns, Procs: cfg.Procs, Sources: cfg.Sources, DialConcurrency: cfg.DialConcurrency,
 			DurationSeconds: cfg.Duration.Seconds(), Rate: cfg.Rate, Batch: cfg.Batch, Size: cfg.Size,
 			Mode: cfg.Mode, Hold: cfg.Hold, PID: cfg.PID, Publishers: cfg.Publishers,
-			StalledFraction: cfg.StalledFraction, LateAfterSeconds: cfg.LateAfter.Seconds(),
+			StalledFraction: cfg.StalledFraction, StalledReconnectSeconds: cfg.StalledReconnect.Seconds(),
+			LateAfterSeconds:     cfg.LateAfter.Seconds(),
 			RetryAfterMaxSeconds: max(0, cfg.RetryAfterMax.Seconds()), LagBoundSeconds: cfg.LagBound.Seconds(),
 		},
 		Nodes:   []NodeStats{},
 		Start:   time.Now(),
 		Connect: ConnectStats{Errors: map[string]int{}},
-		Fanout:  FanoutStats{Stalled: StalledStats{CloseCodes: map[string]int64{}}},
+		Fanout:  FanoutStats{Stalled: StalledStats{CloseCodes: map[string]int64{}, ReconnectErrors: map[string]int64{}}},
 		Server:  ServerStats{PID: cfg.PID},
 		Harness: HarnessStats{Procs: cfg.Procs, InProcessServer: cfg.PID == selfPID},
 		Errors:  []string{},
@@ -161,7 +162,7 @@ func (r *run) startGroups(ctx context.Context) error {
 			DialConcurrency: max(1, r.cfg.DialConcurrency/procs), DialTimeout: r.cfg.DialTimeout,
 			Size: r.cfg.Size, Hold: r.cfg.Hold, Timeout: r.cfg.Timeout,
 			Publishers: r.cfg.Publishers, StalledFraction: r.cfg.StalledFraction,
-			StalledTimeout: r.cfg.StalledReadTimeout,
+			StalledTimeout: r.cfg.StalledReadTimeout, StalledReconnect: r.cfg.StalledReconnect,
 		}
 		first += count
 		if procs == 1 {
@@ -371,24 +372,42 @@ func (r *run) fanout(ctx context.Context) error {
 }
 
 // stalledStats turns the workers' stalled reports into the result's
-// section; close times are counted from the first publish.
+// section. Close times are counted from each connection's start: the first
+// publish, or its handshake if that came later (a reconnect's).
 func (r *run) stalledStats(st stalledReport, start time.Time) StalledStats {
 	s := StalledStats{
 		Count: st.Count, Closed: st.Closed, Closed1008: st.Closed1008, ClosedOther: st.ClosedOther,
 		Reset: st.Reset, EOF: st.EOF, Open: st.Open, CloseCodes: st.CloseCodes,
-		ClosedDuringRun: int64(len(st.ClosedAtNanos)), LagBoundSeconds: r.cfg.LagBound.Seconds(),
+		LagBoundSeconds: r.cfg.LagBound.Seconds(), ReconnectSeconds: r.cfg.StalledReconnect.Seconds(),
+		Connections: st.Connections, Reconnects: st.Reconnects, ReconnectFailed: st.ReconnectFailed,
+		ReconnectErrors: st.ReconnectErrors, ClosedBeforeReconnect: st.ClosedBeforeReconnect,
+		ClosedBeforeReconnect1008: st.ClosedBeforeReconnect1008,
+		Unconnected:               st.Unconnected,
 	}
 	if s.CloseCodes == nil {
 		s.CloseCodes = map[string]int64{}
 	}
-	secs := make([]float64, 0, len(st.ClosedAtNanos))
-	for _, t := range st.ClosedAtNanos {
-		d := float64(t-start.UnixNano()) / 1e9
-		secs = append(secs, d)
-		if r.cfg.LagBound > 0 && d <= r.cfg.LagBound.Seconds() {
+	if s.ReconnectErrors == nil {
+		s.ReconnectErrors = map[string]int64{}
+	}
+	bound := r.cfg.LagBound.Seconds()
+	secs := make([]float64, 0, len(st.Lives))
+	for _, l := range st.Lives {
+		ref := max(l.Born, start.UnixNano())
+		within := false
+		if l.Closed != 0 {
+			d := float64(l.Closed-ref) / 1e9
+			secs = append(secs, d)
+			within = bound > 0 && d <= bound
+		}
+		if within {
 			s.ClosedWithinBound++
 		}
+		if bound > 0 && (within || float64(l.End-ref)/1e9 >= bound) {
+			s.BoundEligible++
+		}
 	}
+	s.ClosedDuringRun = int64(len(secs))
 	if len(secs) > 0 {
 		slices.Sort(secs)
 		s.CloseSecondsP50 = secs[len(secs)/2]
@@ -403,8 +422,11 @@ const maxCatchUp = 1000
 
 // pubStats is one publisher's tally.
 type pubStats struct {
-	published, failed, refused, refusedRequests int64
-	errs                                        map[string]int
+	published, failed, refused, refusedRequests, requests int64
+	errs                                                  map[string]int
+	// latency is each request's duration in µs (newHist), owned by the
+	// publisher's goroutine until publish merges it.
+	latency *hdrhistogram.Histogram
 }
 
 // publish runs every publisher for cfg.Duration and adds up their tallies.
@@ -422,7 +444,10 @@ func (r *run) publish(ctx context.Context, pubs []publisher) {
 	wg.Wait()
 	f := &r.res.Fanout
 	errCounts := map[string]int{}
+	lat := newHist()
 	for _, st := range stats {
+		lat.Merge(st.latency)
+		f.PublishRequests += st.requests
 		f.Published += st.published
 		f.PublishFailed += st.failed
 		f.Refused += st.refused
@@ -439,6 +464,7 @@ func (r *run) publish(ctx context.Context, pubs []publisher) {
 	for _, e := range keys {
 		r.res.Errors = append(r.res.Errors, fmt.Sprintf("%s (x%d)", e, errCounts[e]))
 	}
+	f.PublishLatency = summarize(lat)
 }
 
 // publishOne sends events as publisher id until start+cfg.Duration, at its
@@ -446,9 +472,12 @@ func (r *run) publish(ctx context.Context, pubs []publisher) {
 // sequence number and the send time. A 503 is the server refusing, not
 // failing: the events are counted as refused (and never re-sent, so a
 // fixed offered rate stays fixed), and the publisher pauses for
-// Retry-After capped at cfg.RetryAfterMax.
+// Retry-After capped at cfg.RetryAfterMax. Every request's duration, from
+// just before it is sent to its response (or failure), goes into the
+// tally's latency histogram: a publisher held by the server shows there
+// even when the events are eventually accepted.
 func (r *run) publishOne(ctx context.Context, id int, pub publisher, start time.Time) pubStats {
-	st := pubStats{errs: map[string]int{}}
+	st := pubStats{errs: map[string]int{}, latency: newHist()}
 	et := 5
 	if r.cfg.Mode == ModeEcho {
 		et = 10
@@ -493,7 +522,12 @@ func (r *run) publishOne(ctx context.Context, id int, pub publisher, start time.
 		for i := range evs {
 			evs[i] = appendEvent(evs[i][:0], et, id, seq+int64(i), ts, r.cfg.Size, true)
 		}
+		sent := time.Now()
 		acc, err := pub.publish(ctx, evs)
+		if err == nil || ctx.Err() == nil { // not a request cut short by the run's end
+			st.requests++
+			_ = st.latency.RecordValue(clampMicros(time.Since(sent)))
+		}
 		seq += n
 		st.published += int64(acc)
 		r.published.Add(int64(acc))

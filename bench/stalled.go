@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
@@ -25,11 +26,24 @@ import (
 // kernel's receive buffer fills, the TCP window closes and the server sees
 // exactly what a frozen client looks like (no reads, no pong to its pings).
 // Only at the end does readStalled read what is there, to learn how the
-// server closed it.
+// server closed it. With Config.StalledReconnect the harness instead
+// retires it (closes it unread) and dials a new one in its place.
 type stalledConn struct {
 	id, node int
+	addr     string // the node it was dialled to, and from (nil: any)
+	src      net.IP
 	conn     *net.TCPConn
 	br       *bufio.Reader // holds anything read with the 101
+	// born is when its handshake completed, unix nanos.
+	born int64
+	// mu serialises the watcher's polls with retire, which may run on a
+	// reconnect goroutine; retired (under mu) stops the polls.
+	mu      sync.Mutex
+	retired bool
+	// ended is when the harness retired it, or when the final read began
+	// for a socket's last connection (unix nanos); written before the
+	// report is made, read after.
+	ended int64
 	// closedAt is when the watcher first saw the socket leave ESTABLISHED
 	// (the server's FIN or RST arrived), unix nanos; 0 if never.
 	closedAt atomic.Int64
@@ -74,9 +88,32 @@ type stalledReport struct {
 	Open int64 `json:"open"`
 	// CloseCodes counts close frames by code.
 	CloseCodes map[string]int64 `json:"closeCodes"`
-	// ClosedAtNanos lists, for every stalled socket the watcher saw closed
-	// during the run, when (unix nanos).
-	ClosedAtNanos []int64 `json:"closedAtNanos"`
+	// Unconnected is stalled sockets with no connection at the end: their
+	// last re-dial (Config.StalledReconnect) failed.
+	Unconnected int64 `json:"unconnected"`
+	// Connections is every connection the stalled sockets made: Count plus
+	// Reconnects. Reconnects is successful re-dials, ReconnectFailed the
+	// others (by kind in ReconnectErrors). ClosedBeforeReconnect is
+	// retired connections the server had already closed (close frame, FIN
+	// or RST seen) when the harness replaced them, ClosedBeforeReconnect1008
+	// those with a 1008 close frame.
+	Connections               int64            `json:"connections"`
+	Reconnects                int64            `json:"reconnects"`
+	ReconnectFailed           int64            `json:"reconnectFailed"`
+	ReconnectErrors           map[string]int64 `json:"reconnectErrors"`
+	ClosedBeforeReconnect     int64            `json:"closedBeforeReconnect"`
+	ClosedBeforeReconnect1008 int64            `json:"closedBeforeReconnect1008"`
+	// Lives has one entry per connection, retired or last.
+	Lives []connLife `json:"lives"`
+}
+
+// connLife is one stalled connection's span, unix nanos: its handshake,
+// when the server's close first showed (0: never during the run) and
+// when it ended for the harness (retired, or its final read began).
+type connLife struct {
+	Born   int64 `json:"born"`
+	Closed int64 `json:"closed"`
+	End    int64 `json:"end"`
 }
 
 func (s *stalledReport) add(o stalledReport) {
@@ -87,13 +124,25 @@ func (s *stalledReport) add(o stalledReport) {
 	s.Reset += o.Reset
 	s.EOF += o.EOF
 	s.Open += o.Open
+	s.Unconnected += o.Unconnected
+	s.Connections += o.Connections
+	s.Reconnects += o.Reconnects
+	s.ReconnectFailed += o.ReconnectFailed
+	s.ClosedBeforeReconnect += o.ClosedBeforeReconnect
+	s.ClosedBeforeReconnect1008 += o.ClosedBeforeReconnect1008
 	if s.CloseCodes == nil {
 		s.CloseCodes = map[string]int64{}
 	}
 	for k, v := range o.CloseCodes {
 		s.CloseCodes[k] += v
 	}
-	s.ClosedAtNanos = append(s.ClosedAtNanos, o.ClosedAtNanos...)
+	if s.ReconnectErrors == nil {
+		s.ReconnectErrors = map[string]int64{}
+	}
+	for k, v := range o.ReconnectErrors {
+		s.ReconnectErrors[k] += v
+	}
+	s.Lives = append(s.Lives, o.Lives...)
 }
 
 // stalled outcomes, from the final read.
@@ -105,13 +154,13 @@ const (
 )
 
 // dialStalled performs the WebSocket handshake on a plain TCP socket and
-// returns it unread.
-func dialStalled(addr, path, origin string, local net.IP, timeout time.Duration) (*stalledConn, error) {
+// returns it unread. Ending ctx aborts it.
+func dialStalled(ctx context.Context, addr, path, origin string, local net.IP, timeout time.Duration) (*stalledConn, error) {
 	d := net.Dialer{Timeout: timeout}
 	if local != nil {
 		d.LocalAddr = &net.TCPAddr{IP: local}
 	}
-	c, err := d.Dial("tcp", addr)
+	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
@@ -122,6 +171,9 @@ func dialStalled(addr, path, origin string, local net.IP, timeout time.Duration)
 			_ = tc.Close()
 		}
 	}()
+	// The handshake below blocks on the socket; a deadline in the past
+	// wakes it when ctx ends.
+	defer context.AfterFunc(ctx, func() { _ = tc.SetDeadline(time.Unix(1, 0)) })()
 	var nonce [16]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
 		return nil, err
@@ -170,9 +222,12 @@ func dialStalled(addr, path, origin string, local net.IP, timeout time.Duration)
 	if accept != acceptKey(key) {
 		return nil, errors.New("bench: bad Sec-WebSocket-Accept")
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	_ = tc.SetDeadline(time.Time{})
 	ok = true
-	sc := &stalledConn{conn: tc, br: br}
+	sc := &stalledConn{addr: addr, src: local, conn: tc, br: br, born: time.Now().UnixNano()}
 	if _, got, _ := tcpState(tc); got >= uint64(br.Buffered()) {
 		sc.base = got - uint64(br.Buffered())
 	}
@@ -184,9 +239,10 @@ func dialStalled(addr, path, origin string, local net.IP, timeout time.Duration)
 const stalledWatchInterval = 200 * time.Millisecond
 
 // watchStalled notes when each stalled socket leaves ESTABLISHED, which
-// is when the server's FIN or RST reached it, without reading from it. The
+// is when the server's FIN or RST reached it, without reading from it.
+// conns is called at every poll, as reconnects replace connections. The
 // returned stop is idempotent.
-func watchStalled(conns []*stalledConn) (stop func()) {
+func watchStalled(conns func() []*stalledConn) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -199,7 +255,7 @@ func watchStalled(conns []*stalledConn) (stop func()) {
 			case <-done:
 				return
 			case now := <-t.C:
-				for _, sc := range conns {
+				for _, sc := range conns() {
 					sc.watch(now.UnixNano())
 				}
 			}
@@ -209,8 +265,84 @@ func watchStalled(conns []*stalledConn) (stop func()) {
 	return func() { once.Do(func() { close(done); wg.Wait() }) }
 }
 
-// watch records one poll at now (unix nanos).
+// watch records one poll at now (unix nanos), unless sc was retired.
 func (sc *stalledConn) watch(now int64) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if !sc.retired {
+		sc.poll(now)
+	}
+}
+
+// retire ends sc for a reconnect, at now (unix nanos): a last look at its
+// TCP state, then a look, without waiting, at what the kernel already
+// holds for it, for the server's close frame (a server that cut it has
+// usually sent the frame, and its FIN only later), then a reset: the
+// connection is dropped as by a client that never reads and hangs up.
+// This is the only time a connection is read before the final read.
+func (sc *stalledConn) retire(now int64) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.retired {
+		return
+	}
+	sc.poll(now)
+	sc.retired, sc.ended = true, now
+	sc.scanHeld()
+	_ = sc.conn.SetLinger(0)
+	_ = sc.conn.Close()
+}
+
+// retireBufs holds scanHeld's read buffers between reconnect waves.
+var retireBufs = sync.Pool{New: func() any { return new([64 << 10]byte) }}
+
+// scanHeld reads what is already buffered for sc (in bufio and in the
+// kernel), never waiting for more, and sets its outcome to outcomeClose if
+// a whole close frame is there. sc.mu is held.
+func (sc *stalledConn) scanHeld() {
+	var fs frameScanner
+	found := func() bool {
+		sc.setOutcome(outcomeClose, fs.code)
+		sc.closeEnd = fs.pos
+		return true
+	}
+	if n := sc.br.Buffered(); n > 0 {
+		if b, _ := sc.br.Peek(n); fs.feed(b) {
+			found()
+			return
+		}
+	}
+	rc, err := sc.conn.SyscallConn()
+	if err != nil {
+		return
+	}
+	buf := retireBufs.Get().(*[64 << 10]byte)
+	defer retireBufs.Put(buf)
+	for {
+		n := 0
+		// One non-blocking read per call: returning true tells the runtime
+		// not to wait for readability.
+		if err := rc.Read(func(fd uintptr) bool {
+			n, _ = unix.Read(int(fd), buf[:])
+			return true
+		}); err != nil || n <= 0 {
+			return // nothing more held (EAGAIN), EOF or an error
+		}
+		if fs.feed(buf[:n]) && found() {
+			return
+		}
+	}
+}
+
+// isRetired reports whether retire ran.
+func (sc *stalledConn) isRetired() bool {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.retired
+}
+
+// poll is watch's body; sc.mu is held.
+func (sc *stalledConn) poll(now int64) {
 	est, bytes, ok := tcpState(sc.conn)
 	if !ok {
 		return
@@ -257,15 +389,25 @@ func (sc *stalledConn) closeTime() int64 {
 	return t
 }
 
-// readStalled reads every stalled socket until a close frame, EOF, a
-// reset, or timeout from now, and summarises what it found.
-func readStalled(conns []*stalledConn, timeout time.Duration) stalledReport {
+// readStalled reads every stalled socket's last connection (those retired
+// for a reconnect whose re-dial failed are skipped) until a close frame,
+// EOF, a reset, or timeout from now, and summarises what it found with
+// the retired connections.
+func readStalled(conns, retired []*stalledConn, timeout time.Duration) stalledReport {
 	if timeout <= 0 {
 		timeout = DefaultStalledReadTimeout
 	}
-	deadline := time.Now().Add(timeout)
+	now := time.Now()
+	deadline := now.Add(timeout)
 	var wg sync.WaitGroup
 	for _, sc := range conns {
+		if sc.isRetired() {
+			continue
+		}
+		// A last poll, as retire takes: "during the run" lasts until the
+		// connection's end for the harness.
+		sc.watch(now.UnixNano())
+		sc.ended = now.UnixNano()
 		wg.Add(1)
 		go func() { // one goroutine each, only for this bounded final read
 			defer wg.Done()
@@ -273,7 +415,7 @@ func readStalled(conns []*stalledConn, timeout time.Duration) stalledReport {
 		}()
 	}
 	wg.Wait()
-	return summarizeStalled(conns)
+	return summarizeStalled(conns, retired)
 }
 
 // finalRead fills sc's outcome and close code.
@@ -310,9 +452,26 @@ func (sc *stalledConn) setOutcome(o, code int) {
 	sc.outcome, sc.code = o, code
 }
 
-func summarizeStalled(conns []*stalledConn) stalledReport {
-	r := stalledReport{Count: int64(len(conns)), CloseCodes: map[string]int64{}, ClosedAtNanos: []int64{}}
+// summarizeStalled reports on conns, each stalled socket's last connection
+// (retired if its re-dial failed), and the retired connections before them.
+func summarizeStalled(conns, retired []*stalledConn) stalledReport {
+	r := stalledReport{Count: int64(len(conns)), CloseCodes: map[string]int64{},
+		ReconnectErrors: map[string]int64{}, Lives: []connLife{}}
+	for _, sc := range retired {
+		t := sc.closeTime()
+		if t != 0 || sc.outcome == outcomeClose {
+			r.ClosedBeforeReconnect++
+		}
+		if sc.outcome == outcomeClose && sc.code == 1008 {
+			r.ClosedBeforeReconnect1008++
+		}
+		r.Lives = append(r.Lives, connLife{Born: sc.born, Closed: t, End: sc.ended})
+	}
 	for _, sc := range conns {
+		if sc.isRetired() {
+			r.Unconnected++ // already counted among the retired
+			continue
+		}
 		switch sc.outcome {
 		case outcomeClose:
 			r.CloseCodes[strconv.Itoa(sc.code)]++
@@ -329,9 +488,7 @@ func summarizeStalled(conns []*stalledConn) stalledReport {
 			r.Open++
 		}
 		t := sc.closeTime()
-		if t != 0 {
-			r.ClosedAtNanos = append(r.ClosedAtNanos, t)
-		}
+		r.Lives = append(r.Lives, connLife{Born: sc.born, Closed: t, End: sc.ended})
 		if sc.outcome != outcomeOpen || t != 0 {
 			r.Closed++
 		}

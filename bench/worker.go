@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
+	"math/rand/v2"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -33,6 +36,8 @@ type workerSpec struct {
 	Publishers      int           `json:"publishers"`
 	StalledFraction float64       `json:"stalledFraction"`
 	StalledTimeout  time.Duration `json:"stalledTimeout"`
+	// StalledReconnect is Config.StalledReconnect.
+	StalledReconnect time.Duration `json:"stalledReconnect"`
 }
 
 // nodeOf is the node index of global connection index i.
@@ -116,12 +121,21 @@ type worker struct {
 	proto  wsConn // handlers shared by every connection
 	hist   *shardedHist
 
-	mu      sync.Mutex
-	subs    []*sub
+	mu   sync.Mutex
+	subs []*sub
+	// stalled has each stalled socket's current connection (a reconnect
+	// replaces it in place; one whose re-dial failed stays, retired);
+	// retired has the connections reconnects replaced.
 	stalled []*stalledConn
+	retired []*stalledConn
 	nodes   []nodeCounters
+	// reconnects and reconnectErrors (by errKind) count re-dials.
+	reconnects      int64
+	reconnectFailed int64
+	reconnectErrors map[string]int64
 
-	stopWatch func() // ends watchStalled
+	stopWatch     func() // ends watchStalled
+	stopReconnect func() // ends reconnectStalled
 
 	connected    atomic.Int64
 	received     atomic.Int64
@@ -142,7 +156,8 @@ func newWorker(spec workerSpec) (*worker, error) {
 		return nil, errors.New("bench: worker without a target address")
 	}
 	spec.Publishers = max(1, spec.Publishers)
-	w := &worker{spec: spec, engine: e, hist: newShardedHist(), stopWatch: func() {}}
+	w := &worker{spec: spec, engine: e, hist: newShardedHist(), stopWatch: func() {}, stopReconnect: func() {},
+		reconnectErrors: map[string]int64{}}
 	w.nodes = make([]nodeCounters, len(spec.Addrs))
 	for i := range w.nodes {
 		w.nodes[i].hist = newShardedHist()
@@ -243,7 +258,7 @@ func (w *worker) connect(ctx context.Context) connectReport {
 				src := sourceIP(g, w.spec.Sources, v6[node])
 				addr := w.spec.Addrs[node]
 				if w.spec.Scenario == ScenarioFanout && isStalled(g/len(w.spec.Addrs), w.spec.StalledFraction) {
-					sc, err := dialStalled(addr, w.spec.Path, w.spec.Origin, src, w.spec.DialTimeout)
+					sc, err := dialStalled(ctx, addr, w.spec.Path, w.spec.Origin, src, w.spec.DialTimeout)
 					mu.Lock()
 					if err != nil {
 						rep.Failed++
@@ -308,10 +323,128 @@ func (w *worker) connect(ctx context.Context) connectReport {
 	}
 	w.mu.Lock()
 	if len(w.stalled) > 0 {
-		w.stopWatch = watchStalled(w.stalled)
+		w.stopWatch = watchStalled(w.stalledSnapshot)
+		w.stopReconnect = w.reconnectStalled(ctx, len(w.stalled))
 	}
 	w.mu.Unlock()
 	return rep
+}
+
+func (w *worker) stalledSnapshot() []*stalledConn {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]*stalledConn(nil), w.stalled...)
+}
+
+// stalledReconnectJitter is how far (a fraction of the period, either
+// way) each stalled socket's reconnect is moved at random: enough that
+// they do not all dial in the same millisecond, little enough that they
+// still come as one wave, as a reconnecting attacker's would.
+const stalledReconnectJitter = 0.05
+
+// reconnectStalled starts the reconnect waves of spec.StalledReconnect
+// (none if it is zero) over the n stalled sockets: wave k re-dials every
+// socket at k periods after now, each moved by up to
+// stalledReconnectJitter of a period, with at most DialConcurrency
+// re-dials at once. A socket still re-dialling from the last wave skips
+// the wave. Ending ctx aborts re-dials; the returned stop ends the waves
+// and waits for re-dials under way. Called with w.mu held.
+func (w *worker) reconnectStalled(ctx context.Context, n int) (stop func()) {
+	period := w.spec.StalledReconnect
+	if period <= 0 || n == 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	busy := make([]atomic.Bool, n)
+	slots := make(chan int)
+	var wg sync.WaitGroup
+	for range min(n, max(1, w.spec.DialConcurrency)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range slots {
+				w.redial(ctx, i)
+				busy[i].Store(false)
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(slots)
+		start := time.Now()
+		order := make([]int, n)
+		due := make([]time.Time, n)
+		for wave := 1; ; wave++ {
+			base := start.Add(time.Duration(wave) * period)
+			for i := range order {
+				order[i] = i
+				due[i] = base.Add(time.Duration((2*rand.Float64() - 1) * stalledReconnectJitter * float64(period)))
+			}
+			slices.SortFunc(order, func(a, b int) int { return due[a].Compare(due[b]) })
+			for _, i := range order {
+				if !waitUntil(ctx, done, due[i]) {
+					return
+				}
+				if busy[i].Swap(true) {
+					continue
+				}
+				select {
+				case slots <- i:
+				case <-done:
+					return
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done); wg.Wait() }) }
+}
+
+// waitUntil sleeps until t; false if done closed or ctx ended first.
+func waitUntil(ctx context.Context, done <-chan struct{}, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return true
+	case <-done:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// redial retires stalled socket i's connection and dials a new one in its
+// place, left unread like the first.
+func (w *worker) redial(ctx context.Context, i int) {
+	w.mu.Lock()
+	old := w.stalled[i]
+	w.mu.Unlock()
+	if !old.isRetired() {
+		old.retire(time.Now().UnixNano())
+		w.mu.Lock()
+		w.retired = append(w.retired, old)
+		w.mu.Unlock()
+	}
+	sc, err := dialStalled(ctx, old.addr, w.spec.Path, w.spec.Origin, old.src, w.spec.DialTimeout)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case err == nil:
+		sc.id, sc.node = old.id, old.node
+		w.stalled[i] = sc
+		w.reconnects++
+	case ctx.Err() == nil: // not the run's end
+		w.reconnectFailed++
+		w.reconnectErrors[errKind(err)]++
+	}
 }
 
 // errKind folds an error into a short, address-free category so reports
@@ -383,20 +516,35 @@ wait:
 	takeLate()
 	rep := w.deliveries()
 	rep.Readers, rep.ReceivedAtStop, rep.ReceivedAtLate = readers, atStop, atLate
+	// Reconnects go on through the readers' drain, as the attack would;
+	// they stop before the final read.
+	w.stopReconnect()
+	w.stopWatch()
 	w.mu.Lock()
 	stalled := append([]*stalledConn(nil), w.stalled...)
+	retired := append([]*stalledConn(nil), w.retired...)
+	reconnects, failed, errs := w.reconnects, w.reconnectFailed, maps.Clone(w.reconnectErrors)
 	w.mu.Unlock()
-	w.stopWatch()
-	rep.Stalled = readStalled(stalled, w.spec.StalledTimeout)
+	st := readStalled(stalled, retired, w.spec.StalledTimeout)
+	st.Reconnects, st.ReconnectFailed, st.ReconnectErrors = reconnects, failed, errs
+	st.Connections = st.Count + st.Reconnects
+	rep.Stalled = st
 	for i := range rep.Nodes {
 		rep.Nodes[i].ReceivedAtLate = nodesAtLate[i]
-		var mine []*stalledConn
+		var mine, mineRetired []*stalledConn
 		for _, sc := range stalled {
 			if sc.node == i {
 				mine = append(mine, sc)
 			}
 		}
-		rep.Nodes[i].Stalled = summarizeStalled(mine)
+		for _, sc := range retired {
+			if sc.node == i {
+				mineRetired = append(mineRetired, sc)
+			}
+		}
+		ns := summarizeStalled(mine, mineRetired)
+		ns.Lives = nil // the total has them; a node's report needs only counts
+		rep.Nodes[i].Stalled = ns
 	}
 	return rep
 }
@@ -454,6 +602,11 @@ func (w *worker) close(cpu bool) closeReport {
 	rep := closeReport{Disconnected: w.disconnected.Load()}
 	w.closing.Store(true)
 	w.mu.Lock()
+	stopRe := w.stopReconnect
+	w.stopReconnect = func() {}
+	w.mu.Unlock()
+	stopRe() // no re-dial may replace a connection while they are closed
+	w.mu.Lock()
 	for _, s := range w.subs {
 		_ = s.ws.Close()
 	}
@@ -461,7 +614,10 @@ func (w *worker) close(cpu bool) closeReport {
 	for _, sc := range w.stalled {
 		_ = sc.conn.Close()
 	}
-	w.stalled = nil
+	for _, sc := range w.retired {
+		_ = sc.conn.Close() // closed at retire; again is harmless
+	}
+	w.stalled, w.retired = nil, nil
 	stop := w.stopWatch
 	w.stopWatch = func() {}
 	w.mu.Unlock()

@@ -56,6 +56,11 @@ func run() int {
 	fs.DurationVar(&cfg.RetryAfterMax, "retry-after-max", bench.DefaultRetryAfterMax, "fanout: longest pause after a 503 (Retry-After is honoured up to this; negative: retry at once)")
 	fs.Float64Var(&cfg.StalledFraction, "stalled", 0, "fanout: fraction (0..1) of subscribers that never read after their handshake")
 	fs.DurationVar(&cfg.StalledReadTimeout, "stalled-read", bench.DefaultStalledReadTimeout, "fanout: how long the final read of the stalled sockets looks for the server's close")
+	fs.DurationVar(&cfg.StalledReconnect, "stalled-reconnect", 0, "fanout: every D each stalled subscriber resets its connection and dials again, never reading the new one either; "+
+		"all in one wave, each at D ± 5 % (0 = never; at least 100ms). The stalled report then counts reconnects (and failed ones) and connections the server had "+
+		"closed before their reconnect (closedBeforeReconnect, …1008: the close frame or FIN/RST among what had arrived, read without waiting just before the reset); "+
+		"closed1008 etc. are the final read of each socket's last connection; "+
+		"-lag-bound counts from each connection's own start (its handshake, or the first publish) and expects a cut only of those that lived that long (boundEligible)")
 	fs.DurationVar(&cfg.LagBound, "lag-bound", 0, "fanout: count stalled subscribers closed within this of the first publish (e.g. the broker's -max-lag plus slack; 0 = don't)")
 	fs.DurationVar(&cfg.LateAfter, "late-after", bench.DefaultLateAfter, "fanout: count deliveries still missing this long after publishing stopped")
 	fs.StringVar(&cfg.Label, "label", "", "series name for charts (e.g. broker, baseline); copied into the JSON")
@@ -181,18 +186,25 @@ func printSummary(r *bench.Result) {
 		fmt.Printf("published %d events (%d failed, %d refused with 503 in %d requests) by %d publishers in %.2fs = %.1f/s to %d subscribers (%d reading, %d stalled)\n",
 			f.Published, f.PublishFailed, f.Refused, f.RefusedRequests, f.Publishers, f.PublishSeconds, f.PublishRate,
 			f.Subscribers, f.Readers, f.StalledSubscribers)
+		pl := f.PublishLatency
+		fmt.Printf("publish request ms: p50 %.3f  p99 %.3f  p99.9 %.3f  (n=%d); slowest publish %.1f ms\n",
+			pl.P50Ms, pl.P99Ms, pl.P999Ms, f.PublishRequests, pl.MaxMs)
 		fmt.Printf("deliveries to readers %d/%d expected, lost %d (%.3f%%), out of order %d, unparsed %d, %.0f deliveries/s\n",
 			f.Received, f.Expected, f.Lost, f.LossPct, f.OutOfOrder, f.Unparsed, f.DeliveriesPerSec)
 		u := f.UndeliveredAfter
 		fmt.Printf("not yet received %.1fs after publishing stopped: %d (%.4f%%); %.2f%% of deliveries arrived after the stop\n",
 			u.Seconds, u.Count, 100*u.Fraction, f.ReceivedAfterStopPct)
 		if st := f.Stalled; st.Count > 0 {
-			fmt.Printf("stalled: %d, closed %d (1008: %d, other code: %d, reset %d, EOF %d), open %d; closed during run %d, at %.2fs p50 / %.2fs max after the first publish",
+			fmt.Printf("stalled: %d, closed %d (1008: %d, other code: %d, reset %d, EOF %d), open %d; closed during run %d, at %.2fs p50 / %.2fs max after their start (first publish or later handshake)",
 				st.Count, st.Closed, st.Closed1008, st.ClosedOther, st.Reset, st.EOF, st.Open, st.ClosedDuringRun, st.CloseSecondsP50, st.CloseSecondsMax)
 			if st.LagBoundSeconds > 0 {
-				fmt.Printf(", %d within %.1fs", st.ClosedWithinBound, st.LagBoundSeconds)
+				fmt.Printf(", %d of %d eligible within %.1fs", st.ClosedWithinBound, st.BoundEligible, st.LagBoundSeconds)
 			}
 			fmt.Println()
+			if st.ReconnectSeconds > 0 {
+				fmt.Printf("stalled reconnecting every %gs: %d reconnects (%d failed%s), %d connections, %d closed by the server before their reconnect (1008: %d), %d without a connection at the end\n",
+					st.ReconnectSeconds, st.Reconnects, st.ReconnectFailed, errSummary(st.ReconnectErrors), st.Connections, st.ClosedBeforeReconnect, st.ClosedBeforeReconnect1008, st.Unconnected)
+			}
 		}
 		printLatency("publish→receive", r.Latency)
 		if len(r.Nodes) > 1 {
@@ -223,6 +235,25 @@ func printSummary(r *bench.Result) {
 	for _, e := range r.Errors {
 		fmt.Printf("error: %s\n", e)
 	}
+}
+
+// errSummary lists counts by kind, ": kind xN, …", or nothing.
+func errSummary(m map[string]int64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for i, k := range keys {
+		if i == 0 {
+			b.WriteString(": ")
+		} else {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s x%d", k, m[k])
+	}
+	return b.String()
 }
 
 func printLatency(name string, l bench.Latency) {
