@@ -402,10 +402,12 @@ func TestPublishRefused(t *testing.T) {
 // Stalled subscribers never read; the broker closes them (1008) once
 // their lag passes MaxLag, and the readers lose nothing.
 func TestFanoutStalled(t *testing.T) {
-	tg := startBrokerWith(t, func(c *broker.Config) { c.MaxLag = 300 * time.Millisecond })
+	// MaxLag leaves room for a reader of a busy race-enabled run to fall
+	// behind for a moment without being cut.
+	tg := startBrokerWith(t, func(c *broker.Config) { c.MaxLag = 700 * time.Millisecond })
 	cfg := tg.config(ScenarioFanout, 100)
-	cfg.StalledFraction, cfg.Rate, cfg.Size, cfg.Duration = 0.25, 1000, 500, 1500*time.Millisecond
-	cfg.LagBound, cfg.LateAfter, cfg.StalledReadTimeout = 1200*time.Millisecond, 500*time.Millisecond, time.Second
+	cfg.StalledFraction, cfg.Rate, cfg.Size, cfg.Duration = 0.25, 1000, 500, 2500*time.Millisecond
+	cfg.LagBound, cfg.LateAfter, cfg.StalledReadTimeout = 2*time.Second, 500*time.Millisecond, time.Second
 	res := mustRun(t, cfg)
 	f := res.Fanout
 	if f.Subscribers != 100 || f.Readers != 75 || f.StalledSubscribers != 25 || f.Stalled.Count != 25 {
@@ -419,7 +421,7 @@ func TestFanoutStalled(t *testing.T) {
 	if st.Closed != 25 || st.Closed1008 != 25 || st.CloseCodes["1008"] != 25 || st.Open != 0 {
 		t.Errorf("stalled not closed with 1008: %+v", st)
 	}
-	if st.ClosedDuringRun != 25 || st.ClosedWithinBound != 25 || st.CloseSecondsMax <= 0.3 || st.CloseSecondsMax > 1.2 {
+	if st.ClosedDuringRun != 25 || st.ClosedWithinBound != 25 || st.CloseSecondsMax <= 0.7 || st.CloseSecondsMax > 2 {
 		t.Errorf("stalled close times: %+v", st)
 	}
 	if st.BoundEligible != 25 || st.Connections != 25 || st.Reconnects != 0 || st.ClosedBeforeReconnect != 0 || st.Unconnected != 0 {
