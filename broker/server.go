@@ -15,6 +15,7 @@ import (
 	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/nbhttp"
 	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
 
 	"github.com/webinate/broker/auth"
 	"github.com/webinate/broker/eventlog"
@@ -39,6 +40,13 @@ type Server struct {
 	limits   atomic.Pointer[limits]
 	current  atomic.Pointer[Config] // cfg with the reloaded fields applied
 	reloadMu sync.Mutex             // serialises Reload
+
+	// bcastNode is the echo broadcast budget every connection shares
+	// (Config.BroadcastNodeBytes), retuned on Reload.
+	bcastNode *rate.Limiter
+	// publishersWaiting counts publish requests held by backpressure:
+	// while there are any, echo broadcasts wait (see broadcastEcho).
+	publishersWaiting atomic.Int64
 
 	// TLS, when Config.TLS is set: the certificate store and the
 	// listener's configuration, which reads it at every handshake.
@@ -95,7 +103,15 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	key := []byte(cfg.APIKey)
 	s.apiKey.Store(&key)
 	s.auth.Store(v)
-	s.limits.Store(limitsOf(cfg, 0))
+	lim := limitsOf(cfg, 0)
+	s.limits.Store(lim)
+	// Full from the start, like every bucket (SetBurst on an empty one
+	// would leave it empty). Unused while the budget is off.
+	nodeRate := cfg.BroadcastNodeBytes
+	if nodeRate < 0 {
+		nodeRate = DefaultBroadcastNodeBytes
+	}
+	s.bcastNode = rate.NewLimiter(rate.Limit(nodeRate), lim.nodeBurst(cfg.MaxMessageSize))
 	cur := cfg
 	s.current.Store(&cur)
 	s.meta.s = s
