@@ -106,6 +106,10 @@ func (s *Server) waitForCapacity(r *http.Request) bool {
 		return true
 	}
 	s.stats.publishWaits.Add(1)
+	// Client echo broadcasts wait while this request does (broadcastEcho):
+	// what the fan-out catches up goes to publishers first.
+	s.publishersWaiting.Add(1)
+	defer s.publishersWaiting.Add(-1)
 	deadline := time.NewTimer(s.cfg.PublishWait)
 	defer deadline.Stop()
 	for {

@@ -191,7 +191,7 @@ func (s *Server) saturatedReason() string {
 
 // ServeMeta implements Node.
 func (n busNode) ServeMeta(msg []byte, respond func(reply []byte)) {
-	n.s.meta.route(asker{remote: respond}, msg)
+	n.s.meta.serve(msg, respond)
 }
 
 // toBus is the accept hook of the backend socket and echo broadcasts: with

@@ -60,6 +60,28 @@ const (
 	// DefaultBroadcastBurst is its bucket size. Paced like the message rate.
 	DefaultBroadcastRate  = 5
 	DefaultBroadcastBurst = 10
+	// DefaultBroadcastBytes is each connection's echo broadcast budget in
+	// bytes per second (its bucket holds MaxMessageSize by default): the
+	// count limit alone let a client append 5 maximum-size messages a
+	// second to the log every connection reads. Paced like the count.
+	DefaultBroadcastBytes = 64 << 10
+	// DefaultBroadcastNodeBytes is the budget, in bytes per second, that
+	// every client's echo broadcasts share on one node, so that anonymous
+	// traffic, however many sockets it comes from, leaves the fan-out to
+	// the publishers: past it, broadcasters are held, publishers are not.
+	DefaultBroadcastNodeBytes = 1 << 20
+	// DefaultMetaInflight is how many MetaRequests one client may have
+	// waiting for a backend; the request that reaches it is forwarded and
+	// the client's further input waits until one is answered or expires.
+	DefaultMetaInflight = 16
+	// DefaultMetaInflightBytes bounds the bytes of one client's waiting
+	// MetaRequests the same way, so that a client of large requests cannot
+	// fill a backend's output.
+	DefaultMetaInflightBytes = 256 << 10
+	// DefaultMetaMaxPending caps the MetaRequests waiting for a backend on
+	// one node, whoever sent them: beyond it requests are refused at once,
+	// so that many clients together cannot exhaust memory.
+	DefaultMetaMaxPending = 10000
 	// DefaultBackendTimeout is how long a client's MetaRequest waits for a
 	// backend's reply before the client gets an error.
 	DefaultBackendTimeout = 5 * time.Second
@@ -217,6 +239,26 @@ type Config struct {
 	// zero means the defaults, a negative rate disables the limit.
 	BroadcastRate  float64
 	BroadcastBurst int
+	// BroadcastBytes and BroadcastBytesBurst limit echo broadcast bytes
+	// per connection (per second, and the bucket); zero means
+	// DefaultBroadcastBytes and MaxMessageSize, a negative rate disables
+	// the limit. The burst must hold the largest message.
+	BroadcastBytes      int
+	BroadcastBytesBurst int
+	// BroadcastNodeBytes is the echo broadcast budget in bytes per second
+	// shared by every connection of the node (its bucket holds one second,
+	// at least MaxMessageSize); zero means DefaultBroadcastNodeBytes,
+	// negative disables it.
+	BroadcastNodeBytes int
+
+	// MetaInflight and MetaInflightBytes bound one client's MetaRequests
+	// waiting for a backend (count and bytes); zero means the defaults,
+	// negative disables the bound.
+	MetaInflight      int
+	MetaInflightBytes int
+	// MetaMaxPending caps the MetaRequests waiting for a backend on this
+	// node; zero means DefaultMetaMaxPending, negative disables the cap.
+	MetaMaxPending int
 
 	// BackendTimeout bounds the wait for a backend's MetaRequest reply;
 	// zero means DefaultBackendTimeout.
@@ -337,6 +379,24 @@ func (c Config) withDefaults() Config {
 	if c.BroadcastBurst == 0 {
 		c.BroadcastBurst = DefaultBroadcastBurst
 	}
+	if c.BroadcastBytes == 0 {
+		c.BroadcastBytes = DefaultBroadcastBytes
+	}
+	if c.BroadcastBytesBurst == 0 {
+		c.BroadcastBytesBurst = c.MaxMessageSize
+	}
+	if c.BroadcastNodeBytes == 0 {
+		c.BroadcastNodeBytes = DefaultBroadcastNodeBytes
+	}
+	if c.MetaInflight == 0 {
+		c.MetaInflight = DefaultMetaInflight
+	}
+	if c.MetaInflightBytes == 0 {
+		c.MetaInflightBytes = DefaultMetaInflightBytes
+	}
+	if c.MetaMaxPending == 0 {
+		c.MetaMaxPending = DefaultMetaMaxPending
+	}
 	if c.BackendTimeout == 0 {
 		c.BackendTimeout = DefaultBackendTimeout
 	}
@@ -448,6 +508,25 @@ func (c Config) Validate() error {
 	}
 	if c.BroadcastRate > 0 && c.BroadcastBurst < 1 {
 		bad("broker: broadcast burst %d: must be at least 1", c.BroadcastBurst)
+	}
+	if c.BroadcastBytes > 0 && c.BroadcastBytes < 1024 {
+		bad("broker: broadcast bytes %d: must be at least 1024 bytes a second (negative disables the limit)", c.BroadcastBytes)
+	}
+	if c.BroadcastBytes > 0 && c.BroadcastBytesBurst < c.MaxMessageSize {
+		bad("broker: broadcast bytes burst %d: must be at least max message %d, or a message that large could never be broadcast",
+			c.BroadcastBytesBurst, c.MaxMessageSize)
+	}
+	if c.BroadcastNodeBytes > 0 && c.BroadcastNodeBytes < 1024 {
+		bad("broker: broadcast node bytes %d: must be at least 1024 bytes a second (negative disables the budget)", c.BroadcastNodeBytes)
+	}
+	if c.MetaInflightBytes > 0 && c.MetaInflightBytes < 1024 {
+		bad("broker: meta inflight bytes %d: must be at least 1024 (negative disables the bound)", c.MetaInflightBytes)
+	}
+	if c.MetaInflight > 1<<20 {
+		bad("broker: meta inflight %d: must be at most 1048576 (negative disables the bound)", c.MetaInflight)
+	}
+	if c.MetaMaxPending > 1<<24 {
+		bad("broker: meta max pending %d: must be at most 16777216 (negative disables the cap)", c.MetaMaxPending)
 	}
 	if c.WriteWindow < 4<<10 || c.WriteWindow > 64<<20 {
 		bad("broker: write window %d: must be 4 KiB..64 MiB", c.WriteWindow)

@@ -96,6 +96,7 @@ type conn struct {
 	desync     bool // after a fatal frame error: discard input until closed
 	msgLimit   *rate.Limiter
 	bcastLimit *rate.Limiter
+	bcastBytes *rate.Limiter
 	limGen     uint64 // generation of the limits the limiters have (see retune)
 
 	// tls is the connection's TLS link, nil for plain ws://. Writes go

@@ -13,6 +13,12 @@ const (
 	errBackendGone    = "backend disconnected before answering"
 	errReservedField  = "clientId and authUser are set by the broker and may not be sent"
 	errShuttingDown   = "server is shutting down: event not published"
+	// Budgets: a client that asks faster than the backends answer is
+	// paced; these are what it is told when pacing did not suffice.
+	errMetaInflight  = "too many MetaRequests in flight"
+	errMetaNodeFull  = "too many MetaRequests pending on this server"
+	errBackendBusy   = "backend busy"
+	errBroadcastBusy = "broker is busy: broadcast not sent, retry later"
 )
 
 // Members the broker adds to a MetaRequest it forwards to a backend. A
@@ -56,13 +62,17 @@ func (s *Server) dispatch(c *conn, msg []byte) {
 			c.writeText(msg)
 			return
 		}
+		// Over its count or byte budget, the sender's further input waits
+		// (on top of any message-rate hold); this one goes out first.
 		if d := pace(&c.bcastLimit, lim.broadcastRate, lim.broadcastBurst); d > 0 {
-			c.hold(d, noLonger)
+			s.stats.broadcastPaced.Add(1)
+			c.holdMore(d, noLonger)
 		}
-		if !s.toBus(c, msg, true, codec.Echo) {
-			s.hub.broadcast(item{frame: appendFrame(nil, opText, msg), etype: codec.Echo})
+		if d := paceBytes(&c.bcastBytes, lim.broadcastBytes, lim.broadcastBytesBurst, len(msg)); d > 0 {
+			s.stats.broadcastPaced.Add(1)
+			c.holdMore(d, noLonger)
 		}
-		s.paceBackpressure(c)
+		s.broadcastEcho(c, msg)
 	case codec.KindServerEvent:
 		// Only backends get this kind. A MetaRequest carrying a clientId
 		// is the answer to a client's request; anything else is published.
@@ -94,6 +104,61 @@ func (s *Server) dispatch(c *conn, msg []byte) {
 		s.refreshToken(c, msg)
 	default:
 		s.replyError(c, m.EventType, m.Reason)
+	}
+}
+
+// broadcastEcho appends a client's echo broadcast to the log (or hands it
+// to the Bus) once the node can take it, and holds the client meanwhile:
+// client broadcasts come after publishers. While a publisher waits or the
+// broker is saturated, or the node's broadcast budget is spent, the
+// message waits (one per client: its further input is held) and is
+// appended as soon as the way is clear. Checking before appending is what
+// keeps broadcasters from adding to a backlog that publishers are waiting
+// on. A message still waiting after the publishers' own bound (PublishWait,
+// at most half of MaxLag, as for paceBackpressure) is refused with an
+// error event instead: past the node's budget, waiting longer would only
+// queue more.
+func (s *Server) broadcastEcho(c *conn, msg []byte) {
+	if s.echoGate(len(msg)) {
+		s.appendEcho(c, msg)
+		s.paceBackpressure(c)
+		return
+	}
+	s.stats.broadcastNodePaced.Add(1)
+	kept := append([]byte(nil), msg...) // nbio reuses msg after we return
+	deadline := time.Now().Add(min(s.cfg.PublishWait, s.hub.fo.maxLag.Load()/2))
+	var poll backoff
+	done := false
+	c.holdMore(poll.next(), func() time.Duration {
+		switch {
+		case done:
+			return 0
+		case s.echoGate(len(kept)):
+			s.appendEcho(c, kept)
+		case time.Now().Before(deadline):
+			return poll.next()
+		default:
+			s.stats.broadcastRefused.Add(1)
+			s.replyError(c, codec.Echo, errBroadcastBusy)
+		}
+		done = true
+		return 0
+	})
+}
+
+// echoGate reports whether an echo broadcast of n bytes may be appended
+// now, taking n bytes of the node's budget if so.
+func (s *Server) echoGate(n int) bool {
+	if s.publishersWaiting.Load() > 0 || s.saturated() {
+		return false
+	}
+	return s.limits.Load().broadcastNodeBytes < 0 || s.bcastNode.AllowN(time.Now(), n)
+}
+
+// appendEcho publishes an echo broadcast: to the Bus, or the local log.
+func (s *Server) appendEcho(c *conn, msg []byte) {
+	if !s.toBus(c, msg, true, codec.Echo) {
+		s.hub.broadcast(item{frame: appendFrame(nil, opText, msg), etype: codec.Echo})
 	}
 }
 

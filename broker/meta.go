@@ -31,6 +31,24 @@ type metaRouter struct {
 	seq      uint64
 	prefix   string // random per process, see above
 	pending  map[string]*metaRequest
+
+	// Budgets (see admit): the requests this node is waiting on, local
+	// or through the Bus, and each local client's share of them.
+	waiting int
+	clients map[*conn]*metaBudget
+}
+
+// metaBudget is one client's MetaRequests waiting for an answer. Changed
+// under metaRouter.mu; read without it by the poll of the client's hold.
+type metaBudget struct {
+	n     atomic.Int64
+	bytes atomic.Int64
+}
+
+// full reports whether the client may not have another request forwarded.
+func (b *metaBudget) full(l *limits) bool {
+	return l.metaInflight > 0 && b.n.Load() >= int64(l.metaInflight) ||
+		l.metaInflightBytes > 0 && b.bytes.Load() >= int64(l.metaInflightBytes)
 }
 
 type metaRequest struct {
@@ -45,10 +63,14 @@ type metaRequest struct {
 type asker struct {
 	c      *conn
 	remote func(reply []byte)
+	size   int // bytes charged to c's budget (see admit)
 }
 
-// answer gives the asker the backend's reply, clientId removed.
-func (a asker) answer(msg []byte) {
+// answer gives the asker the backend's reply, clientId removed. Every
+// admitted request ends in exactly one answer or fail, which give its
+// budget back.
+func (a asker) answer(s *Server, msg []byte) {
+	s.meta.release(a)
 	if a.remote != nil {
 		a.remote(msg)
 		return
@@ -58,6 +80,7 @@ func (a asker) answer(msg []byte) {
 
 // fail tells the asker why there is no answer, with an error event.
 func (a asker) fail(s *Server, reason string) {
+	s.meta.release(a)
 	if a.remote != nil {
 		a.remote(codec.AppendError(nil, codec.MetaRequest, reason))
 		return
@@ -115,31 +138,130 @@ func (r *metaRouter) removeBackend(c *conn) {
 // forward sends a client's MetaRequest, with a fresh clientId added, to the
 // next backend in turn, failing over to the others if a write fails. In a
 // cluster, a node with no backend of its own asks the others through the
-// Bus.
+// Bus. Either way the request counts against the client's budget until it
+// is answered or expires, and the client that reaches its budget is
+// paced (see pace). Called from dispatch, with c.rmu held.
 func (r *metaRouter) forward(client *conn, msg []byte) {
 	fwd := msg
 	if client.username != "" {
 		fwd = codec.AppendWithField(nil, fwd, authUserField, client.username)
 	}
+	lim := r.s.limits.Load()
+	a := asker{c: client, size: len(fwd)}
+	if reason := r.admit(a, lim); reason != "" {
+		r.s.replyError(client, codec.MetaRequest, reason)
+		return
+	}
+	local := 1
 	if r.s.bus != nil {
 		r.mu.Lock()
-		local := len(r.backends)
+		local = len(r.backends)
 		r.mu.Unlock()
-		if local == 0 {
-			r.viaBus(client, fwd)
-			return
+	}
+	if local == 0 {
+		r.viaBus(a, fwd)
+	} else {
+		r.route(a, fwd)
+	}
+	r.pace(client)
+}
+
+// admit counts a request against the node's cap and, for a local client,
+// against that client's budget, or reports why it is refused. A client
+// is paced once it reaches its budget, so it only gets here over budget
+// when the hold ended first (see pace): it is then told at once, as is
+// everyone once the node waits on MetaMaxPending requests.
+func (r *metaRouter) admit(a asker, lim *limits) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if lim.metaMaxPending > 0 && r.waiting >= lim.metaMaxPending {
+		r.s.stats.metaRefusedPending.Add(1)
+		return errMetaNodeFull
+	}
+	if a.c == nil {
+		r.waiting++
+		return ""
+	}
+	b := r.clients[a.c]
+	if b != nil && b.full(lim) {
+		r.s.stats.metaRefusedInflight.Add(1)
+		return errMetaInflight
+	}
+	if b == nil {
+		if r.clients == nil {
+			r.clients = make(map[*conn]*metaBudget)
+		}
+		b = &metaBudget{}
+		r.clients[a.c] = b
+	}
+	b.n.Add(1)
+	b.bytes.Add(int64(a.size))
+	r.waiting++
+	return ""
+}
+
+// release gives back what admit counted for a request that has ended.
+func (r *metaRouter) release(a asker) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.waiting--
+	if a.c == nil {
+		return
+	}
+	if b := r.clients[a.c]; b != nil {
+		b.bytes.Add(-int64(a.size))
+		if b.n.Add(-1) <= 0 {
+			delete(r.clients, a.c)
 		}
 	}
-	r.route(asker{c: client}, fwd)
+}
+
+// pace holds c's input while it has its budget's worth of requests
+// waiting, until one of them is answered or expires: a client that asks
+// faster than the backends answer is slowed down, its requests waiting in
+// its own socket, instead of piling up in a backend's output. The hold
+// lasts at most half of MaxLag, for the reason given at paceBackpressure;
+// a request that arrives while still over budget is then refused.
+func (r *metaRouter) pace(c *conn) {
+	r.mu.Lock()
+	b := r.clients[c]
+	r.mu.Unlock()
+	if b == nil || !b.full(r.s.limits.Load()) {
+		return
+	}
+	r.s.stats.metaPaced.Add(1)
+	deadline := time.Now().Add(r.s.hub.fo.maxLag.Load() / 2)
+	var poll backoff
+	c.holdMore(poll.next(), func() time.Duration {
+		// b is this client's budget for as long as it has requests
+		// waiting; once they have all ended it reads as empty.
+		if b.full(r.s.limits.Load()) && time.Now().Before(deadline) {
+			return poll.next()
+		}
+		return 0
+	})
+}
+
+// serve routes another node's MetaRequest (see busNode.ServeMeta) to a
+// local backend, within this node's cap.
+func (r *metaRouter) serve(msg []byte, respond func(reply []byte)) {
+	a := asker{remote: respond}
+	if reason := r.admit(a, r.s.limits.Load()); reason != "" {
+		respond(codec.AppendError(nil, codec.MetaRequest, reason))
+		return
+	}
+	r.route(a, msg)
 }
 
 // viaBus asks another node's backend. That node applies its own
 // BackendTimeout and answers with an error event when its backend fails,
 // so this side waits a little longer before giving up.
-func (r *metaRouter) viaBus(client *conn, msg []byte) {
+func (r *metaRouter) viaBus(a asker, msg []byte) {
+	client := a.c
 	fwd := append([]byte(nil), msg...) // nbio reuses msg after we return
 	r.s.stats.metaForwarded.Add(1)
 	r.s.bus.Request(fwd, r.s.cfg.BackendTimeout+time.Second, func(reply []byte, err error) {
+		r.release(a)
 		switch {
 		case err == nil:
 			client.writeText(reply)
@@ -167,6 +289,7 @@ func (r *metaRouter) route(client asker, fwd []byte) {
 	r.mu.Unlock()
 
 	frame := appendFrame(nil, opText, codec.AppendWithField(nil, fwd, clientIDField, id))
+	busy := false
 	for try := 0; try < candidates; try++ {
 		b := r.pick()
 		if b == nil {
@@ -180,7 +303,8 @@ func (r *metaRouter) route(client asker, fwd []byte) {
 		r.pending[id] = p
 		p.timer = time.AfterFunc(r.s.cfg.BackendTimeout, func() { r.expire(id) })
 		r.mu.Unlock()
-		if b.send(frame) {
+		ok, full := b.offer(frame)
+		if ok {
 			r.mu.Lock()
 			if q := r.pending[id]; q == p {
 				q.sent = true
@@ -197,12 +321,41 @@ func (r *metaRouter) route(client asker, fwd []byte) {
 			}
 			return
 		}
-		// That backend is going away: take the request back, try another.
+		// That backend is going away, or busy: take the request back, try
+		// another.
+		busy = busy || full
 		if r.take(id) == nil {
 			return // already answered or expired meanwhile
 		}
 	}
+	if busy {
+		r.s.stats.metaRefusedBusy.Add(1)
+		client.fail(r.s, errBackendBusy)
+		return
+	}
 	client.fail(r.s, errNoBackend)
+}
+
+// offer writes a forwarded MetaRequest to backend b unless b already has
+// more than half of max-pending unsent: b then reads more slowly than it
+// is asked, and reports full so that another backend is tried, or the
+// client told. send would close b as a slow consumer instead, which is
+// right for a connection that does not read what it is sent, and wrong
+// for a backend whose clients ask faster than it reads: it would lose
+// every client's requests for one client's flood. A backend that stops
+// reading is still cut, by the fan-out's rules (max-lag). The check and
+// the write share wmu, so forwards from several pollers cannot overshoot.
+func (b *conn) offer(frame []byte) (ok, full bool) {
+	limit := int64(b.srv.limits.Load().maxPending / 2)
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
+	if b.closing.Load() {
+		return false, false
+	}
+	if p := b.pending(); p > 0 && p+int64(len(frame)) > limit {
+		return false, true
+	}
+	return b.writeRaw(frame) == nil, false
 }
 
 // pick returns the next live backend, round robin, or nil.
@@ -254,7 +407,7 @@ func (r *metaRouter) reply(from *conn, id string, msg []byte) {
 		r.s.stats.metaLate.Add(1)
 		return
 	}
-	p.client.answer(codec.AppendWithoutField(make([]byte, 0, len(msg)), msg, clientIDField))
+	p.client.answer(r.s, codec.AppendWithoutField(make([]byte, 0, len(msg)), msg, clientIDField))
 }
 
 // pendingCount is the number of requests waiting for a backend.

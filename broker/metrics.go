@@ -102,6 +102,16 @@ var (
 		"Connections closed by the max-output-memory guard.", nil, nil)
 	descPaced = prometheus.NewDesc("broker_input_paced_total",
 		"Times a connection's input was held: over its message or broadcast rate, or a publisher while the broker is saturated.", nil, nil)
+	descMetaPaced = prometheus.NewDesc("broker_meta_requests_paced_total",
+		"Times a client's input was held at its MetaRequest budget (meta-inflight, meta-inflight-bytes) until a request of its was answered or expired.", nil, nil)
+	descMetaRefused = prometheus.NewDesc("broker_meta_requests_refused_total",
+		"MetaRequests refused with an error event, by reason: inflight (the client still over its budget when its hold ended), pending (meta-max-pending on this node), backend_busy (every backend's output over half of max-pending).",
+		[]string{"reason"}, nil)
+	descBroadcastPaced = prometheus.NewDesc("broker_broadcasts_paced_total",
+		"Echo broadcasts that held their sender, by scope: connection (over its broadcast-rate or broadcast-bytes budget, sent at once) or node (waited before being appended: a publisher waiting, the broker saturated, or broadcast-node-bytes spent).",
+		[]string{"scope"}, nil)
+	descBroadcastRefused = prometheus.NewDesc("broker_broadcasts_refused_total",
+		"Echo broadcasts refused with an error event after waiting as long as a publisher would for the node.", nil, nil)
 	descCloses = prometheus.NewDesc("broker_closes_total",
 		"Connections closed, by reason (the labels of /stats \"closed\").", []string{"reason"}, nil)
 )
@@ -118,6 +128,7 @@ func (brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 		descSlow, descPublishWaits, descPublishRefused, descMetaForwarded, descMetaTimeouts,
 		descMetaLate, descMetaPending, descCloses, descOutput, descHistoryBytes, descHistoryEvents,
 		descHeadSeq, descBehind, descStalled, descForgedPongs, descMemoryCloses, descPaced,
+		descMetaPaced, descMetaRefused, descBroadcastPaced, descBroadcastRefused,
 	} {
 		ch <- d
 	}
@@ -186,6 +197,13 @@ func (c brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descForgedPongs, st.forgedPongs.Load())
 	counter(descMemoryCloses, st.memoryCloses.Load())
 	counter(descPaced, st.paced.Load())
+	counter(descMetaPaced, st.metaPaced.Load())
+	counter(descMetaRefused, st.metaRefusedInflight.Load(), "inflight")
+	counter(descMetaRefused, st.metaRefusedPending.Load(), "pending")
+	counter(descMetaRefused, st.metaRefusedBusy.Load(), "backend_busy")
+	counter(descBroadcastPaced, st.broadcastPaced.Load(), "connection")
+	counter(descBroadcastPaced, st.broadcastNodePaced.Load(), "node")
+	counter(descBroadcastRefused, st.broadcastRefused.Load())
 
 	// Copied first: ch may block, and closedBy must not wait for a scrape.
 	st.mu.Lock()

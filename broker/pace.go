@@ -84,3 +84,55 @@ func pace(l **rate.Limiter, r float64, burst int) time.Duration {
 }
 
 func noLonger() time.Duration { return 0 }
+
+// holdMore holds c's input like hold, for a reason that may come on top
+// of another found while handling the same message (the message rate,
+// then a budget): the hold then lasts until every reason has passed,
+// where hold would keep the first and drop the rest. until may be asked
+// again after it has reported zero, and must then report zero again.
+// Called with rmu held, from dispatch.
+func (c *conn) holdMore(d time.Duration, until func() time.Duration) {
+	if !c.held {
+		c.hold(d, until)
+		return
+	}
+	prev := c.holdUntil
+	end := time.Now().Add(d)
+	c.holdUntil = func() time.Duration {
+		mine := time.Until(end)
+		if mine <= 0 {
+			mine = until()
+		}
+		return max(prev(), mine)
+	}
+}
+
+// paceBytes is pace for a message of n bytes against a bucket of bytes
+// (r per second, burst deep). Validate keeps burst at least the largest
+// message; n is capped at the bucket anyway, so that a burst lowered by a
+// reload can only delay a message, never refuse it.
+func paceBytes(l **rate.Limiter, r, burst, n int) time.Duration {
+	if r < 0 {
+		return 0
+	}
+	if *l == nil {
+		*l = rate.NewLimiter(rate.Limit(r), burst)
+	}
+	res := (*l).ReserveN(time.Now(), min(n, (*l).Burst()))
+	if !res.OK() {
+		return time.Second
+	}
+	return res.Delay()
+}
+
+// backoff spaces the polls of a hold that waits for something other than
+// time (a backend's reply, the fan-out, a shared budget): 1 ms at first,
+// so that a short wait ends soon after its cause, doubling up to 16 ms,
+// so that a long one costs few timer runs.
+type backoff time.Duration
+
+func (b *backoff) next() time.Duration {
+	d := max(time.Duration(*b), time.Millisecond)
+	*b = backoff(min(2*d, 16*time.Millisecond))
+	return d
+}

@@ -22,9 +22,13 @@ import (
 //     upgrade uses the new one.
 //   - socketApiKey and jwt: the key and the JWT verifier are swapped;
 //     connections already open stay, whoever they were let in by.
-//   - messageRate/messageBurst, broadcastRate/broadcastBurst: new
-//     connections, and open ones from their next message (each conn
-//     retunes its limiters when it sees a new generation).
+//   - messageRate/messageBurst, broadcastRate/broadcastBurst,
+//     broadcastBytes/broadcastBytesBurst: new connections, and open ones
+//     from their next message (each conn retunes its limiters when it sees
+//     a new generation).
+//   - broadcastNodeBytes: the node's shared bucket, at once.
+//   - metaInflight, metaInflightBytes, metaMaxPending: the next
+//     MetaRequest (requests already forwarded stay).
 //   - maxLag, publishLag: the shard workers' next pass. How often a worker
 //     passes when idle (passTick) stays as computed at start, at most
 //     250 ms.
@@ -52,6 +56,14 @@ type limits struct {
 	broadcastRate  float64
 	broadcastBurst int
 	maxPending     int
+	// Budgets (see Config): echo broadcast bytes per connection and per
+	// node, MetaRequests waiting per client and per node.
+	broadcastBytes      int
+	broadcastBytesBurst int
+	broadcastNodeBytes  int
+	metaInflight        int
+	metaInflightBytes   int
+	metaMaxPending      int
 }
 
 func limitsOf(c Config, gen uint64) *limits {
@@ -62,8 +74,19 @@ func limitsOf(c Config, gen uint64) *limits {
 		broadcastRate:  c.BroadcastRate,
 		broadcastBurst: c.BroadcastBurst,
 		maxPending:     c.MaxPendingBytes,
+
+		broadcastBytes:      c.BroadcastBytes,
+		broadcastBytesBurst: c.BroadcastBytesBurst,
+		broadcastNodeBytes:  c.BroadcastNodeBytes,
+		metaInflight:        c.MetaInflight,
+		metaInflightBytes:   c.MetaInflightBytes,
+		metaMaxPending:      c.MetaMaxPending,
 	}
 }
+
+// nodeBurst is the node broadcast bucket's size: one second of the
+// budget, and never less than the largest message.
+func (l *limits) nodeBurst(maxMessage int) int { return max(l.broadcastNodeBytes, maxMessage) }
 
 // atomicDuration is a time.Duration that may change while read.
 type atomicDuration struct{ v atomic.Int64 }
@@ -99,6 +122,9 @@ var configKeys = map[string]string{
 	"HistorySize": "historySize", "HistoryAge": "historyAge",
 	"MaxOutputMemory": "maxOutputMemory", "Linger": "linger",
 	"Pprof": "pprof", "ReusePort": "reusePort", "Auth": "jwt", "TLS": "tls", "Bus": "cluster",
+	"BroadcastBytes": "broadcastBytes", "BroadcastBytesBurst": "broadcastBytesBurst",
+	"BroadcastNodeBytes": "broadcastNodeBytes", "MetaInflight": "metaInflight",
+	"MetaInflightBytes": "metaInflightBytes", "MetaMaxPending": "metaMaxPending",
 }
 
 // liveFields are the Config fields Reload applies (see above).
@@ -109,6 +135,8 @@ var liveFields = map[string]bool{
 	"MaxLag": true, "PublishLag": true, "MaxPendingBytes": true,
 	"TLS": true, "DrainPeriod": true, "RefreshWindow": true, "MaxConnsPerIP": true, "MaxConnsPerUser": true,
 	"MaxAcceptRate": true, "MaxAcceptBurst": true,
+	"BroadcastBytes": true, "BroadcastBytesBurst": true, "BroadcastNodeBytes": true,
+	"MetaInflight": true, "MetaInflightBytes": true, "MetaMaxPending": true,
 }
 
 // Reload applies the fields of cfg that can change while the broker runs
@@ -204,7 +232,9 @@ func (s *Server) Reload(cfg Config) (applied, ignored []string, err error) {
 		// Every backend proved the old key: it holds it no longer.
 		s.meta.closeBackends(reasonKeyRotated, &s.stats.keyRotated)
 	}
-	s.limits.Store(limitsOf(next, s.limits.Load().gen+1))
+	lim := limitsOf(next, s.limits.Load().gen+1)
+	s.limits.Store(lim)
+	s.retuneNode(lim)
 	s.hub.fo.maxLag.Store(next.MaxLag)
 	s.hub.fo.publishLag.Store(next.PublishLag)
 	s.current.Store(&next)
@@ -223,4 +253,20 @@ func (c *conn) retune(l *limits) {
 		c.bcastLimit.SetLimit(rate.Limit(l.broadcastRate))
 		c.bcastLimit.SetBurst(l.broadcastBurst)
 	}
+	if c.bcastBytes != nil && l.broadcastBytes >= 0 {
+		c.bcastBytes.SetLimit(rate.Limit(l.broadcastBytes))
+		c.bcastBytes.SetBurst(l.broadcastBytesBurst)
+	}
+}
+
+// retuneNode brings the node's broadcast bucket to l. rate.Limiter is
+// safe for concurrent use, so broadcasters need no lock for it. Turned
+// off, the budget is not consulted (echoGate) and the bucket is left as
+// it was.
+func (s *Server) retuneNode(l *limits) {
+	if l.broadcastNodeBytes < 0 {
+		return
+	}
+	s.bcastNode.SetLimit(rate.Limit(l.broadcastNodeBytes))
+	s.bcastNode.SetBurst(l.nodeBurst(s.cfg.MaxMessageSize))
 }

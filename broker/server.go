@@ -42,6 +42,13 @@ type Server struct {
 	current  atomic.Pointer[Config] // cfg with the reloaded fields applied
 	reloadMu sync.Mutex             // serialises Reload
 
+	// bcastNode is the echo broadcast budget every connection shares
+	// (Config.BroadcastNodeBytes), retuned on Reload.
+	bcastNode *rate.Limiter
+	// publishersWaiting counts publish requests held by backpressure:
+	// while there are any, echo broadcasts wait (see broadcastEcho).
+	publishersWaiting atomic.Int64
+
 	// TLS, when Config.TLS is set: the certificate store and the
 	// listener's configuration, which reads it at every handshake.
 	certs   certStore
@@ -113,7 +120,15 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	key := []byte(cfg.APIKey)
 	s.apiKey.Store(&key)
 	s.auth.Store(v)
-	s.limits.Store(limitsOf(cfg, 0))
+	lim := limitsOf(cfg, 0)
+	s.limits.Store(lim)
+	// Full from the start, like every bucket (SetBurst on an empty one
+	// would leave it empty). Unused while the budget is off.
+	nodeRate := cfg.BroadcastNodeBytes
+	if nodeRate < 0 {
+		nodeRate = DefaultBroadcastNodeBytes
+	}
+	s.bcastNode = rate.NewLimiter(rate.Limit(nodeRate), lim.nodeBurst(cfg.MaxMessageSize))
 	s.accept.Store(newAcceptLimiter(cfg))
 	cur := cfg
 	s.current.Store(&cur)

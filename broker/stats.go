@@ -54,6 +54,16 @@ type stats struct {
 	metaLate        atomic.Int64 // replies that arrived after their timeout
 	busDuplicates   atomic.Int64 // cluster deliveries refused: number already in the log
 
+	// Budgets (see Config): clients held or refused for what they ask of
+	// backends and put in the log.
+	metaPaced           atomic.Int64 // clients held at their MetaRequest budget
+	metaRefusedInflight atomic.Int64 // ... refused: still over it when the hold ended
+	metaRefusedPending  atomic.Int64 // MetaRequests refused: the node's cap
+	metaRefusedBusy     atomic.Int64 // ... refused: every backend busy
+	broadcastPaced      atomic.Int64 // echo broadcasts over the sender's count or byte budget
+	broadcastNodePaced  atomic.Int64 // ... held before appending: publishers first, or the node's budget
+	broadcastRefused    atomic.Int64 // ... refused after waiting that long
+
 	// fanoutLatency observes, per worker pass that wrote events, the time
 	// from the oldest event it wrote being accepted to the pass's last
 	// write: publish accepted -> written to the last socket of a shard.
@@ -121,6 +131,19 @@ type Stats struct {
 	Closed         map[string]int64 `json:"closed"`
 	// Cluster is the Bus's state and counters; absent on a single node.
 	Cluster *BusStatus `json:"cluster,omitempty"`
+
+	// Budgets: clients held at their MetaRequest budget, MetaRequests
+	// refused (over it when the hold ended, the node's cap, every backend
+	// busy); echo broadcasts paced by the sender's count or byte budget,
+	// held before appending (publishers first, the node's budget), and
+	// refused after that wait.
+	MetaPaced           int64 `json:"metaPaced"`
+	MetaRefusedInflight int64 `json:"metaRefusedInflight"`
+	MetaRefusedPending  int64 `json:"metaRefusedPending"`
+	MetaRefusedBusy     int64 `json:"metaRefusedBusy"`
+	BroadcastPaced      int64 `json:"broadcastPaced"`
+	BroadcastNodePaced  int64 `json:"broadcastNodePaced"`
+	BroadcastRefused    int64 `json:"broadcastRefused"`
 }
 
 // Stats returns a snapshot of the counters.
@@ -171,6 +194,14 @@ func (s *Server) Stats() Stats {
 		MetaPending:     s.meta.pendingCount(),
 		Closed:          map[string]int64{},
 		Cluster:         s.busStatus(),
+
+		MetaPaced:           st.metaPaced.Load(),
+		MetaRefusedInflight: st.metaRefusedInflight.Load(),
+		MetaRefusedPending:  st.metaRefusedPending.Load(),
+		MetaRefusedBusy:     st.metaRefusedBusy.Load(),
+		BroadcastPaced:      st.broadcastPaced.Load(),
+		BroadcastNodePaced:  st.broadcastNodePaced.Load(),
+		BroadcastRefused:    st.broadcastRefused.Load(),
 	}
 	st.mu.Lock()
 	for k, v := range st.closed {

@@ -59,6 +59,12 @@ type brokerSection struct {
 	MessageBurst     *int        `json:"messageBurst"`
 	BroadcastRate    *float64    `json:"broadcastRate"`
 	BroadcastBurst   *int        `json:"broadcastBurst"`
+	BroadcastBytes   *int        `json:"broadcastBytes"`
+	BroadcastBBurst  *int        `json:"broadcastBytesBurst"`
+	BroadcastNode    *int        `json:"broadcastNodeBytes"`
+	MetaInflight     *int        `json:"metaInflight"`
+	MetaInflightB    *int        `json:"metaInflightBytes"`
+	MetaMaxPending   *int        `json:"metaMaxPending"`
 	BackendTimeout   *duration   `json:"backendTimeout"`
 	Linger           *duration   `json:"linger"`
 	WriteWindow      *int        `json:"writeWindow"`
@@ -217,6 +223,12 @@ func parseConfig(data []byte, o *options) (warnings []string, err error) {
 		set(&o.broker.MessageBurst, b.MessageBurst)
 		set(&o.broker.BroadcastRate, b.BroadcastRate)
 		set(&o.broker.BroadcastBurst, b.BroadcastBurst)
+		set(&o.broker.BroadcastBytes, b.BroadcastBytes)
+		set(&o.broker.BroadcastBytesBurst, b.BroadcastBBurst)
+		set(&o.broker.BroadcastNodeBytes, b.BroadcastNode)
+		set(&o.broker.MetaInflight, b.MetaInflight)
+		set(&o.broker.MetaInflightBytes, b.MetaInflightB)
+		set(&o.broker.MetaMaxPending, b.MetaMaxPending)
 		setDur(&o.broker.BackendTimeout, b.BackendTimeout)
 		setDur(&o.broker.Linger, b.Linger)
 		set(&o.broker.WriteWindow, b.WriteWindow)

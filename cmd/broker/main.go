@@ -63,6 +63,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		msgBurst   = fs.Int("msg-burst", 0, "client message burst per connection (default 1000)")
 		bcastRate  = fs.Float64("broadcast-rate", 0, "echo broadcasts per second per connection (default 5; negative disables)")
 		bcastBurst = fs.Int("broadcast-burst", 0, "echo broadcast burst per connection (default 10)")
+		bcastBytes = fs.Int("broadcast-bytes", 0, "echo broadcast bytes per second per connection (default 65536; negative disables)")
+		bcastBBur  = fs.Int("broadcast-bytes-burst", 0, "echo broadcast byte burst per connection, at least -max-message (default: -max-message)")
+		bcastNode  = fs.Int("broadcast-node-bytes", 0, "echo broadcast bytes per second shared by all connections of this node; past it broadcasters are held, publishers are not (default 1048576; negative disables)")
+		metaInfl   = fs.Int("meta-inflight", 0, "MetaRequests one client may have waiting for a backend; past it its input is held (default 16; negative disables)")
+		metaInflB  = fs.Int("meta-inflight-bytes", 0, "bytes of MetaRequests one client may have waiting for a backend, held the same way (default 262144; negative disables)")
+		metaMaxPen = fs.Int("meta-max-pending", 0, "MetaRequests waiting for a backend on this node; beyond it requests are refused at once (default 10000; negative disables)")
 		backendTO  = fs.Duration("backend-timeout", 0, "how long a MetaRequest waits for a backend reply (default 5s)")
 		targeting  = fs.String("targeting", "", `"all" (every event to everyone, the default) or "user" (events with a username only to that user and backends)`)
 		jwtSecret  = fs.String("jwt-secret", "", "HS256 secret: identify clients by JWT (token query parameter, Bearer header or cookie). Visible in the process list: prefer $"+envJWTSecret+" or -jwt-secret-file")
@@ -197,6 +203,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 				cfg.BroadcastRate = *bcastRate
 			case "broadcast-burst":
 				cfg.BroadcastBurst = *bcastBurst
+			case "broadcast-bytes":
+				cfg.BroadcastBytes = *bcastBytes
+			case "broadcast-bytes-burst":
+				cfg.BroadcastBytesBurst = *bcastBBur
+			case "broadcast-node-bytes":
+				cfg.BroadcastNodeBytes = *bcastNode
+			case "meta-inflight":
+				cfg.MetaInflight = *metaInfl
+			case "meta-inflight-bytes":
+				cfg.MetaInflightBytes = *metaInflB
+			case "meta-max-pending":
+				cfg.MetaMaxPending = *metaMaxPen
 			case "backend-timeout":
 				cfg.BackendTimeout = *backendTO
 			case "targeting":

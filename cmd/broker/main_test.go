@@ -177,6 +177,14 @@ func TestCheckFlag(t *testing.T) {
 		{"garbage JWT key", []string{"-config", good, "-jwt-public-key", good, "-check"}, 1, "auth"},
 		{"both JWT sources", []string{"-config", good, "-jwt-secret", "s", "-jwt-public-key", write("k.pem", testPEM), "-check"}, 1, "auth"},
 		{"jwt section in file", []string{"-config", write("jwt.json", `{"websocket":{"approvedSocketDomains":["x"]},"broker":{"targeting":"user","jwt":{"hs256Secret":"s","usernameClaim":"name","required":true}}}`), "-check"}, 0, "configuration is valid"},
+		{"bad broadcast bytes named", []string{"-config", good, "-broadcast-bytes", "10", "-check"}, 1, "broadcast bytes 10"},
+		{"bad broadcast bytes burst named", []string{"-config", good, "-broadcast-bytes-burst", "1000", "-check"}, 1, "broadcast bytes burst 1000"},
+		{"bad broadcast node bytes named", []string{"-config", good, "-broadcast-node-bytes", "5", "-check"}, 1, "broadcast node bytes 5"},
+		{"bad meta inflight named", []string{"-config", good, "-meta-inflight", "3000000", "-check"}, 1, "meta inflight 3000000"},
+		{"bad meta inflight bytes named", []string{"-config", good, "-meta-inflight-bytes", "7", "-check"}, 1, "meta inflight bytes 7"},
+		{"bad meta max pending named", []string{"-config", good, "-meta-max-pending", "99999999", "-check"}, 1, "meta max pending 99999999"},
+		{"budget keys in file", []string{"-config", write("budget.json", `{"websocket":{"approvedSocketDomains":["x"]},"broker":{"broadcastBytes":-1,"broadcastBytesBurst":70000,"broadcastNodeBytes":2048,"metaInflight":4,"metaInflightBytes":-1,"metaMaxPending":50}}`), "-check"}, 0, "configuration is valid"},
+		{"bad budget key in file named", []string{"-config", write("budget2.json", `{"websocket":{"approvedSocketDomains":["x"]},"broker":{"metaInflightBytes":9}}`), "-check"}, 1, "meta inflight bytes 9"},
 		{"unknown jwt key", []string{"-config", write("jwt2.json", `{"websocket":{},"broker":{"jwt":{"secret":"s"}}}`), "-check"}, 1, `unknown field \"secret\"`},
 	}
 	for _, tc := range cases {
