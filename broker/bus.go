@@ -84,6 +84,10 @@ type Node interface {
 	// ServeMeta forwards another node's MetaRequest to a local backend;
 	// respond is called exactly once with what that node's client gets.
 	ServeMeta(msg []byte, respond func(reply []byte))
+	// Answer is this node's part of another node's cluster query
+	// (ClusterQuery: disconnect a user, count who is online); nil when
+	// it has no answer to give. It does not block on the network.
+	Answer(kind string, req []byte) []byte
 }
 
 // BusEvent is one event a Bus delivers: the raw JSON as it was accepted,

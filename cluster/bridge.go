@@ -58,6 +58,10 @@ type Bridge struct {
 	peerHolds  atomic.Int64        // times a peer began to hold publishers
 	pending    atomic.Uint64       // stream messages not yet delivered here
 
+	// Cluster queries (query.go).
+	subjNodes string
+	members   members
+
 	maxMsg int64             // largest message payload: the server's max_payload, less headers
 	evs    []broker.BusEvent // consumer scratch
 
@@ -136,6 +140,11 @@ func (b *Bridge) Start(n broker.Node) error {
 		b.cc.Stop()
 		nc.Close()
 		return fmt.Errorf("cluster: subscribe %s: %w", b.subjLoad, err)
+	}
+	if err := b.startQuery(); err != nil {
+		b.cc.Stop()
+		nc.Close()
+		return fmt.Errorf("cluster: subscribe %s: %w", b.cfg.Subject+".query.*", err)
 	}
 	b.wg.Add(1)
 	go func() {

@@ -420,6 +420,7 @@ func (f *fakeNode) Deliver(seq uint64, evs []broker.BusEvent) {
 }
 
 func (f *fakeNode) ServeMeta(msg []byte, respond func([]byte)) { respond(nil) }
+func (f *fakeNode) Answer(string, []byte) []byte               { return nil }
 func (f *fakeNode) Saturated() bool                            { return false }
 
 func (f *fakeNode) count() int { f.mu.Lock(); defer f.mu.Unlock(); return len(f.seqs) }
