@@ -59,7 +59,9 @@ type Bus interface {
 	// be cheap: it is called for every publish and while pacing.
 	Saturated() bool
 	// Epoch names the cluster's numbering (the local log's epoch, the same
-	// on every node); known before Start.
+	// on every node that numbers the same stream alike). Before Start it
+	// may be provisional: the Bus names the numbering it found with
+	// Node.Reset, in Start and whenever the numbering is replaced.
 	Epoch() string
 	// Status is the connection's state and counters, for /healthz and
 	// /stats.
@@ -88,6 +90,20 @@ type Node interface {
 	// (ClusterQuery: disconnect a user, count who is online); nil when
 	// it has no answer to give. It does not block on the network.
 	Answer(kind string, req []byte) []byte
+	// Reset starts the local log's history afresh, named epoch, from
+	// number seq or the log's head if that is higher, and returns the
+	// number it used: nothing before it is retained, so a resume from
+	// before it (or from another epoch) gets a gap event, while a
+	// connection that had everything keeps its place (numbers never go
+	// backwards on a node). The Bus calls it in Start, before any
+	// delivery, to say where the history it reads back begins, and when
+	// it finds the cluster's numbering replaced (its stream deleted and
+	// created again) or events gone before it delivered them. Calls are
+	// serialised with Deliver.
+	Reset(epoch string, seq uint64) uint64
+	// Retention is how much history the local log keeps (bytes, and age
+	// if nonzero): the Bus reads back at most that much in Start.
+	Retention() (maxBytes int, maxAge time.Duration)
 }
 
 // BusEvent is one event a Bus delivers: the raw JSON as it was accepted,
@@ -140,6 +156,24 @@ type BusStatus struct {
 	// Duplicates counts redeliveries dropped: by the Bus (a number at or
 	// below the last delivered) plus those the local log refused.
 	Duplicates int64 `json:"duplicates"`
+	// Stream names the cluster's stream; StreamCreated is its creation
+	// time, part of the epoch, so a stream created again is told apart.
+	Stream        string    `json:"stream,omitempty"`
+	StreamCreated time.Time `json:"streamCreated,omitzero"`
+	// StreamMissingSince is when this node found its stream gone (zero
+	// while it is there); the node is unhealthy until it is back and
+	// delivery resumed.
+	StreamMissingSince time.Time `json:"streamMissingSince,omitzero"`
+	// StreamResets counts the times this node found the stream replaced
+	// (deleted and created again, or its numbering gone back) and started
+	// a new epoch.
+	StreamResets int64 `json:"streamResets"`
+	// Lost counts stream messages removed (purged, expired) before this
+	// node delivered them: its clients were cut and resumes get a gap.
+	Lost int64 `json:"lost"`
+	// Filled is the events read back from the stream into the local log
+	// at start, so that clients can resume here from any node.
+	Filled int64 `json:"filled"`
 }
 
 // Reasons sent to a backend or echo sender whose event the cluster did
@@ -198,6 +232,22 @@ func (n busNode) ServeMeta(msg []byte, respond func(reply []byte)) {
 	n.s.meta.serve(msg, respond)
 }
 
+// Reset implements Node. Appends come only from Deliver, which the Bus
+// serialises with Reset, so the head read here is still the head when the
+// log resets.
+func (n busNode) Reset(epoch string, seq uint64) uint64 {
+	lg := n.s.events
+	seq = max(seq, lg.Head())
+	_ = lg.Reset(epoch, seq, seqFrame(epoch), seqFrameExtra(epoch))
+	n.s.hub.wakeAll() // connections behind the new tail are cut now, not at the next tick
+	return seq
+}
+
+// Retention implements Node.
+func (n busNode) Retention() (int, time.Duration) {
+	return n.s.cfg.HistorySize, n.s.cfg.HistoryAge
+}
+
 // toBus is the accept hook of the backend socket and echo broadcasts: with
 // a Bus it publishes msg there (a failure is answered to c with an error
 // event) and reports true; without one it reports false and the caller
@@ -250,13 +300,17 @@ func (s *Server) serveClusterHealth(w http.ResponseWriter, conns string) {
 		status = "cluster_unavailable"
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
+	stream := ""
+	if !st.StreamMissingSince.IsZero() {
+		stream = `,"stream":"missing"` // deleted: nothing is stored or delivered until it is back
+	}
 	slow := ""
 	if st.SlowConsumer > 0 {
 		// NATS dropped messages for this node at least once: it was not
 		// keeping up (the consumer re-read them; see package cluster).
 		slow = `,"natsSlowConsumers":` + strconv.FormatInt(st.SlowConsumer, 10)
 	}
-	_, _ = w.Write([]byte(`{"status":"` + status + `","connections":` + conns + `,"nats":"` + st.State + `"` + slow + `}`))
+	_, _ = w.Write([]byte(`{"status":"` + status + `","connections":` + conns + `,"nats":"` + st.State + `"` + stream + slow + `}`))
 }
 
 // busStatus is the Bus's status with the broker's own counters added.
@@ -291,25 +345,30 @@ type busCollector struct{ s *Server }
 var busDescs = struct {
 	up, healthy, disconnects, reconnects, slow, published, failed, queued, delivered, duplicates *prometheus.Desc
 	pending, backpressure, peerHolds                                                             *prometheus.Desc
+	streamMissing, streamResets, lost, filled                                                    *prometheus.Desc
 }{
-	up:           prometheus.NewDesc("broker_cluster_connected", "1 while connected to NATS, else 0.", nil, nil),
-	healthy:      prometheus.NewDesc("broker_cluster_healthy", "1 unless disconnected from NATS past unhealthyAfter (/healthz 503).", nil, nil),
-	disconnects:  prometheus.NewDesc("broker_cluster_disconnects_total", "Disconnections from NATS.", nil, nil),
-	reconnects:   prometheus.NewDesc("broker_cluster_reconnects_total", "Reconnections to NATS.", nil, nil),
-	slow:         prometheus.NewDesc("broker_cluster_nats_slow_consumer_total", "NATS slow-consumer errors (messages dropped by NATS; the consumer re-reads them).", nil, nil),
-	published:    prometheus.NewDesc("broker_cluster_published_total", "Events this node published that the cluster stored.", nil, nil),
-	failed:       prometheus.NewDesc("broker_cluster_publish_failed_total", "Events the cluster did not store (outage past publishTimeout, queue full, too large): refused to their publisher.", nil, nil),
-	queued:       prometheus.NewDesc("broker_cluster_queued", "Events waiting to be stored by the cluster.", nil, nil),
-	delivered:    prometheus.NewDesc("broker_cluster_delivered_total", "Events consumed from the cluster's stream.", nil, nil),
-	duplicates:   prometheus.NewDesc("broker_cluster_duplicates_total", "Deliveries refused because the log had that number already.", nil, nil),
-	pending:      prometheus.NewDesc("broker_cluster_pending", "Stream messages stored after the last one delivered here (how far this node is behind the cluster).", nil, nil),
-	backpressure: prometheus.NewDesc("broker_cluster_backpressure", "1 while this node's publishers wait for the cluster: another node's fan-out is behind, or this node is behind the stream.", nil, nil),
-	peerHolds:    prometheus.NewDesc("broker_cluster_peer_holds_total", "Times another node began to hold this node's publishers (its clients were behind).", nil, nil),
+	up:            prometheus.NewDesc("broker_cluster_connected", "1 while connected to NATS, else 0.", nil, nil),
+	healthy:       prometheus.NewDesc("broker_cluster_healthy", "1 unless disconnected from NATS past unhealthyAfter, or the stream is missing (/healthz 503).", nil, nil),
+	disconnects:   prometheus.NewDesc("broker_cluster_disconnects_total", "Disconnections from NATS.", nil, nil),
+	reconnects:    prometheus.NewDesc("broker_cluster_reconnects_total", "Reconnections to NATS.", nil, nil),
+	slow:          prometheus.NewDesc("broker_cluster_nats_slow_consumer_total", "NATS slow-consumer errors (messages dropped by NATS; the consumer re-reads them).", nil, nil),
+	published:     prometheus.NewDesc("broker_cluster_published_total", "Events this node published that the cluster stored.", nil, nil),
+	failed:        prometheus.NewDesc("broker_cluster_publish_failed_total", "Events the cluster did not store (outage past publishTimeout, queue full, too large): refused to their publisher.", nil, nil),
+	queued:        prometheus.NewDesc("broker_cluster_queued", "Events waiting to be stored by the cluster.", nil, nil),
+	delivered:     prometheus.NewDesc("broker_cluster_delivered_total", "Events consumed from the cluster's stream.", nil, nil),
+	duplicates:    prometheus.NewDesc("broker_cluster_duplicates_total", "Deliveries refused because the log had that number already.", nil, nil),
+	pending:       prometheus.NewDesc("broker_cluster_pending", "Stream messages stored after the last one delivered here (how far this node is behind the cluster).", nil, nil),
+	backpressure:  prometheus.NewDesc("broker_cluster_backpressure", "1 while this node's publishers wait for the cluster: another node's fan-out is behind, or this node is behind the stream.", nil, nil),
+	peerHolds:     prometheus.NewDesc("broker_cluster_peer_holds_total", "Times another node began to hold this node's publishers (its clients were behind).", nil, nil),
+	streamMissing: prometheus.NewDesc("broker_cluster_stream_missing", "1 while this node's stream is gone (deleted): unhealthy, nothing stored or delivered.", nil, nil),
+	streamResets:  prometheus.NewDesc("broker_cluster_stream_resets_total", "Times the stream was found replaced (deleted and created again): a new epoch began.", nil, nil),
+	lost:          prometheus.NewDesc("broker_cluster_lost_total", "Stream messages removed (purged, expired) before this node delivered them.", nil, nil),
+	filled:        prometheus.NewDesc("broker_cluster_history_filled_total", "Events read back from the stream into the local log at start.", nil, nil),
 }
 
 func (busCollector) Describe(ch chan<- *prometheus.Desc) {
 	d := busDescs
-	for _, x := range []*prometheus.Desc{d.up, d.healthy, d.disconnects, d.reconnects, d.slow, d.published, d.failed, d.queued, d.delivered, d.duplicates, d.pending, d.backpressure, d.peerHolds} {
+	for _, x := range []*prometheus.Desc{d.up, d.healthy, d.disconnects, d.reconnects, d.slow, d.published, d.failed, d.queued, d.delivered, d.duplicates, d.pending, d.backpressure, d.peerHolds, d.streamMissing, d.streamResets, d.lost, d.filled} {
 		ch <- x
 	}
 }
@@ -336,4 +395,8 @@ func (c busCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(d.pending, prometheus.GaugeValue, float64(st.Pending))
 	ch <- prometheus.MustNewConstMetric(d.backpressure, prometheus.GaugeValue, b2f(st.Backpressure))
 	ch <- prometheus.MustNewConstMetric(d.peerHolds, prometheus.CounterValue, float64(st.PeerHolds))
+	ch <- prometheus.MustNewConstMetric(d.streamMissing, prometheus.GaugeValue, b2f(!st.StreamMissingSince.IsZero()))
+	ch <- prometheus.MustNewConstMetric(d.streamResets, prometheus.CounterValue, float64(st.StreamResets))
+	ch <- prometheus.MustNewConstMetric(d.lost, prometheus.CounterValue, float64(st.Lost))
+	ch <- prometheus.MustNewConstMetric(d.filled, prometheus.CounterValue, float64(st.Filled))
 }

@@ -18,6 +18,8 @@ func (c *countNode) Deliver(_ uint64, evs []broker.BusEvent)  { c.n.Add(int64(le
 func (c *countNode) ServeMeta(_ []byte, respond func([]byte)) { respond(nil) }
 func (c *countNode) Saturated() bool                          { return false }
 func (c *countNode) Answer(string, []byte) []byte             { return nil }
+func (c *countNode) Reset(_ string, seq uint64) uint64        { return seq }
+func (c *countNode) Retention() (int, time.Duration)          { return 1 << 20, 0 }
 
 var benchEvent = []byte(`{"eventType":1,"username":"bob","file":"a-typical-event-of-about-a-hundred-bytes.png","size":12345}`)
 

@@ -36,7 +36,31 @@ type Bridge struct {
 	nc   *nats.Conn
 	js   jetstream.JetStream
 	node broker.Node
-	cc   jetstream.ConsumeContext
+
+	// Stream identity and position (stream.go). smu serialises
+	// deliveries with the watcher's resets; the fields below it are
+	// guarded by it.
+	smu        sync.Mutex
+	cc         jetstream.ConsumeContext // nil while stopped
+	gen        uint64                   // consumer generation: older ones' messages are dropped
+	consName   string                   // the consumer whose messages are known to be from this stream
+	created    time.Time                // creation time of the stream numbered from
+	origin     uint64                   // its first sequence number ever
+	streamLast uint64                   // its last sequence number at the last check
+	tailSet    bool                     // the log's history start is placed
+	filling    bool                     // reading back history (Start)
+	fillFirst  uint64                   // ... from this stream message
+	fillEnd    uint64                   // ... up to this one
+	edgeSeq    uint64                   // the last message read but left out ...
+	edge       uint64                   // ... and the log number after its events
+	fillCutoff int64                    // ... skipping older messages (unix nanos; 0: none)
+	fillDone   chan struct{}
+
+	base         atomic.Uint64 // added to stream sequence numbers (renumberLocked)
+	epoch        atomic.Pointer[string]
+	createdAt    atomic.Int64 // created, unix nanos, for Status
+	missingSince atomic.Int64 // unix nanos; 0 while the stream is there
+	kick         chan struct{}
 
 	// Publish queue (publish.go).
 	qmu     sync.Mutex
@@ -46,6 +70,9 @@ type Bridge struct {
 	msgSeq  uint64 // Nats-Msg-Id counter, publisher goroutine only
 	closing chan struct{}
 	wg      sync.WaitGroup
+	// ctx is cancelled by Close: JetStream requests in flight end at once.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	metaMu  sync.Mutex
 	metaSub *nats.Subscription
@@ -73,6 +100,7 @@ type Bridge struct {
 	disconnects, reconnects, slow        atomic.Int64
 	published, failed, delivered, resets atomic.Int64
 	skipped, bad                         atomic.Int64
+	streamResets, lost, filled           atomic.Int64
 }
 
 var _ broker.Bus = (*Bridge)(nil)
@@ -95,12 +123,19 @@ func New(cfg Config, log zerolog.Logger) (*Bridge, error) {
 		wake:       make(chan struct{}, 1),
 		closing:    make(chan struct{}),
 		metaSem:    make(chan struct{}, maxMetaInflight),
+		kick:       make(chan struct{}, 1),
 	}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	e := "nats:" + cfg.Stream // provisional: Start names the stream instance
+	b.epoch.Store(&e)
 	return b, nil
 }
 
-// Start implements broker.Bus: it connects, makes sure the stream exists
-// and starts consuming from the stream's next sequence number.
+// Start implements broker.Bus: it connects, makes sure the stream exists,
+// reads back from it as much history as the local log keeps (at most
+// maxFillWait) and goes on consuming from there. The broker opens its
+// port only after Start, so no client resumes here before the history is
+// in.
 func (b *Bridge) Start(n broker.Node) error {
 	b.node = n
 	opts := []nats.Option{
@@ -132,104 +167,45 @@ func (b *Bridge) Start(n broker.Node) error {
 	}
 	b.nc = nc
 	b.maxMsg = nc.MaxPayload() - 256 // room for the Nats-Msg-Id header
-	if err := b.startStream(); err != nil {
+	stop := func() {
+		b.smu.Lock()
+		b.stopLocked()
+		b.smu.Unlock()
 		nc.Close()
+	}
+	began := time.Now()
+	if err := b.startStream(); err != nil {
+		stop()
 		return err
 	}
+	b.waitFill()
 	if err := b.startLoad(); err != nil {
-		b.cc.Stop()
-		nc.Close()
+		stop()
 		return fmt.Errorf("cluster: subscribe %s: %w", b.subjLoad, err)
 	}
 	if err := b.startQuery(); err != nil {
-		b.cc.Stop()
-		nc.Close()
+		stop()
 		return fmt.Errorf("cluster: subscribe %s: %w", b.cfg.Subject+".query.*", err)
 	}
-	b.wg.Add(1)
+	b.wg.Add(2)
 	go func() {
 		defer b.wg.Done()
 		b.publisher()
 	}()
-	b.log.Info().Str("url", nc.ConnectedUrlRedacted()).Str("stream", b.cfg.Stream).
-		Str("subject", b.cfg.Subject).Uint64("fromSeq", b.lastSeq.Load()+1).Msg("joined cluster")
+	go func() {
+		defer b.wg.Done()
+		b.watch()
+	}()
+	b.log.Info().Str("url", nc.ConnectedUrlRedacted()).Str("stream", b.cfg.Stream).Str("epoch", b.Epoch()).
+		Str("subject", b.cfg.Subject).Uint64("fromSeq", b.lastSeq.Load()+1).
+		Int64("historyRead", b.filled.Load()).Dur("took", time.Since(began)).Msg("joined cluster")
 	return nil
-}
-
-// startStream creates or updates the stream and starts the ordered
-// consumer at the stream's next sequence number: this node delivers every
-// event stored after it joined.
-func (b *Bridge) startStream() error {
-	js, err := jetstream.New(b.nc)
-	if err != nil {
-		return fmt.Errorf("cluster: jetstream: %w", err)
-	}
-	b.js = js
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        b.cfg.Stream,
-		Description: "webinate broker events (cluster " + b.cfg.Subject + ")",
-		Subjects:    []string{b.subjEvents},
-		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardOld,
-		Storage:     jetstream.FileStorage,
-		MaxAge:      b.cfg.StreamMaxAge,
-		MaxBytes:    b.cfg.StreamMaxBytes,
-		Duplicates:  DefaultDuplicateWindow,
-		Replicas:    b.cfg.Replicas,
-	})
-	if err != nil {
-		return fmt.Errorf("cluster: stream %s: %w", b.cfg.Stream, err)
-	}
-	last := st.CachedInfo().State.LastSeq
-	b.lastSeq.Store(last)
-	cons, err := js.OrderedConsumer(ctx, b.cfg.Stream, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:   last + 1,
-		NamePrefix:    "broker_" + b.id,
-	})
-	if err != nil {
-		return fmt.Errorf("cluster: consumer on %s: %w", b.cfg.Stream, err)
-	}
-	cc, err := cons.Consume(b.onMsg, jetstream.ConsumeErrHandler(b.onConsumeError))
-	if err != nil {
-		return fmt.Errorf("cluster: consume %s: %w", b.cfg.Stream, err)
-	}
-	b.cc = cc
-	return nil
-}
-
-// onMsg delivers one stream message to the local log. The ordered
-// consumer hands messages over one at a time, in order.
-func (b *Bridge) onMsg(m jetstream.Msg) {
-	md, err := m.Metadata()
-	if err != nil {
-		return
-	}
-	seq := md.Sequence.Stream
-	if seq <= b.lastSeq.Load() {
-		// Redelivered after a consumer reset: already delivered.
-		b.skipped.Add(1)
-		return
-	}
-	evs, err := decode(m.Data(), b.evs[:0])
-	b.lastSeq.Store(seq)
-	b.pending.Store(md.NumPending)
-	if err != nil {
-		b.bad.Add(1)
-		b.log.Warn().Uint64("streamSeq", seq).Err(err).Msg("skipping a stream message this broker cannot read")
-		return
-	}
-	b.delivered.Add(int64(len(evs)))
-	b.node.Deliver(LogSeq(seq, 0), evs)
-	clear(evs)
-	b.evs = evs[:0]
 }
 
 func (b *Bridge) onConsumeError(_ jetstream.ConsumeContext, err error) {
 	b.resets.Add(1)
 	b.log.Debug().Err(err).Msg("consumer error; the ordered consumer resumes after the last delivered event")
+	b.kickWatch() // a deleted consumer may mean a deleted stream: look now
 }
 
 func (b *Bridge) onDisconnect(_ *nats.Conn, err error) {
@@ -286,6 +262,13 @@ func (b *Bridge) Status() broker.BusStatus {
 		LastSeq:      b.lastSeq.Load(),
 		Pending:      b.pending.Load(),
 		PeerHolds:    b.peerHolds.Load(),
+		Stream:       b.cfg.Stream,
+		StreamResets: b.streamResets.Load(),
+		Lost:         b.lost.Load(),
+		Filled:       b.filled.Load(),
+	}
+	if c := b.createdAt.Load(); c != 0 {
+		st.StreamCreated = time.Unix(0, c).UTC()
 	}
 	st.PeersSaturated = b.saturatedPeers()
 	st.Backpressure = b.Saturated()
@@ -311,11 +294,17 @@ func (b *Bridge) Status() broker.BusStatus {
 		st.DownSince = time.Unix(0, d)
 		st.Healthy = time.Since(st.DownSince) < b.cfg.UnhealthyAfter && st.State != "closed"
 	}
+	if m := b.missingSince.Load(); m != 0 {
+		st.StreamMissingSince = time.Unix(0, m)
+		st.Healthy = false
+	}
 	return st
 }
 
-// Epoch implements broker.Bus: the stream names the numbering.
-func (b *Bridge) Epoch() string { return "nats:" + b.cfg.Stream }
+// Epoch implements broker.Bus: the stream instance names the numbering,
+// nats:<stream>:<created unix nanos>, with :<offset> on a node whose
+// numbers are offset (see stream.go); before Start, nats:<stream>.
+func (b *Bridge) Epoch() string { return *b.epoch.Load() }
 
 // Accepted implements broker.Bus: the log number of the first event of
 // the last message this node published (the log's head is past it once
@@ -386,12 +375,13 @@ func (b *Bridge) Close() error {
 		return nil
 	}
 	close(b.closing)
+	b.cancel()
 	b.wg.Wait()
 	// A Publish that queued just before closed was set is answered too.
 	b.failQueued(ErrClosed)
-	if b.cc != nil {
-		b.cc.Stop()
-	}
+	b.smu.Lock()
+	b.stopLocked()
+	b.smu.Unlock()
 	b.metaMu.Lock()
 	b.metaSub = nil
 	b.metaMu.Unlock()

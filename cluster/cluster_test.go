@@ -87,7 +87,8 @@ func TestEveryEventReachesEveryNodeInOneOrder(t *testing.T) {
 	if last := a.bus.Status().LastSeq; last != 32 || head != LogSeq(32, 0) {
 		t.Fatalf("stream at %d, log head %d, want 32 and %d", last, head, LogSeq(32, 0))
 	}
-	if a.Stats().Epoch != c.Stats().Epoch || a.Stats().Epoch != "nats:TEST" {
+	created := a.bus.Status().StreamCreated
+	if a.Stats().Epoch != c.Stats().Epoch || a.Stats().Epoch != fmt.Sprintf("nats:TEST:%d", created.UnixNano()) {
 		t.Fatalf("epochs %q %q: one numbering, one name", a.Stats().Epoch, c.Stats().Epoch)
 	}
 	st := a.Stats()
@@ -106,7 +107,8 @@ func TestEveryEventReachesEveryNodeInOneOrder(t *testing.T) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	for _, m := range []string{"broker_cluster_connected 1", fmt.Sprintf("broker_cluster_published_total %d", len(want)-2),
-		"broker_cluster_backpressure 0", "broker_cluster_peer_holds_total 0", "broker_cluster_pending 0"} {
+		"broker_cluster_backpressure 0", "broker_cluster_peer_holds_total 0", "broker_cluster_pending 0",
+		"broker_cluster_stream_missing 0", "broker_cluster_stream_resets_total 0", "broker_cluster_lost_total 0"} {
 		if !strings.Contains(string(body), m+"\n") {
 			t.Fatalf("/metrics lacks %q", m)
 		}
@@ -422,6 +424,8 @@ func (f *fakeNode) Deliver(seq uint64, evs []broker.BusEvent) {
 func (f *fakeNode) ServeMeta(msg []byte, respond func([]byte)) { respond(nil) }
 func (f *fakeNode) Answer(string, []byte) []byte               { return nil }
 func (f *fakeNode) Saturated() bool                            { return false }
+func (f *fakeNode) Reset(_ string, seq uint64) uint64          { return seq }
+func (f *fakeNode) Retention() (int, time.Duration)            { return 1 << 20, 0 }
 
 func (f *fakeNode) count() int { f.mu.Lock(); defer f.mu.Unlock(); return len(f.seqs) }
 

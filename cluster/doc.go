@@ -32,6 +32,21 @@
 // about 11 ms per batch on the embedded server, against tens of
 // microseconds for one message (BENCHMARKS.md, Cluster).
 //
+// # History, and the stream's identity
+//
+// A node that starts (or restarts) reads back from the stream as much
+// history as its local log keeps (-history-size, by the stream's average
+// message size, and -history-age) before the broker opens its port, and
+// its log's history begins where what it read does: a client resumes on
+// it with a number from any node, or from before the restart, and gets a
+// replay; a number older than that gets a gap event, never a silent skip.
+// The numbers name one stream instance, so the epoch names it too:
+// nats:<stream>:<creation time, unix nanos>. A node notices within about
+// a second that its stream was deleted (unhealthy until it is back; it
+// creates it again after a few seconds unless someone else does), or
+// replaced, or lost messages before they were delivered here, and starts
+// a new history rather than going deaf or skipping. See stream.go.
+//
 // # Outage
 //
 // While NATS is unreachable, nodes keep their clients and serve local echo.
@@ -65,9 +80,10 @@
 //
 // One publisher goroutine (group commit: everything queued since its
 // previous round goes as one message), one announcer of this node's
-// saturation (load.go), nats.go's goroutines for the
-// consumer, the meta subscription and the connection callbacks, and one
-// short-lived goroutine per cross-node MetaRequest (bounded by
-// maxMetaInflight). Node.Deliver runs on the consumer's goroutine and
-// never blocks.
+// saturation (load.go), one watcher of the stream (stream.go), nats.go's
+// goroutines for the consumer, the meta subscription and the connection
+// callbacks, and one short-lived goroutine per cross-node MetaRequest
+// (bounded by maxMetaInflight). Node.Deliver runs on the consumer's
+// goroutine and never blocks; the bridge serialises it with the watcher's
+// resets (Bridge.smu).
 package cluster

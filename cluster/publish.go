@@ -172,6 +172,7 @@ func (b *Bridge) send(data []byte, reqs []*pubReq) error {
 		}
 		seq, err := b.sendOnce(m, wait)
 		if err == nil {
+			seq += b.base.Load() // this node's log numbers (stream.go)
 			for {
 				old := b.accepted.Load()
 				if seq <= old || b.accepted.CompareAndSwap(old, seq) {
@@ -183,10 +184,14 @@ func (b *Bridge) send(data []byte, reqs []*pubReq) error {
 		if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrMaxPayload) {
 			return err
 		}
+		pause := time.Duration(0)
+		if errors.Is(err, nats.ErrNoResponders) {
+			pause = noStreamPause // no stream takes the subject (deleted): answered at once
+		}
 		select {
 		case <-b.closing:
 			return ErrClosed
-		default:
+		case <-time.After(pause):
 		}
 		b.log.Debug().Err(err).Int("attempt", attempt).Msg("publish not confirmed, resending")
 	}

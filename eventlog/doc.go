@@ -13,16 +13,19 @@
 // skipped number (a gap) names no event and is stepped over by readers, so
 // the same number means the same event on every node. Gaps cost nothing:
 // a segment's slots carry their numbers only once a gap has appeared in
-// it, and readers then find slots by binary search.
+// it, and readers then find slots by binary search. Reset starts a new
+// history, under a new epoch, where the mirrored numbering begins or after
+// it was replaced: nothing before it is retained, and numbers still never
+// go backwards.
 //
 // Events live in segments, each a fixed byte buffer filled front to back.
 // A published slot is never written again: trimming drops whole segments
 // from the index, and a reader still writing a dropped segment's bytes to
 // a socket keeps that memory alive through its slice until it is done.
 //
-// Concurrency: Append, AppendAt and Trim serialise on one mutex. Every other method
-// is lock-free and safe from any number of goroutines concurrently with
-// appends.
+// Concurrency: Append, AppendAt, Reset and Trim serialise on one mutex.
+// Every other method is lock-free and safe from any number of goroutines
+// concurrently with appends.
 //
 // The package is pure: no sockets, no logging, no clocks (callers pass the
 // time), so it is tested on its own.

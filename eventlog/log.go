@@ -71,11 +71,12 @@ type Log struct {
 	maxBytes int
 	maxAge   int64
 	segBytes int
-	epoch    string
-	altFn    func(dst []byte, seq uint64, frame []byte) []byte
-	altExtra int
-	altOn    atomic.Bool
-	tmp      []byte // appender scratch for alternate frames
+	// epoch and alt change only on Reset; a segment keeps the alt it was
+	// created with, so its events' alternate frames name its own epoch.
+	epoch atomic.Pointer[string]
+	alt   *altBuilder // appender only (under mu)
+	altOn atomic.Bool
+	tmp   []byte // appender scratch for alternate frames
 
 	mu    sync.Mutex // appenders and trimming
 	cur   *segment
@@ -91,15 +92,22 @@ type Log struct {
 	written int64 // appender's running total
 }
 
+// altBuilder is Config.Alt and Config.AltExtra (or Reset's).
+type altBuilder struct {
+	fn    func(dst []byte, seq uint64, frame []byte) []byte
+	extra int
+}
+
 // segment holds consecutive events. Slots below n are immutable once
 // published; the appender writes only above n, under Log.mu.
 type segment struct {
 	base  uint64 // sequence number of the first slot
 	pos   int64  // stream position of its first event (see Log.Pos)
+	alt   *altBuilder
 	plain view
-	// alt holds the alternate frames of the events from alt.from on; nil
-	// until the first one (see Config.Alt).
-	alt   atomic.Pointer[view]
+	// altv holds the alternate frames of the events from altv.from on;
+	// nil until the first one (see Config.Alt).
+	altv  atomic.Pointer[view]
 	times []int64 // append time of each event, unix nanos
 	types []uint8
 	// targeted[i] counts targeted events among 0..i, so a reader can tell
@@ -142,8 +150,9 @@ func New(cfg Config) *Log {
 		_, _ = rand.Read(e[:])
 		cfg.Epoch = hex.EncodeToString(e[:])
 	}
-	l := &Log{maxBytes: cfg.MaxBytes, maxAge: int64(cfg.MaxAge), segBytes: cfg.SegmentBytes, epoch: cfg.Epoch,
-		altFn: cfg.Alt, altExtra: cfg.AltExtra}
+	l := &Log{maxBytes: cfg.MaxBytes, maxAge: int64(cfg.MaxAge), segBytes: cfg.SegmentBytes,
+		alt: &altBuilder{fn: cfg.Alt, extra: cfg.AltExtra}}
+	l.epoch.Store(&cfg.Epoch)
 	l.head.Store(1)
 	l.tail.Store(1)
 	empty := []*segment{}
@@ -153,7 +162,7 @@ func New(cfg Config) *Log {
 
 // Epoch identifies this log: sequence numbers from another epoch (another
 // process, another log) mean nothing here.
-func (l *Log) Epoch() string { return l.epoch }
+func (l *Log) Epoch() string { return *l.epoch.Load() }
 
 // Head is the sequence number the next appended event will get: every
 // event below it is readable (or already trimmed).
@@ -221,6 +230,38 @@ func (l *Log) AppendAt(now int64, seq uint64, evs ...Event) error {
 	return nil
 }
 
+// Reset starts a new history, for a log that mirrors a numbering which
+// was replaced (a cluster's stream deleted and created again) or which
+// begins mid-way (a node that joins a running cluster): every retained
+// event is dropped, Epoch becomes epoch, and Head and Tail both become
+// seq, so no number below seq is retained any more (a reader still below
+// it has lost events, as after a trim). seq must be at least Head
+// (ErrSeqBehind otherwise, and nothing changes): numbers never go
+// backwards, so a reader that was at Head stays where it is. alt and
+// altExtra replace Config.Alt and Config.AltExtra for the events
+// appended from now on, since alternate frames may name the epoch; the
+// events appended before keep their own.
+func (l *Log) Reset(epoch string, seq uint64, alt func(dst []byte, seq uint64, frame []byte) []byte, altExtra int) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if seq < l.head.Load() {
+		return ErrSeqBehind
+	}
+	l.epoch.Store(&epoch)
+	l.alt = &altBuilder{fn: alt, extra: altExtra}
+	l.cur = nil // the next event starts a segment with the new alt
+	// Head, then Tail, then the segments (as in trim): a reader that sees
+	// the empty index sees the new Tail, and one that still sees the old
+	// index finds nothing from the old Head on and moves to the new Head.
+	l.head.Store(seq)
+	l.tail.Store(seq)
+	empty := []*segment{}
+	l.segs.Store(&empty)
+	l.bytes = 0
+	l.size.Store(0)
+	return nil
+}
+
 // appendLocked adds evs from seq first on; l.mu is held.
 func (l *Log) appendLocked(now int64, first uint64, evs []Event) {
 	seq := first
@@ -231,7 +272,7 @@ func (l *Log) appendLocked(now int64, first uint64, evs []Event) {
 		}
 		s.add(ev, now, seq)
 		l.written += int64(len(ev.Frame))
-		if l.altFn != nil && (l.altOn.Load() || s.alt.Load() != nil) {
+		if s.alt.fn != nil && (l.altOn.Load() || s.altv.Load() != nil) {
 			l.addAlt(s, seq, ev.Frame)
 		}
 		seq++
@@ -259,6 +300,7 @@ func (l *Log) newSegment(seq uint64, frame int) *segment {
 	s := &segment{
 		base:     seq,
 		pos:      l.written,
+		alt:      l.alt,
 		plain:    view{buf: make([]byte, nb), ends: make([]uint32, slots)},
 		times:    make([]int64, slots),
 		types:    make([]uint8, slots),
@@ -365,16 +407,16 @@ func (l *Log) SetAlt(on bool) { l.altOn.Store(on) }
 // segment has alternates it keeps them to its end, so they stay contiguous.
 func (l *Log) addAlt(s *segment, seq uint64, frame []byte) {
 	i := s.count - 1
-	a := s.alt.Load()
+	a := s.altv.Load()
 	if a == nil {
 		slots := len(s.plain.ends)
-		a = &view{buf: make([]byte, len(s.plain.buf)+slots*l.altExtra), ends: make([]uint32, slots), from: i}
+		a = &view{buf: make([]byte, len(s.plain.buf)+slots*s.alt.extra), ends: make([]uint32, slots), from: i}
 		s.cost += len(a.buf) + 4*slots
 		l.bytes += len(a.buf) + 4*slots
-		s.alt.Store(a)
+		s.altv.Store(a)
 	}
-	l.tmp = l.altFn(l.tmp[:0], seq, frame)
-	if len(l.tmp) > len(frame)+l.altExtra {
+	l.tmp = s.alt.fn(l.tmp[:0], seq, frame)
+	if len(l.tmp) > len(frame)+s.alt.extra {
 		panic("eventlog: Config.Alt added more than AltExtra bytes")
 	}
 	a.used += copy(a.buf[a.used:], l.tmp)
@@ -536,18 +578,18 @@ func (l *Log) read(seq uint64, max int, want Want, runs [][]byte, scratch []byte
 		n := s.slot(head, int(s.n.Load()))
 		v := &s.plain
 		if alt {
-			v = s.alt.Load()
+			v = s.altv.Load()
 			// Events before the stored alternates: build them one by one.
 			for ; i < n && (v == nil || i < v.from); i++ {
 				if want == nil && s.meta(i).User != "" || want != nil && !want(s.meta(i)) {
 					continue
 				}
-				size := int(s.plain.ends[i]) - s.plain.start(i) + l.altExtra
+				size := int(s.plain.ends[i]) - s.plain.start(i) + s.alt.extra
 				if total+size > max && count > 0 {
 					return runs, scratch, s.seqAt(i), count
 				}
 				from := len(scratch)
-				scratch = l.altFn(scratch, s.seqAt(i), s.plain.buf[s.plain.start(i):s.plain.ends[i]])
+				scratch = s.alt.fn(scratch, s.seqAt(i), s.plain.buf[s.plain.start(i):s.plain.ends[i]])
 				runs = append(runs, scratch[from:len(scratch):len(scratch)])
 				total += len(scratch) - from
 				count++

@@ -541,3 +541,63 @@ func TestSparseNumbersShareSegments(t *testing.T) {
 		t.Fatalf("SeqAfter(250) = %d, want %d", got, 250<<10)
 	}
 }
+
+// Reset: a new history under a new epoch. Nothing before it is retained,
+// a reader at the old Head stays valid, numbers never go backwards, and
+// alternate frames name the epoch of the segment their event is in.
+func TestResetStartsANewHistory(t *testing.T) {
+	altOf := func(epoch string) func(dst []byte, seq uint64, frame []byte) []byte {
+		return func(dst []byte, seq uint64, frame []byte) []byte {
+			dst = fmt.Appendf(dst, "%s/%d:", epoch, seq)
+			return append(dst, frame...)
+		}
+	}
+	l := New(Config{MaxBytes: 1 << 20, SegmentBytes: 64, Epoch: "one", Alt: altOf("one"), AltExtra: 12})
+	for i := 1; i <= 5; i++ {
+		l.Append(0, Event{Frame: frame(i)})
+	}
+	// A reader still holding the old index builds old events' alternates
+	// with the old epoch, whatever happens after.
+	oldRuns, oldScratch, _, _ := l.ReadAlt(4, 1<<20, nil, nil, nil)
+	if err := l.Reset("two", 3, altOf("two"), 12); err != ErrSeqBehind {
+		t.Fatalf("Reset below Head: %v, want ErrSeqBehind", err)
+	}
+	if l.Epoch() != "one" || l.Head() != 6 {
+		t.Fatal("a refused Reset changed the log")
+	}
+	if err := l.Reset("two", 6, altOf("two"), 12); err != nil {
+		t.Fatal(err)
+	}
+	if l.Epoch() != "two" || l.Head() != 6 || l.Tail() != 6 || l.Bytes() != 0 {
+		t.Fatalf("after Reset: epoch %s head %d tail %d bytes %d", l.Epoch(), l.Head(), l.Tail(), l.Bytes())
+	}
+	if runs, next, n := l.Read(2, 1<<20, nil, nil); len(runs) != 0 || next != 2 || n != 0 {
+		t.Fatalf("an event from before the Reset is still readable: next %d n %d", next, n)
+	}
+	if _, ok := l.Pos(2); ok {
+		t.Fatal("Pos of an event from before the Reset")
+	}
+	if err := l.AppendAt(0, 20, Event{Frame: frame(20)}); err != nil {
+		t.Fatal(err)
+	}
+	// The reader that was at the old Head reads on across the gap.
+	got, next, _ := readAll(l, 6, 1<<20, nil)
+	if string(got) != "<20>" || next != 21 {
+		t.Fatalf("from the old head: %q next %d", got, next)
+	}
+	runs, _, _, _ := l.ReadAlt(6, 1<<20, nil, nil, nil)
+	if len(runs) != 1 || string(runs[0]) != "two/20:<20>" {
+		t.Fatalf("alternate after Reset: %q", runs)
+	}
+	if string(bytes.Join(oldRuns, nil)) != "one/4:<4>one/5:<5>" || len(oldScratch) == 0 {
+		t.Fatalf("alternates read before the Reset: %q", oldRuns)
+	}
+	// An empty log placed mid-way: its history starts at its first number.
+	m := New(Config{})
+	if err := m.Reset("mid", 9<<10, nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	if m.Tail() != 9<<10 || m.Head() != 9<<10 {
+		t.Fatalf("mid-way: tail %d head %d", m.Tail(), m.Head())
+	}
+}
