@@ -59,7 +59,8 @@ type Bridge struct {
 	base         atomic.Uint64 // added to stream sequence numbers (renumberLocked)
 	epoch        atomic.Pointer[string]
 	createdAt    atomic.Int64 // created, unix nanos, for Status
-	missingSince atomic.Int64 // unix nanos; 0 while the stream is there
+	missingSince atomic.Int64 // unix nanos, for display; 0 while the stream is there
+	missingMono  atomic.Int64 // monoNow at the same moment, for recreateAfter
 	kick         chan struct{}
 
 	// Publish queue (publish.go).
@@ -81,7 +82,7 @@ type Bridge struct {
 	// Cross-node backpressure (load.go).
 	peersMu    sync.Mutex
 	peers      map[string]peerLoad // by peer id: saturated peers
-	peersUntil atomic.Int64        // unix nanos: latest expiry in peers
+	peersUntil atomic.Int64        // monoNow: latest expiry in peers
 	peerHolds  atomic.Int64        // times a peer began to hold publishers
 	pending    atomic.Uint64       // stream messages not yet delivered here
 
@@ -94,7 +95,8 @@ type Bridge struct {
 
 	lastSeq   atomic.Uint64 // last stream sequence delivered
 	accepted  atomic.Uint64 // highest stream sequence this node published
-	downSince atomic.Int64  // unix nanos; 0 while connected
+	downSince atomic.Int64  // unix nanos, for display; 0 while connected
+	downMono  atomic.Int64  // monoNow at the same moment, for the unhealthy bound
 	closed    atomic.Bool
 
 	disconnects, reconnects, slow        atomic.Int64
@@ -212,7 +214,9 @@ func (b *Bridge) onDisconnect(_ *nats.Conn, err error) {
 	if b.closed.Load() {
 		return
 	}
-	b.downSince.CompareAndSwap(0, time.Now().UnixNano())
+	if b.downSince.CompareAndSwap(0, time.Now().UnixNano()) {
+		b.downMono.Store(monoNow())
+	}
 	b.disconnects.Add(1)
 	b.log.Warn().Err(err).Msg("disconnected from NATS: serving local clients only, publishes queue")
 }
@@ -222,7 +226,7 @@ func (b *Bridge) onReconnect(nc *nats.Conn) {
 	b.reconnects.Add(1)
 	ev := b.log.Info().Str("url", nc.ConnectedUrlRedacted())
 	if down > 0 {
-		ev.Dur("down", time.Duration(time.Now().UnixNano()-down))
+		ev.Dur("down", time.Duration(monoNow()-b.downMono.Load()))
 	}
 	ev.Msg("reconnected to NATS")
 	b.signal()
@@ -292,7 +296,7 @@ func (b *Bridge) Status() broker.BusStatus {
 	st.Healthy = st.State == "connected"
 	if d := b.downSince.Load(); d > 0 {
 		st.DownSince = time.Unix(0, d)
-		st.Healthy = time.Since(st.DownSince) < b.cfg.UnhealthyAfter && st.State != "closed"
+		st.Healthy = time.Duration(monoNow()-b.downMono.Load()) < b.cfg.UnhealthyAfter && st.State != "closed"
 	}
 	if m := b.missingSince.Load(); m != 0 {
 		st.StreamMissingSince = time.Unix(0, m)

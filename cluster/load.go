@@ -39,7 +39,7 @@ const (
 // peerLoad is one saturated peer.
 type peerLoad struct {
 	name  string
-	until time.Time
+	until int64 // monoNow
 }
 
 // startLoad subscribes to the other nodes' announcements and starts the
@@ -106,25 +106,25 @@ func (b *Bridge) onLoad(m *nats.Msg) {
 	if len(rest) > 2 {
 		name = string(rest[2:])
 	}
-	now := time.Now()
+	now := monoNow()
 	b.peersMu.Lock()
 	defer b.peersMu.Unlock()
 	if sat {
 		if _, known := b.peers[string(id)]; !known {
 			b.peerHolds.Add(1)
 		}
-		b.peers[string(id)] = peerLoad{name: name, until: now.Add(loadTTL)}
+		b.peers[string(id)] = peerLoad{name: name, until: now + int64(loadTTL)}
 	} else {
 		delete(b.peers, string(id))
 	}
 	// Saturated reads one atomic: the latest expiry of any saturated peer.
 	var until int64
 	for k, p := range b.peers {
-		if !p.until.After(now) {
+		if p.until <= now {
 			delete(b.peers, k)
 			continue
 		}
-		until = max(until, p.until.UnixNano())
+		until = max(until, p.until)
 	}
 	b.peersUntil.Store(until)
 }
@@ -133,7 +133,7 @@ func (b *Bridge) onLoad(m *nats.Msg) {
 // that it is behind and has not since said it caught up, or this node
 // is more than maxPending stream messages behind.
 func (b *Bridge) Saturated() bool {
-	return time.Now().UnixNano() < b.peersUntil.Load() || b.behindStream()
+	return monoNow() < b.peersUntil.Load() || b.behindStream()
 }
 
 // behindStream reports whether this node is more than maxPending stream
@@ -142,12 +142,12 @@ func (b *Bridge) behindStream() bool { return b.pending.Load() > maxPending }
 
 // saturatedPeers names the peers currently holding publishers, sorted.
 func (b *Bridge) saturatedPeers() []string {
-	now := time.Now()
+	now := monoNow()
 	b.peersMu.Lock()
 	defer b.peersMu.Unlock()
 	var out []string
 	for id, p := range b.peers {
-		if p.until.After(now) {
+		if p.until > now {
 			name := p.name
 			if name == "" {
 				name = id

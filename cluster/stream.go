@@ -388,7 +388,7 @@ func (b *Bridge) checkStream() {
 	b.streamLast = max(b.streamLast, info.State.LastSeq)
 	if b.cc != nil {
 		if since := b.missingSince.Swap(0); since != 0 {
-			b.log.Info().Dur("missing", time.Since(time.Unix(0, since))).Str("epoch", b.Epoch()).
+			b.log.Info().Dur("missing", time.Duration(monoNow()-b.missingMono.Load())).Str("epoch", b.Epoch()).
 				Msg("stream is back: delivering again")
 		}
 	}
@@ -397,16 +397,16 @@ func (b *Bridge) checkStream() {
 // missingLocked handles a stream not found: stop consuming and say so,
 // then, if nobody has created it again within recreateAfter, create it.
 func (b *Bridge) missingLocked() {
-	now := time.Now()
 	since := b.missingSince.Load()
 	if since == 0 {
-		b.missingSince.Store(now.UnixNano())
+		b.missingMono.Store(monoNow())
+		b.missingSince.Store(time.Now().UnixNano())
 		b.stopLocked()
 		b.log.Warn().Str("stream", b.cfg.Stream).Str("epoch", b.Epoch()).Dur("recreateAfter", recreateAfter).
 			Msg("stream not found (deleted): nothing is stored or delivered and /healthz is unhealthy until it is back; this node creates it again unless another does first")
 		return
 	}
-	if now.Sub(time.Unix(0, since)) < recreateAfter {
+	if time.Duration(monoNow()-b.missingMono.Load()) < recreateAfter {
 		return
 	}
 	// Numbered on from the last message known here, so that the nodes
