@@ -51,10 +51,10 @@ type Bridge struct {
 	filling    bool                     // reading back history (Start)
 	fillFirst  uint64                   // ... from this stream message
 	fillEnd    uint64                   // ... up to this one
-	edgeSeq    uint64                   // the last message read but left out ...
-	edge       uint64                   // ... and the log number after its events
 	fillCutoff int64                    // ... skipping older messages (unix nanos; 0: none)
 	fillDone   chan struct{}
+	edgeSeq    uint64 // the last message read but left out of the history ...
+	edge       uint64 // ... and the log number after its events
 
 	base         atomic.Uint64 // added to stream sequence numbers (renumberLocked)
 	epoch        atomic.Pointer[string]
@@ -93,8 +93,8 @@ type Bridge struct {
 	maxMsg int64             // largest message payload: the server's max_payload, less headers
 	evs    []broker.BusEvent // consumer scratch
 
-	lastSeq   atomic.Uint64 // last stream sequence delivered
-	accepted  atomic.Uint64 // highest stream sequence this node published
+	lastSeq   atomic.Uint64 // last stream sequence delivered (or passed over)
+	accepted  atomic.Uint64 // highest stream sequence this node published, plus base
 	downSince atomic.Int64  // unix nanos, for display; 0 while connected
 	downMono  atomic.Int64  // monoNow at the same moment, for the unhealthy bound
 	closed    atomic.Bool

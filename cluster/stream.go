@@ -446,6 +446,7 @@ func (b *Bridge) renumberLocked(info *jetstream.StreamInfo) {
 	b.node.Reset(b.Epoch(), 0)
 	b.lastSeq.Store(origin - 1)
 	b.accepted.Store(0) // what was confirmed on the old stream is gone with it
+	b.pending.Store(0)  // the old stream's backlog is not this one's
 	b.tailSet = true
 	b.streamResets.Add(1)
 	b.log.Warn().Str("stream", b.cfg.Stream).Str("oldEpoch", old).Str("epoch", b.Epoch()).

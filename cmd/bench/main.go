@@ -69,12 +69,15 @@ func run() int {
 	quiet := fs.Bool("quiet", false, "no progress on stderr and no summary (use with -json)")
 	cpuProfile := fs.String("cpuprofile", "", "write the harness's CPU profile here (the in-process worker when -procs 1)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: bench [fanout|idle|echo|connect] [flags]\n       bench chart -out DIR result.json...\n")
+		fmt.Fprintf(fs.Output(), "usage: bench [fanout|idle|echo|connect] [flags]\n       bench chart -out DIR result.json...\n       bench resume -addr A,B,C -admin A,B,C [flags] (resuming clients across restarting nodes; -h for its flags)\n")
 		fs.PrintDefaults()
 	}
 	args := os.Args[1:]
 	if len(args) > 0 && args[0] == "chart" {
 		return chartMain(args[1:])
+	}
+	if len(args) > 0 && args[0] == "resume" {
+		return resumeMain(args[1:])
 	}
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		*scenario, args = args[0], args[1:]
