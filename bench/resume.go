@@ -153,7 +153,7 @@ func RunResume(ctx context.Context, cfg ResumeConfig) (*ResumeResult, error) {
 			phase, time.Since(start).Seconds(), published, refused, connected, len(clients), gaps))
 	}
 	// Publish once most clients are in, so that most have a first event early.
-	waitUntil(ctx, 10*time.Second, func() bool {
+	pollUntil(ctx, 10*time.Second, func() bool {
 		n := 0
 		for _, c := range clients {
 			c.mu.Lock()
@@ -181,7 +181,7 @@ func RunResume(ctx context.Context, cfg ResumeConfig) (*ResumeResult, error) {
 	}
 	stopPub()
 	last := pub.lastConfirmed()
-	drained := waitUntil(ctx, cfg.Drain, func() bool {
+	drained := pollUntil(ctx, cfg.Drain, func() bool {
 		for _, c := range clients {
 			c.mu.Lock()
 			behind := c.first >= 0 && c.last < last // one that never got an event cannot be judged
@@ -221,8 +221,8 @@ func RunResume(ctx context.Context, cfg ResumeConfig) (*ResumeResult, error) {
 	return res, ctx.Err()
 }
 
-// waitUntil polls cond every 20 ms until it holds (true) or d passes.
-func waitUntil(ctx context.Context, d time.Duration, cond func() bool) bool {
+// pollUntil polls cond every 20 ms until it holds (true) or d passes.
+func pollUntil(ctx context.Context, d time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) || ctx.Err() != nil {
