@@ -54,6 +54,7 @@ type brokerSection struct {
 	IdleTimeout      *duration   `json:"idleTimeout"`
 	HandshakeTimeout *duration   `json:"handshakeTimeout"`
 	DrainPeriod      *duration   `json:"drainPeriod"`
+	CloseTimeout     *duration   `json:"closeTimeout"`
 	ShutdownTimeout  *duration   `json:"shutdownTimeout"`
 	MessageRate      *float64    `json:"messageRate"`
 	MessageBurst     *int        `json:"messageBurst"`
@@ -218,6 +219,7 @@ func parseConfig(data []byte, o *options) (warnings []string, err error) {
 		setDur(&o.broker.IdleTimeout, b.IdleTimeout)
 		setDur(&o.broker.HandshakeTimeout, b.HandshakeTimeout)
 		setDur(&o.broker.DrainPeriod, b.DrainPeriod)
+		setDur(&o.broker.CloseTimeout, b.CloseTimeout)
 		setDur(&o.shutdownTimeout, b.ShutdownTimeout)
 		set(&o.broker.MessageRate, b.MessageRate)
 		set(&o.broker.MessageBurst, b.MessageBurst)

@@ -57,6 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		pingEvery  = fs.Duration("ping-interval", 0, "server ping interval (default 25s; negative disables)")
 		idle       = fs.Duration("idle-timeout", 0, "close connections silent this long (default 60s; negative disables)")
 		handshake  = fs.Duration("handshake-timeout", 0, "drop TCP connections that do not upgrade in time (default 10s)")
+		closeWait  = fs.Duration("close-timeout", 0, "how long a closed connection may take to answer the close frame before its socket is dropped (default 2s)")
 		drain      = fs.Duration("drain-period", 0, "on SIGTERM, spread the clients' 1001 closes (each with a reconnect hint) over this long, at most half of -shutdown-timeout (default 3s; negative: all at once)")
 		shutdown   = fs.Duration("shutdown-timeout", 0, "graceful drain limit on SIGINT/SIGTERM (default 10s)")
 		msgRate    = fs.Float64("msg-rate", 0, "client messages per second per connection; a faster sender is paced (default 10000; negative disables)")
@@ -193,6 +194,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 				cfg.HandshakeTimeout = *handshake
 			case "drain-period":
 				cfg.DrainPeriod = *drain
+			case "close-timeout":
+				cfg.CloseTimeout = *closeWait
 			case "shutdown-timeout":
 				opts.shutdownTimeout = *shutdown
 			case "msg-rate":
