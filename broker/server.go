@@ -400,12 +400,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // drainPeriod is how long Shutdown spreads its closes over: the
-// configured period, but at most half of what ctx leaves, so that the last
-// clients still have time to answer their close before ctx ends.
+// configured period, but at most half of what ctx leaves after one
+// CloseTimeout, so that the last clients closed still have time to answer
+// their close frame (or be cut for not answering) before ctx ends.
 func (s *Server) drainPeriod(ctx context.Context) time.Duration {
 	d := s.current.Load().DrainPeriod
 	if dl, ok := ctx.Deadline(); ok {
-		d = min(d, time.Until(dl)/2)
+		d = min(d, (time.Until(dl)-s.cfg.CloseTimeout)/2)
 	}
 	return max(d, 0)
 }

@@ -58,7 +58,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		idle       = fs.Duration("idle-timeout", 0, "close connections silent this long (default 60s; negative disables)")
 		handshake  = fs.Duration("handshake-timeout", 0, "drop TCP connections that do not upgrade in time (default 10s)")
 		closeWait  = fs.Duration("close-timeout", 0, "how long a closed connection may take to answer the close frame before its socket is dropped (default 2s)")
-		drain      = fs.Duration("drain-period", 0, "on SIGTERM, spread the clients' 1001 closes (each with a reconnect hint) over this long, at most half of -shutdown-timeout (default 3s; negative: all at once)")
+		drain      = fs.Duration("drain-period", 0, "on SIGTERM, spread the clients' 1001 closes (each with a reconnect hint) over this long, at most half of -shutdown-timeout less -close-timeout (default 3s; negative: all at once)")
 		shutdown   = fs.Duration("shutdown-timeout", 0, "graceful drain limit on SIGINT/SIGTERM (default 10s)")
 		msgRate    = fs.Float64("msg-rate", 0, "client messages per second per connection; a faster sender is paced (default 10000; negative disables)")
 		msgBurst   = fs.Int("msg-burst", 0, "client message burst per connection (default 1000)")
