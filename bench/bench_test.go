@@ -21,6 +21,7 @@ import (
 
 	"github.com/webinate/broker/bench/baseline"
 	"github.com/webinate/broker/broker"
+	"github.com/webinate/broker/wsframe"
 )
 
 // TestMain lets the test binary serve as its own worker process for the
@@ -457,18 +458,7 @@ func TestIsStalled(t *testing.T) {
 // The scanner finds the close code behind data frames of every length
 // form, whatever the read boundaries.
 func TestFrameScanner(t *testing.T) {
-	frame := func(op byte, n int) []byte {
-		b := []byte{0x80 | op}
-		switch {
-		case n < 126:
-			b = append(b, byte(n))
-		case n <= 0xFFFF:
-			b = append(b, 126, byte(n>>8), byte(n))
-		default:
-			b = append(b, 127, 0, 0, 0, 0, 0, byte(n>>16), byte(n>>8), byte(n))
-		}
-		return append(b, make([]byte, n)...)
-	}
+	frame := func(op byte, n int) []byte { return wsframe.AppendFrame(nil, op, make([]byte, n)) }
 	stream := append(append(append(frame(1, 10), frame(1, 300)...), frame(1, 70000)...), frame(9, 17)...)
 	stream = append(stream, 0x88, 4, 0x03, 0xF0, 'x', 'y') // close 1008 "xy"
 	for _, chunk := range []int{1, 3, 4096, len(stream)} {
@@ -484,6 +474,18 @@ func TestFrameScanner(t *testing.T) {
 	var fs frameScanner
 	if !fs.feed([]byte{0x88, 0}) || fs.code != 1005 {
 		t.Errorf("empty close: code %d", fs.code)
+	}
+}
+
+// After a header that breaks RFC 6455 the scanner cannot know where the
+// next frame starts, so it reads nothing more as frames.
+func TestFrameScannerStopsAtFaultyHeader(t *testing.T) {
+	var fs frameScanner
+	if fs.feed(append([]byte{0x83, 0}, wsframe.AppendClose(nil, wsframe.CloseNormal, "")...)) {
+		t.Fatalf("close %d found after a reserved opcode", fs.code)
+	}
+	if fs.feed(wsframe.AppendClose(nil, wsframe.CloseNormal, "")) {
+		t.Fatal("scanning resumed after a faulty header")
 	}
 }
 

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"crypto/rand"
-	"crypto/sha1" //nolint:gosec // required by the WebSocket handshake (RFC 6455)
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -17,6 +16,8 @@ import (
 	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/logging"
 	"github.com/lesismal/nbio/nbhttp"
+
+	"github.com/webinate/broker/wsframe"
 )
 
 // HandshakeError is a refused upgrade: the server answered with Status
@@ -107,7 +108,7 @@ func dialWS(engine *nbhttp.Engine, proto *wsConn, addr, path, origin string,
 			report(outcome{err: &HandshakeError{Status: resp.StatusCode}})
 			return
 		}
-		if resp.Header.Get("Sec-Websocket-Accept") != acceptKey(key) {
+		if resp.Header.Get("Sec-Websocket-Accept") != wsframe.AcceptKey(key) {
 			report(outcome{err: errors.New("bench: bad Sec-WebSocket-Accept")})
 			return
 		}
@@ -138,15 +139,6 @@ func dialWS(engine *nbhttp.Engine, proto *wsConn, addr, path, origin string,
 		cc.CloseWithError(errDialTimeout)
 		return nil, errDialTimeout
 	}
-}
-
-var wsGUID = []byte("258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
-
-func acceptKey(key string) string {
-	h := sha1.New() //nolint:gosec // RFC 6455
-	h.Write([]byte(key))
-	h.Write(wsGUID)
-	return base64.StdEncoding.EncodeToString(h.Sum(nil))
 }
 
 // sourceIP is the loopback source address for global connection index i:

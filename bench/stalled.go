@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/webinate/broker/wsframe"
 )
 
 // stalledConn is a subscriber that never reads. It is a plain socket, not
@@ -219,7 +221,7 @@ func dialStalled(ctx context.Context, addr, path, origin string, local net.IP, t
 	if status != 101 {
 		return nil, &HandshakeError{Status: status}
 	}
-	if accept != acceptKey(key) {
+	if accept != wsframe.AcceptKey(key) {
 		return nil, errors.New("bench: bad Sec-WebSocket-Accept")
 	}
 	if err := ctx.Err(); err != nil {
@@ -496,12 +498,15 @@ func summarizeStalled(conns, retired []*stalledConn) stalledReport {
 	return r
 }
 
-// frameScanner walks server frames (unmasked) skipping payloads, until a
-// close frame is complete. It never buffers more than a header.
+// frameScanner walks server frames skipping payloads, until a close frame
+// is complete. It never buffers more than a header. A header that breaks
+// RFC 6455 leaves frame boundaries unknown: the scanner stops there, and
+// the connection's outcome is what its socket does next.
 type frameScanner struct {
 	hdr     []byte
 	skip    uint64 // payload bytes left in the current frame
 	inClose bool
+	broken  bool   // a faulty header: nothing after it is read as frames
 	payload []byte // the close frame's first bytes (the code)
 	code    int
 	pos     uint64 // bytes consumed so far
@@ -510,7 +515,7 @@ type frameScanner struct {
 // feed consumes p and reports whether a whole close frame has been seen;
 // code is then its status code (1005 if it carried none).
 func (f *frameScanner) feed(p []byte) bool {
-	for len(p) > 0 {
+	for len(p) > 0 && !f.broken {
 		if f.skip > 0 {
 			n := min(f.skip, uint64(len(p)))
 			if f.inClose && len(f.payload) < 2 {
@@ -524,32 +529,19 @@ func (f *frameScanner) feed(p []byte) bool {
 		}
 		f.hdr = append(f.hdr, p[0])
 		p, f.pos = p[1:], f.pos+1
-		if len(f.hdr) < 2 {
+		// Masked frames (a server must not send them) are still skipped
+		// right: only the frame structure is judged.
+		h, _, err := wsframe.ParseHeader(f.hdr)
+		if err == wsframe.ErrShort {
 			continue
 		}
-		need := 2
-		switch f.hdr[1] & 0x7F {
-		case 126:
-			need = 4
-		case 127:
-			need = 10
+		if err != nil {
+			f.broken = true
+			return false
 		}
-		if f.hdr[1]&0x80 != 0 {
-			need += 4 // masked (a server must not, but skip it right)
-		}
-		if len(f.hdr) < need {
-			continue
-		}
-		n := uint64(f.hdr[1] & 0x7F)
-		switch n {
-		case 126:
-			n = uint64(binary.BigEndian.Uint16(f.hdr[2:4]))
-		case 127:
-			n = binary.BigEndian.Uint64(f.hdr[2:10])
-		}
-		f.inClose = f.hdr[0]&0x0F == 0x8
-		f.hdr, f.skip = f.hdr[:0], n
-		if n == 0 && f.inClose {
+		f.inClose = h.Op == wsframe.OpClose
+		f.hdr, f.skip = f.hdr[:0], h.Length
+		if h.Length == 0 && f.inClose {
 			return f.closed()
 		}
 	}
@@ -557,7 +549,7 @@ func (f *frameScanner) feed(p []byte) bool {
 }
 
 func (f *frameScanner) closed() bool {
-	f.code = 1005 // no status code present (RFC 6455 7.4.1)
+	f.code = wsframe.CloseNoStatus
 	if len(f.payload) >= 2 {
 		f.code = int(binary.BigEndian.Uint16(f.payload))
 	}

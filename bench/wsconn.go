@@ -3,11 +3,14 @@ package bench
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"sync/atomic"
 
 	"github.com/lesismal/nbio"
+
+	"github.com/webinate/broker/wsframe"
 )
 
 // wsConn is the client side of one WebSocket. It is nbio's session for the
@@ -47,61 +50,50 @@ func (c *wsConn) CloseAndClean(error) {
 	}
 }
 
-// Parse implements nbhttp.ParserCloser. Server frames are unmasked.
+// Parse implements nbhttp.ParserCloser. Server frames are unmasked and,
+// as the harness negotiates no extension, use no reserved bit; a frame
+// that breaks RFC 6455 ends the connection.
 func (c *wsConn) Parse(data []byte) error {
 	if len(c.rbuf) > 0 {
 		c.rbuf = append(c.rbuf, data...)
 		data = c.rbuf
 	}
-frames:
-	for len(data) >= 2 {
-		fin := data[0]&0x80 != 0
-		op := data[0] & 0x0F
-		n := uint64(data[1] & 0x7F)
-		hdr := 2
-		switch n {
-		case 126:
-			if len(data) < 4 {
-				break frames // extended length not in yet
-			}
-			n, hdr = uint64(binary.BigEndian.Uint16(data[2:4])), 4
-		case 127:
-			if len(data) < 10 {
-				break frames
-			}
-			n, hdr = binary.BigEndian.Uint64(data[2:10]), 10
+	for len(data) > 0 {
+		h, hdr, err := wsframe.FromServer.ParseHeader(data)
+		if err == wsframe.ErrShort {
+			break // the rest of the header is not in yet
 		}
-		if data[1]&0x80 != 0 {
-			return errors.New("bench: server sent a masked frame")
+		if err != nil {
+			return fmt.Errorf("bench: server frame: %w", err)
 		}
-		if n > 1<<26 {
+		if h.Length > 1<<26 {
 			return errors.New("bench: frame too large")
 		}
-		total := hdr + int(n)
-		if len(data) < total {
-			break frames
+		if uint64(len(data)-hdr) < h.Length {
+			break
 		}
+		total := hdr + int(h.Length)
 		p := data[hdr:total]
-		switch op {
-		case 0x1: // text
-			if fin {
+		switch h.Op {
+		case wsframe.OpText:
+			if h.Fin {
 				c.onText(c, p)
 			} else {
 				c.fragmented = true
 				c.msg = append(c.msg[:0], p...)
 			}
-		case 0x0: // continuation
+		case wsframe.OpContinuation:
 			if c.fragmented {
 				c.msg = append(c.msg, p...)
-				if fin {
+				if h.Fin {
 					c.fragmented = false
 					c.onText(c, c.msg)
 				}
 			}
-		case 0x9: // ping
-			_ = c.write(0xA, p)
-		case 0x8: // close: answer and hang up
-			_ = c.write(0x8, p[:min(len(p), 2)])
+		case wsframe.OpPing:
+			_ = c.write(wsframe.OpPong, p)
+		case wsframe.OpClose: // answer and hang up
+			_ = c.write(wsframe.OpClose, p[:min(len(p), 2)])
 			_ = c.nbc.Close()
 			return nil
 		}
@@ -121,38 +113,22 @@ frames:
 }
 
 // WriteText sends one masked text frame.
-func (c *wsConn) WriteText(p []byte) error { return c.write(0x1, p) }
+func (c *wsConn) WriteText(p []byte) error { return c.write(wsframe.OpText, p) }
 
 // write sends one masked frame (clients must mask, RFC 6455 5.3).
 func (c *wsConn) write(op byte, p []byte) error {
 	if c.closed.Load() {
 		return errClosed
 	}
-	b := make([]byte, 0, len(p)+14)
-	b = append(b, 0x80|op)
-	switch n := len(p); {
-	case n < 126:
-		b = append(b, 0x80|byte(n))
-	case n <= 0xFFFF:
-		b = append(b, 0x80|126, byte(n>>8), byte(n))
-	default:
-		b = append(b, 0x80|127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
-	}
 	var key [4]byte
 	binary.LittleEndian.PutUint32(key[:], rand.Uint32())
-	b = append(b, key[:]...)
-	start := len(b)
-	b = append(b, p...)
-	for i := range b[start:] {
-		b[start+i] ^= key[i&3]
-	}
+	b := wsframe.AppendMaskedFrame(make([]byte, 0, wsframe.MaxHeaderLen+len(p)), op, key, p)
 	_, err := c.nbc.Write(b)
 	return err
 }
 
 // Close sends a normal close frame and closes the socket.
 func (c *wsConn) Close() error {
-	_ = c.write(0x8, []byte{0x03, 0xE8})
+	_ = c.write(wsframe.OpClose, []byte{0x03, 0xE8}) // 1000, normal
 	return c.nbc.Close()
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/webinate/broker/eventlog"
+	"github.com/webinate/broker/wsframe"
 )
 
 // conn is one upgraded WebSocket connection. It is the nbio session of its
@@ -216,55 +217,21 @@ func (c *conn) consume(data []byte) {
 }
 
 // frame handles the first frame in data and returns the bytes it used, or
-// 0 if the frame is not complete yet. Limits are checked as soon as the
-// header is in, so an oversized frame is refused before it is buffered.
+// 0 if the frame is not complete yet. wsframe judges the header against
+// RFC 6455; this judges it against the connection's state and limits as
+// soon as the header is in, so an oversized frame is refused before it is
+// buffered.
 func (c *conn) frame(data []byte) int {
-	if len(data) < 2 {
+	// No extension is negotiated: a reserved bit is a protocol error.
+	h, hdr, err := wsframe.FromClient.ParseHeader(data)
+	if err != nil {
+		if err != wsframe.ErrShort {
+			c.failHeader(h, err)
+		}
 		return 0
 	}
-	b0, b1 := data[0], data[1]
-	fin := b0&0x80 != 0
-	op := b0 & 0x0F
-	if b0&0x70 != 0 {
-		c.fail(reasonProtocol, "reserved bits set without a negotiated extension")
-		return 0
-	}
-	if b1&0x80 == 0 {
-		c.fail(reasonProtocol, "client frames must be masked")
-		return 0
-	}
-	plen := uint64(b1 & 0x7F)
-	hdr := 2
-	switch plen {
-	case 126:
-		if len(data) < 4 {
-			return 0
-		}
-		plen = uint64(binary.BigEndian.Uint16(data[2:4]))
-		hdr = 4
-	case 127:
-		if len(data) < 10 {
-			return 0
-		}
-		plen = binary.BigEndian.Uint64(data[2:10])
-		hdr = 10
-	}
-	hdr += 4 // masking key
-
-	if op >= 0x8 {
-		switch {
-		case op != opClose && op != opPing && op != opPong:
-			c.fail(reasonProtocol, fmt.Sprintf("reserved opcode %#x", op))
-			return 0
-		case !fin:
-			c.fail(reasonProtocol, "fragmented control frame")
-			return 0
-		case plen > maxControlPayload:
-			c.fail(reasonProtocol, "control frame payload over 125 bytes")
-			return 0
-		}
-	} else {
-		switch op {
+	if h.Op < opClose {
+		switch h.Op {
 		case opContinuation:
 			if !c.fragmented {
 				c.fail(reasonProtocol, "continuation frame without a message to continue")
@@ -278,27 +245,22 @@ func (c *conn) frame(data []byte) int {
 		case opBinary:
 			c.fail(reasonBinary, "")
 			return 0
-		default:
-			c.fail(reasonProtocol, fmt.Sprintf("reserved opcode %#x", op))
-			return 0
 		}
-		if plen > uint64(c.srv.cfg.MaxMessageSize-len(c.msg)) {
-			c.fail(reasonTooBig, fmt.Sprintf("message exceeds %d bytes", c.srv.cfg.MaxMessageSize))
+		if h.Length > uint64(c.srv.cfg.MaxMessageSize-len(c.msg)) {
+			c.failTooBig()
 			return 0
 		}
 	}
-	total := hdr + int(plen)
-	if len(data) < total {
+	if uint64(len(data)-hdr) < h.Length {
 		return 0
 	}
-	var key [4]byte
-	copy(key[:], data[hdr-4:hdr])
+	total := hdr + int(h.Length)
 	payload := data[hdr:total]
-	maskBytes(key, 0, payload)
+	wsframe.MaskBytes(h.Key, 0, payload)
 
-	switch op {
+	switch h.Op {
 	case opText:
-		if fin {
+		if h.Fin {
 			c.message(payload)
 		} else {
 			c.fragmented = true
@@ -306,7 +268,7 @@ func (c *conn) frame(data []byte) int {
 		}
 	case opContinuation:
 		c.msg = append(c.msg, payload...)
-		if fin {
+		if h.Fin {
 			c.fragmented = false
 			c.message(c.msg)
 			if cap(c.msg) > 4096 {
@@ -324,6 +286,35 @@ func (c *conn) frame(data []byte) int {
 		c.peerClose(payload)
 	}
 	return total
+}
+
+// failHeader closes the connection for a header wsframe refused, with the
+// status and reason the client is told: 1002, but for a length no message
+// can have, which is too big like any over MaxMessageSize.
+func (c *conn) failHeader(h wsframe.Header, err error) {
+	switch err {
+	case wsframe.ErrReservedBits:
+		c.fail(reasonProtocol, "reserved bits set without a negotiated extension")
+	case wsframe.ErrUnmasked:
+		c.fail(reasonProtocol, "client frames must be masked")
+	case wsframe.ErrReservedOpcode:
+		c.fail(reasonProtocol, fmt.Sprintf("reserved opcode %#x", h.Op))
+	case wsframe.ErrFragmentedControl:
+		c.fail(reasonProtocol, "fragmented control frame")
+	case wsframe.ErrControlTooLong:
+		c.fail(reasonProtocol, "control frame payload over 125 bytes")
+	case wsframe.ErrNonMinimalLength:
+		c.fail(reasonProtocol, "payload length not in its shortest form")
+	case wsframe.ErrLengthOverflow:
+		c.failTooBig()
+	default:
+		c.fail(reasonProtocol, err.Error())
+	}
+}
+
+// failTooBig closes the connection for a message over MaxMessageSize.
+func (c *conn) failTooBig() {
+	c.fail(reasonTooBig, fmt.Sprintf("message exceeds %d bytes", c.srv.cfg.MaxMessageSize))
 }
 
 // message handles one complete text message.
@@ -348,7 +339,7 @@ func (c *conn) peerClose(p []byte) {
 		return
 	case len(p) >= 2:
 		code = int(binary.BigEndian.Uint16(p))
-		if !validReceivedCloseCode(code) {
+		if !wsframe.ValidReceivedCloseCode(code) {
 			c.fail(reasonProtocol, fmt.Sprintf("invalid close code %d", code))
 			return
 		}
@@ -365,13 +356,9 @@ func (c *conn) peerClose(p []byte) {
 	}
 	r := reasonPeerClosed
 	c.reason.CompareAndSwap(nil, &r)
-	var buf [2 + maxControlPayload]byte
-	var frame []byte
-	if code == closeNoStatus {
-		frame = appendFrame(buf[:0], opClose, nil)
-	} else {
-		frame = appendCloseFrame(buf[:0], code, "")
-	}
+	// The echoed code; none if the peer sent none (wsframe.AppendClose).
+	var buf [2 + wsframe.MaxControlPayload]byte
+	frame := wsframe.AppendClose(buf[:0], code, "")
 	c.wmu.Lock()
 	_ = c.writeRaw(frame)
 	c.wmu.Unlock()
@@ -428,11 +415,11 @@ func (c *conn) closeWith(r reason, text string) bool {
 		r.text = text
 	}
 	c.reason.CompareAndSwap(nil, &r)
-	var buf [2 + maxControlPayload]byte
+	var buf [2 + wsframe.MaxControlPayload]byte
 	// The close frame is exempt from the pending bound (nbio's own limit
 	// has room for it): a slow consumer that catches up reads why it was
 	// dropped.
-	frame := appendCloseFrame(buf[:0], r.code, r.text)
+	frame := wsframe.AppendClose(buf[:0], r.code, r.text)
 	_ = c.writeRaw(frame)
 	c.wmu.Unlock()
 	nbc := c.nbc
@@ -444,10 +431,7 @@ func (c *conn) closeWith(r reason, text string) bool {
 }
 
 // writeControl writes a control frame (ping/pong) with a short payload.
-func (c *conn) writeControl(op byte, payload []byte) {
-	var buf [2 + maxControlPayload]byte
-	c.send(appendFrame(buf[:0], op, payload))
-}
+func (c *conn) writeControl(op byte, payload []byte) { c.sendFrame(op, payload) }
 
 // send writes whole frames unless that would take the connection past
 // MaxPendingBytes: then the connection is a slow consumer. It gets a 1008
@@ -525,12 +509,18 @@ func (c *conn) pending() int64 { return c.queued.Load() - c.written.Load() }
 var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // writeText writes one text frame to this connection only.
-func (c *conn) writeText(payload []byte) {
+func (c *conn) writeText(payload []byte) { c.sendFrame(opText, payload) }
+
+// sendFrame sends one frame to this connection only, built in a pooled
+// buffer: what send is given reaches nbio, so escape analysis would move a
+// stack buffer to the heap, and every keepalive ping and pong would
+// allocate.
+func (c *conn) sendFrame(op byte, payload []byte) {
 	if c.closing.Load() {
 		return
 	}
 	pb := framePool.Get().(*[]byte)
-	b := appendFrame((*pb)[:0], opText, payload)
+	b := appendFrame((*pb)[:0], op, payload)
 	c.send(b)
 	if cap(b) <= 64<<10 {
 		*pb = b[:0]

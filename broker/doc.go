@@ -68,7 +68,8 @@
 // # WebSocket framing
 //
 // The broker uses nbhttp for HTTP parsing and the upgrade request but owns
-// the frame codec (conn.go) instead of nbio's websocket package, because
+// the frame codec (package wsframe, with the message state machine on top
+// of it in conn.go) instead of nbio's websocket package, because
 // that package answers invalid UTF-8 with 1002 instead of 1007, accepts
 // unmasked client frames, and its Writev can drop buffers on a partial
 // write. Server frames are unmasked, which is what lets one encoded frame

@@ -1,35 +1,15 @@
 package broker
 
 import (
-	"encoding/binary"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/webinate/broker/wsframe"
 )
 
 // maskedFrame builds a client frame for seeds.
-func maskedFrame(fin bool, op byte, payload []byte) []byte {
-	b0 := op
-	if fin {
-		b0 |= 0x80
-	}
-	var b []byte
-	n := len(payload)
-	switch {
-	case n < 126:
-		b = append(b, b0, 0x80|byte(n))
-	case n <= 0xFFFF:
-		b = append(b, b0, 0x80|126, byte(n>>8), byte(n))
-	default:
-		b = append(b, b0, 0x80|127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
-	}
-	key := [4]byte{9, 8, 7, 6}
-	b = append(b, key[:]...)
-	p := append([]byte(nil), payload...)
-	maskBytes(key, 0, p)
-	return append(b, p...)
-}
+func maskedFrame(fin bool, op byte, payload []byte) []byte { return rawFrame(fin, op, payload, true) }
 
 // FuzzFrames sends arbitrary bytes, split in two writes, to a live broker
 // after a real handshake, then checks that the broker still serves a
@@ -48,8 +28,11 @@ func FuzzFrames(f *testing.F) {
 		maskedFrame(true, opPing, make([]byte, 126)),
 		maskedFrame(true, opText, []byte("\xff\xfe")),
 		maskedFrame(true, opText, []byte(`{"eventType":9}`)),
-		{0x81, 0x05, 'h', 'e', 'l', 'l', 'o'},                        // unmasked
-		{0x81, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF}, // absurd length
+		{0x81, 0x05, 'h', 'e', 'l', 'l', 'o'},                                    // unmasked
+		{0x81, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3, 4}, // absurd length
+		{0x81, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 5, 1, 2, 3, 4},                      // length's top bit set
+		{0x81, 0xFE, 0, 5, 1, 2, 3, 4, 'h', 'e', 'l', 'l', 'o'},                  // length not in its shortest form
+		maskedFrame(true, opText|0x40, echo),                                     // RSV1, not negotiated
 		{0x8F, 0x80, 0, 0, 0, 0},
 		{},
 	}
@@ -94,9 +77,7 @@ func FuzzFrames(f *testing.F) {
 func TestHugeLengthRefusedFromHeader(t *testing.T) {
 	ts := startServer(t, nil)
 	r := dialRaw(t, ts.Addr())
-	hdr := []byte{0x81, 0x80 | 127}
-	hdr = binary.BigEndian.AppendUint64(hdr, 1<<40)
-	hdr = append(hdr, 1, 2, 3, 4)
+	hdr := wsframe.AppendHeader(nil, wsframe.Header{Fin: true, Op: opText, Masked: true, Key: [4]byte{1, 2, 3, 4}, Length: 1 << 40})
 	if _, err := r.c.Write(hdr); err != nil {
 		t.Fatal(err)
 	}

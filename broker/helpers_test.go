@@ -2,7 +2,6 @@ package broker
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -17,6 +16,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
+
+	"github.com/webinate/broker/wsframe"
 )
 
 const (
@@ -222,7 +223,7 @@ func rawHandshake(t testing.TB, addr string, headers map[string]string) (*rawCon
 		t.Fatalf("handshake response: %v", err)
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
-		want := acceptKey(base64.StdEncoding.EncodeToString(key[:]))
+		want := wsframe.AcceptKey(base64.StdEncoding.EncodeToString(key[:]))
 		if got := resp.Header.Get("Sec-WebSocket-Accept"); got != want {
 			t.Fatalf("Sec-WebSocket-Accept %q, want %q", got, want)
 		}
@@ -240,79 +241,77 @@ func dialRaw(t testing.TB, addr string) *rawConn {
 	return rc
 }
 
+// testMaskKey masks the raw clients' frames.
+var testMaskKey = [4]byte{0x12, 0x34, 0x56, 0x78}
+
+// rawFrame builds one client frame, or one that breaks the rules: op may
+// carry reserved bits (0x70); masked selects client masking.
+func rawFrame(fin bool, op byte, payload []byte, masked bool) []byte {
+	h := wsframe.Header{Fin: fin, RSV: op & 0x70, Op: op & 0x0F, Masked: masked, Length: uint64(len(payload))}
+	if masked {
+		h.Key = testMaskKey
+	}
+	b := wsframe.AppendHeader(nil, h)
+	n := len(b)
+	b = append(b, payload...)
+	if masked {
+		wsframe.MaskBytes(h.Key, 0, b[n:])
+	}
+	return b
+}
+
 // writeFrame sends one frame; masked selects client masking.
 func (r *rawConn) writeFrame(fin bool, op byte, payload []byte, masked bool) {
 	r.t.Helper()
-	var b []byte
-	b0 := op
-	if fin {
-		b0 |= 0x80
-	}
-	mbit := byte(0)
-	if masked {
-		mbit = 0x80
-	}
-	n := len(payload)
-	switch {
-	case n < 126:
-		b = append(b, b0, mbit|byte(n))
-	case n <= 0xFFFF:
-		b = append(b, b0, mbit|126, byte(n>>8), byte(n))
-	default:
-		b = append(b, b0, mbit|127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
-	}
-	p := bytes.Clone(payload)
-	if masked {
-		key := [4]byte{0x12, 0x34, 0x56, 0x78}
-		b = append(b, key[:]...)
-		maskBytes(key, 0, p)
-	}
-	b = append(b, p...)
-	if _, err := r.c.Write(b); err != nil {
+	if _, err := r.c.Write(rawFrame(fin, op, payload, masked)); err != nil {
 		r.t.Fatalf("raw write: %v", err)
 	}
 }
 
-// readFrame reads one server frame; server frames must be unmasked.
+// readServerFrame reads one whole frame from br, which must be a valid
+// server frame (unmasked, no reserved bits).
+func readServerFrame(br *bufio.Reader) (wsframe.Header, []byte, error) {
+	h, err := wsframe.FromServer.ReadHeader(br)
+	if err != nil {
+		return h, nil, err
+	}
+	if h.Length > 1<<30 {
+		return h, nil, fmt.Errorf("server frame of %d bytes", h.Length)
+	}
+	p := make([]byte, h.Length)
+	_, err = io.ReadFull(br, p)
+	return h, p, err
+}
+
+// readFrame reads one server frame or fails the test.
 func (r *rawConn) readFrame() (fin bool, op byte, payload []byte) {
 	r.t.Helper()
 	_ = r.c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	var h [2]byte
-	if _, err := io.ReadFull(r.br, h[:]); err != nil {
-		r.t.Fatalf("raw read header: %v", err)
+	h, payload, err := readServerFrame(r.br)
+	if err != nil {
+		r.t.Fatalf("raw read: %v", err)
 	}
-	if h[1]&0x80 != 0 {
-		r.t.Fatal("server frame is masked")
-	}
-	n := uint64(h[1] & 0x7F)
-	switch n {
-	case 126:
-		var e [2]byte
-		_, _ = io.ReadFull(r.br, e[:])
-		n = uint64(binary.BigEndian.Uint16(e[:]))
-	case 127:
-		var e [8]byte
-		_, _ = io.ReadFull(r.br, e[:])
-		n = binary.BigEndian.Uint64(e[:])
-	}
-	payload = make([]byte, n)
-	if _, err := io.ReadFull(r.br, payload); err != nil {
-		r.t.Fatalf("raw read payload: %v", err)
-	}
-	return h[0]&0x80 != 0, h[0] & 0x0F, payload
+	return h.Fin, h.Op, payload
 }
 
 // expectCloseCode reads frames until a close frame and returns its code.
 func (r *rawConn) expectCloseCode() int {
 	r.t.Helper()
+	code, _ := r.expectCloseReason()
+	return code
+}
+
+// expectCloseReason reads frames until a close frame and returns its code
+// and reason.
+func (r *rawConn) expectCloseReason() (int, string) {
+	r.t.Helper()
 	for {
 		_, op, p := r.readFrame()
 		if op == opClose {
 			if len(p) < 2 {
-				return closeNoStatus
+				return closeNoStatus, ""
 			}
-			return int(binary.BigEndian.Uint16(p))
+			return int(binary.BigEndian.Uint16(p)), string(p[2:])
 		}
 	}
 }
@@ -320,11 +319,8 @@ func (r *rawConn) expectCloseCode() int {
 // tryWriteFrame sends one masked frame and reports a write error instead
 // of failing the test: for writers that outlive the connection.
 func (r *rawConn) tryWriteFrame(op byte, payload []byte) error {
-	b := []byte{0x80 | op, 0x80 | byte(len(payload)), 0x12, 0x34, 0x56, 0x78}
-	p := append([]byte(nil), payload...)
-	maskBytes([4]byte{0x12, 0x34, 0x56, 0x78}, 0, p)
 	_ = r.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	_, err := r.c.Write(append(b, p...))
+	_, err := r.c.Write(wsframe.AppendMaskedFrame(nil, op, testMaskKey, payload))
 	return err
 }
 
@@ -357,28 +353,6 @@ func (r *rawConn) answerCreditPings(n int) (done <-chan struct{}) {
 // failing the test: for readers on their own goroutine.
 func (r *rawConn) tryReadFrame() (op byte, payload []byte, err error) {
 	_ = r.c.SetReadDeadline(time.Now().Add(30 * time.Second))
-	var h [2]byte
-	if _, err := io.ReadFull(r.br, h[:]); err != nil {
-		return 0, nil, err
-	}
-	n := uint64(h[1] & 0x7F)
-	switch n {
-	case 126:
-		var e [2]byte
-		if _, err := io.ReadFull(r.br, e[:]); err != nil {
-			return 0, nil, err
-		}
-		n = uint64(binary.BigEndian.Uint16(e[:]))
-	case 127:
-		var e [8]byte
-		if _, err := io.ReadFull(r.br, e[:]); err != nil {
-			return 0, nil, err
-		}
-		n = binary.BigEndian.Uint64(e[:])
-	}
-	payload = make([]byte, n)
-	if _, err := io.ReadFull(r.br, payload); err != nil {
-		return 0, nil, err
-	}
-	return h[0] & 0x0F, payload, nil
+	h, payload, err := readServerFrame(r.br)
+	return h.Op, payload, err
 }

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/webinate/broker/wsframe"
 )
 
 func TestHandshake(t *testing.T) {
@@ -266,6 +269,76 @@ func TestFramingProtocolErrors(t *testing.T) {
 	}
 }
 
+// Each framing fault is refused with its close code and reason, and a
+// header with several faults gets the first in its byte order.
+func TestFramingCloseReasons(t *testing.T) {
+	ts := startServer(t, nil)
+	tooBig := fmt.Sprintf("message exceeds %d bytes", DefaultMaxMessageSize)
+	header := func(h wsframe.Header) []byte { return wsframe.AppendHeader(nil, h) }
+	cases := []struct {
+		name   string
+		frames []byte
+		code   int
+		reason string
+	}{
+		{"reserved bit", rawFrame(true, opText|0x40, []byte("{}"), true), 1002, "reserved bits set without a negotiated extension"},
+		{"unmasked", rawFrame(true, opText, []byte("{}"), false), 1002, "client frames must be masked"},
+		{"reserved opcode", rawFrame(true, 0x3, []byte("{}"), true), 1002, "reserved opcode 0x3"},
+		{"reserved control opcode", rawFrame(true, 0xB, nil, true), 1002, "reserved opcode 0xb"},
+		{"continuation without start", rawFrame(true, opContinuation, []byte("x"), true), 1002, "continuation frame without a message to continue"},
+		{"text inside fragmented message", append(rawFrame(false, opText, []byte("a"), true), rawFrame(true, opText, []byte("b"), true)...),
+			1002, "new message while a fragmented message is incomplete"},
+		{"fragmented ping", rawFrame(false, opPing, []byte("x"), true), 1002, "fragmented control frame"},
+		{"long ping", rawFrame(true, opPing, make([]byte, 126), true), 1002, "control frame payload over 125 bytes"},
+		{"close code 1005", rawFrame(true, opClose, []byte{0x03, 0xED}, true), 1002, "invalid close code 1005"},
+		{"1-byte close", rawFrame(true, opClose, []byte{0x03}, true), 1002, "close frame with a 1-byte payload"},
+		{"close reason not UTF-8", rawFrame(true, opClose, []byte{0x03, 0xE8, 0xff}, true), 1007, "close reason is not valid UTF-8"},
+		{"binary", rawFrame(true, opBinary, []byte{1}, true), 1003, "binary messages are not supported"},
+		{"text not UTF-8", rawFrame(true, opText, []byte("\xff"), true), 1007, "text message is not valid UTF-8"},
+		{"huge length", header(wsframe.Header{Fin: true, Op: opText, Masked: true, Length: 1 << 40}), 1009, tooBig},
+		{"length's top bit set", []byte{0x81, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4}, 1009, tooBig},
+		{"reserved bit before the mask", rawFrame(true, 0x3|0x40, nil, false), 1002, "reserved bits set without a negotiated extension"},
+		{"mask before the opcode", rawFrame(true, 0x3, nil, false), 1002, "client frames must be masked"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := dialRaw(t, ts.Addr())
+			if _, err := r.c.Write(tc.frames); err != nil {
+				t.Fatal(err)
+			}
+			if code, reason := r.expectCloseReason(); code != tc.code || reason != tc.reason {
+				t.Fatalf("close %d %q, want %d %q", code, reason, tc.code, tc.reason)
+			}
+		})
+	}
+}
+
+// RFC 6455 section 5.2 wants the shortest length encoding; a longer one is
+// refused like any other framing fault. The broker accepted it before it
+// used wsframe.
+func TestNonMinimalLengthIsProtocolError(t *testing.T) {
+	ts := startServer(t, nil)
+	msg := []byte(`{"eventType":10,"message":"x"}`)
+	for name, h := range map[string][]byte{
+		"16-bit length for 30 bytes":  {0x81, 0x80 | 126, 0, byte(len(msg))},
+		"64-bit length for 30 bytes":  {0x81, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0, byte(len(msg))},
+		"64-bit length for 200 bytes": {0x81, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0, 200},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := dialRaw(t, ts.Addr())
+			key := [4]byte{1, 2, 3, 4}
+			p := bytes.Clone(msg)
+			wsframe.MaskBytes(key, 0, p)
+			if _, err := r.c.Write(append(append(h, key[:]...), p...)); err != nil {
+				t.Fatal(err)
+			}
+			if code, reason := r.expectCloseReason(); code != 1002 || reason != "payload length not in its shortest form" {
+				t.Fatalf("close %d %q, want 1002", code, reason)
+			}
+		})
+	}
+}
+
 func TestFragmentedMessageWithInterleavedControl(t *testing.T) {
 	ts := startServer(t, nil)
 	r := dialRaw(t, ts.Addr())
@@ -291,11 +364,7 @@ func TestFramesSplitAcrossWrites(t *testing.T) {
 	var buf []byte
 	for i := 0; i < 2; i++ {
 		p := []byte(fmt.Sprintf(`{"eventType":10,"message":"%d%s"}`, i, strings.Repeat("x", 200)))
-		key := [4]byte{1, 2, 3, 4}
-		buf = append(buf, 0x81, 0x80|126, 0, byte(len(p)))
-		buf = append(buf, key[:]...)
-		maskBytes(key, 0, p)
-		buf = append(buf, p...)
+		buf = wsframe.AppendMaskedFrame(buf, opText, [4]byte{1, 2, 3, 4}, p)
 	}
 	for _, b := range buf {
 		if _, err := r.c.Write([]byte{b}); err != nil {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/webinate/broker/codec"
+	"github.com/webinate/broker/wsframe"
 )
 
 // Resume (docs/PROTOCOL.md, "Resume"): a connection that asks with ?seq=1
@@ -26,7 +27,7 @@ func seqFrameExtra(epoch string) int { return len(`"seq":,"epoch":"",`) + 20 + l
 // first members. The rest of the object is the published bytes.
 func seqFrame(epoch string) func(dst []byte, seq uint64, frame []byte) []byte {
 	return func(dst []byte, seq uint64, frame []byte) []byte {
-		payload := framePayload(frame)
+		payload := wsframe.Payload(frame)
 		i := 0
 		for i < len(payload) && isJSONSpace(payload[i]) {
 			i++
@@ -54,22 +55,9 @@ func seqFrame(epoch string) func(dst []byte, seq uint64, frame []byte) []byte {
 
 func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
-// framePayload returns the payload of one unmasked server frame.
-func framePayload(f []byte) []byte {
-	switch n := f[1] & 0x7F; n {
-	case 126:
-		return f[4:]
-	case 127:
-		return f[10:]
-	default:
-		return f[2:]
-	}
-}
-
 // appendFrame2 appends one server frame whose payload is a followed by b.
 func appendFrame2(dst []byte, op byte, a, b []byte) []byte {
-	n := len(a) + len(b)
-	dst = appendFrameHeader(dst, op, n)
+	dst = wsframe.AppendHeader(dst, wsframe.Header{Fin: true, Op: op, Length: uint64(len(a) + len(b))})
 	dst = append(dst, a...)
 	return append(dst, b...)
 }

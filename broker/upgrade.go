@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"crypto/sha1"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -17,13 +16,11 @@ import (
 
 	"github.com/webinate/broker/eventlog"
 	originpkg "github.com/webinate/broker/origin"
+	"github.com/webinate/broker/wsframe"
 )
 
 // backendKeyHeader marks a backend connection (PROTOCOL.md, Handshake).
 const backendKeyHeader = "users-api-key"
-
-// websocketGUID is the RFC 6455 handshake constant.
-const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 // serveUpgrade answers every HTTP request on the public port: any path may
 // upgrade. It runs on nbio's handler pool, not on a poller.
@@ -66,7 +63,7 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusMethodNotAllowed, "WebSocket upgrade requires GET")
 		return
 	}
-	if !headerHasToken(r.Header, "Connection", "upgrade") || !headerHasToken(r.Header, "Upgrade", "websocket") {
+	if !wsframe.HeaderHasToken(r.Header.Values("Connection"), "upgrade") || !wsframe.HeaderHasToken(r.Header.Values("Upgrade"), "websocket") {
 		s.stats.badHandshake.Add(1)
 		w.Header().Set("Upgrade", "websocket")
 		httpError(w, http.StatusUpgradeRequired, "this port only serves WebSocket upgrades")
@@ -258,7 +255,7 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 
 	resp := make([]byte, 0, 160)
 	resp = append(resp, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
-	resp = append(resp, acceptKey(key)...)
+	resp = append(resp, wsframe.AcceptKey(key)...)
 	resp = append(resp, "\r\n\r\n"...)
 	// The 101 goes out while c joins the table, under its shard's lock, so
 	// no broadcast frame can precede it and every event published after
@@ -423,26 +420,6 @@ func parseEventFilter(q url.Values) (uint16, error) {
 		f |= 1 << n
 	}
 	return f, nil
-}
-
-func acceptKey(key string) string {
-	h := sha1.New()
-	h.Write([]byte(key))
-	h.Write([]byte(websocketGUID))
-	return base64.StdEncoding.EncodeToString(h.Sum(nil))
-}
-
-// headerHasToken reports whether a comma-separated header contains token,
-// case-insensitively ("Connection: keep-alive, Upgrade").
-func headerHasToken(h http.Header, name, token string) bool {
-	for _, v := range h.Values(name) {
-		for _, t := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 func httpError(w http.ResponseWriter, code int, msg string) {

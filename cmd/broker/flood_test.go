@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/webinate/broker/wsframe"
 )
 
 // A publish flood against the real binary, with fast readers and clients
@@ -218,30 +220,15 @@ func readCloseCode(c net.Conn) int {
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	r := bufio.NewReader(c)
 	for {
-		var h [2]byte
-		if _, err := io.ReadFull(r, h[:]); err != nil {
+		h, err := wsframe.FromServer.ReadHeader(r)
+		if err != nil || h.Length > 1<<30 {
 			return 0
 		}
-		n := int64(h[1] & 0x7F)
-		switch n {
-		case 126:
-			var e [2]byte
-			if _, err := io.ReadFull(r, e[:]); err != nil {
-				return 0
-			}
-			n = int64(binary.BigEndian.Uint16(e[:]))
-		case 127:
-			var e [8]byte
-			if _, err := io.ReadFull(r, e[:]); err != nil {
-				return 0
-			}
-			n = int64(binary.BigEndian.Uint64(e[:]))
-		}
-		p := make([]byte, n)
+		p := make([]byte, h.Length)
 		if _, err := io.ReadFull(r, p); err != nil {
 			return 0
 		}
-		if h[0]&0x0F == 0x8 && len(p) >= 2 {
+		if h.Op == wsframe.OpClose && len(p) >= 2 {
 			return int(binary.BigEndian.Uint16(p))
 		}
 	}
