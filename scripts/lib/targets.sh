@@ -3,7 +3,8 @@
 # broker's config, and starts and stops one server at a time on loopback.
 #
 # Uses: OUT, PORT, ADMIN, KEY, TARGETS (may be narrowed to "baseline" if the
-# broker does not build), BROKER_FLAGS.
+# broker does not build), BROKER_FLAGS, BROKER_BIN (a prebuilt broker to use
+# instead of building this tree's).
 # shellcheck shell=bash
 
 me=$(basename "$0")
@@ -12,7 +13,11 @@ build_targets() {
   echo "building into $OUT" >&2
   go build -o "$OUT/bench" ./cmd/bench
   go build -o "$OUT/baseline" ./cmd/baseline
-  if [[ " $TARGETS " == *" broker "* ]]; then
+  if [[ " $TARGETS " == *" broker "* && -n "${BROKER_BIN:-}" ]]; then
+    # Another build of the broker (e.g. an older commit, for a before/after
+    # run on the same harness).
+    cp "$BROKER_BIN" "$OUT/broker"
+  elif [[ " $TARGETS " == *" broker "* ]]; then
     if ! go build -o "$OUT/broker" ./cmd/broker; then
       echo "$me: broker does not build; running the baseline only" >&2
       TARGETS=baseline
