@@ -128,7 +128,13 @@ func (c *wsConn) write(op byte, p []byte) error {
 	if c.closed.Load() {
 		return errClosed
 	}
-	b := make([]byte, 0, len(p)+14)
+	_, err := c.nbc.Write(appendMaskedFrame(make([]byte, 0, len(p)+14), op, p))
+	return err
+}
+
+// appendMaskedFrame appends one final client frame of opcode op carrying
+// p, masked with a random key as a client must (RFC 6455 5.3).
+func appendMaskedFrame(b []byte, op byte, p []byte) []byte {
 	b = append(b, 0x80|op)
 	switch n := len(p); {
 	case n < 126:
@@ -147,8 +153,7 @@ func (c *wsConn) write(op byte, p []byte) error {
 	for i := range b[start:] {
 		b[start+i] ^= key[i&3]
 	}
-	_, err := c.nbc.Write(b)
-	return err
+	return b
 }
 
 // Close sends a normal close frame and closes the socket.
