@@ -73,7 +73,8 @@ func run() int {
 	quiet := fs.Bool("quiet", false, "no progress on stderr and no summary (use with -json)")
 	cpuProfile := fs.String("cpuprofile", "", "write the harness's CPU profile here (the in-process worker when -procs 1)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: bench [fanout|idle|echo|connect] [flags]\n       bench chart -out DIR result.json...\n       bench resume -addr A,B,C -admin A,B,C [flags] (resuming clients across restarting nodes; -h for its flags)\n")
+		fmt.Fprintf(fs.Output(), "usage: bench [fanout|idle|echo|connect] [flags]\n       bench chart -out DIR result.json...\n       bench resume -addr A,B,C -admin A,B,C [flags] (resuming clients across restarting nodes; -h for its flags)\n"+
+			"       bench presence -addr A,B,C -admin A,B,C -jwt-secret-file F [flags] (GET /api/online over many identified connections; -h for its flags)\n")
 		fs.PrintDefaults()
 	}
 	args := os.Args[1:]
@@ -82,6 +83,9 @@ func run() int {
 	}
 	if len(args) > 0 && args[0] == "resume" {
 		return resumeMain(args[1:])
+	}
+	if len(args) > 0 && args[0] == "presence" {
+		return presenceMain(args[1:])
 	}
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		*scenario, args = args[0], args[1:]
