@@ -104,7 +104,7 @@ func printPresence(r *bench.PresenceResult) {
 				n.Admin, n.Calls, n.Wrong, n.Failed, n.Latency.P50Ms, n.Latency.P99Ms, n.Latency.MaxMs)
 		}
 		for _, c := range ph.CPU {
-			fmt.Printf("    %s (pid %d): CPU %.2fs during the calls, %.2fs of it idle rate: %.3f ms per call\n",
+			fmt.Printf("    %s (pid %d): CPU %.2fs during the calls (10 ms ticks), %.2fs of it at the idle rate: %.3f ms per call beyond idle\n",
 				c.Name, c.PID, c.Seconds, c.IdleSeconds, c.PerCallMs)
 		}
 	}
