@@ -87,7 +87,7 @@ func forgePongs(ctx context.Context, conns func() []*stalledConn, interval time.
 		defer wg.Done()
 		t := time.NewTicker(interval)
 		defer t.Stop()
-		var payload, frame []byte
+		var scratch forgeScratch
 		for {
 			select {
 			case <-done:
@@ -97,8 +97,7 @@ func forgePongs(ctx context.Context, conns func() []*stalledConn, interval time.
 			case <-t.C:
 			}
 			for _, sc := range conns() {
-				payload = payload[:0]
-				frame = sc.forge(frame[:0], payload, window, n)
+				sc.forge(&scratch, window, n)
 			}
 		}
 	}()
@@ -106,40 +105,40 @@ func forgePongs(ctx context.Context, conns func() []*stalledConn, interval time.
 	return func() { once.Do(func() { close(done); wg.Wait() }) }
 }
 
+// forgeScratch is the forger's reused buffers.
+type forgeScratch struct{ payload, frame []byte }
+
 // forge makes sc's turn: the rest of a cut frame if there is one, else
-// the next forged pong. buf and payload are scratch space, returned for
-// reuse.
-func (sc *stalledConn) forge(buf, payload []byte, window int, n *forgeCounts) []byte {
+// the next forged pong.
+func (sc *stalledConn) forge(s *forgeScratch, window int, n *forgeCounts) {
 	f := &sc.forgeSt
 	if f.done {
-		return buf
+		return
 	}
 	if sc.closedAt.Load() != 0 || sc.isRetired() {
 		f.done = true
-		return buf
+		return
 	}
 	out := f.rest
 	if len(out) == 0 {
-		buf = appendMaskedFrame(buf, 0xA, forgePayload(payload, f.k, window))
+		s.payload = forgePayload(s.payload[:0], f.k, window)
+		s.frame = appendMaskedFrame(s.frame[:0], 0xA, s.payload)
 		f.k++
-		out = buf
+		out = s.frame
 	}
 	w, err := sc.writeNow(out)
 	switch {
 	case errors.Is(err, unix.EAGAIN):
 		n.blocked.Add(1) // a new frame is dropped, a cut one kept
-		return buf
 	case err != nil:
 		f.done = true
 		n.failed.Add(1)
-		return buf
 	case w == len(out):
 		n.sent.Add(1)
 		f.rest = f.rest[:0]
-		return buf
+	default:
+		f.rest = append(f.rest[:0], out[w:]...) // copied: out may be the scratch frame
 	}
-	f.rest = append(f.rest[:0], out[w:]...) // copied: out may be buf
-	return buf
 }
 
 // writeNow writes what the socket takes of b without waiting (the socket
