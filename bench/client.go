@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,8 +73,12 @@ func dialWS(engine *nbhttp.Engine, proto *wsConn, addr, path, origin string,
 	if path == "" {
 		path = "/"
 	}
+	u := &url.URL{Scheme: "http", Host: addr, Path: path}
+	if p, q, ok := strings.Cut(path, "?"); ok { // a query (e.g. ?token=) travels as one
+		u.Path, u.RawQuery = p, q
+	}
 	req := &http.Request{
-		Method: http.MethodGet, URL: &url.URL{Scheme: "http", Host: addr, Path: path},
+		Method: http.MethodGet, URL: u,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Host: addr,
 		Header: http.Header{
 			"Upgrade":               {"websocket"},

@@ -165,6 +165,19 @@ type Config struct {
 	// until the final read, which reads each socket's last connection;
 	// see StalledStats for what is counted. At least MinStalledReconnect.
 	StalledReconnect time.Duration
+	// StalledForgeInterval, if set, makes every stalled subscriber send,
+	// every interval until the server closes it, a masked pong shaped
+	// like a credit pong it was never sent: the broker's 25-byte tagged
+	// shape and the older 17-byte one in turn, positions cycling through
+	// the first StalledForgeWindow bytes, a huge cursor and a random tag
+	// (see forge.go). They still never read, so a server that checks its
+	// credit pongs cuts them as it cuts any stalled subscriber; one that
+	// takes them at their word keeps writing to them. At least
+	// MinStalledForgeInterval; StalledStats counts what was sent.
+	StalledForgeInterval time.Duration
+	// StalledForgeWindow is the span of the forged positions; zero means
+	// DefaultStalledForgeWindow (the broker's default write window).
+	StalledForgeWindow int
 	// LateAfter is when, after publishing stopped, the harness counts the
 	// deliveries still missing (FanoutStats.UndeliveredAfter); the drain
 	// lasts at least this long unless everything arrived. Zero means
@@ -240,6 +253,9 @@ func (c *Config) setDefaults() {
 	if c.LateAfter == 0 {
 		c.LateAfter = DefaultLateAfter
 	}
+	if c.StalledForgeWindow == 0 {
+		c.StalledForgeWindow = DefaultStalledForgeWindow
+	}
 	if len(c.WorkerCommand) == 0 && c.Procs > 1 {
 		if exe, err := os.Executable(); err == nil {
 			c.WorkerCommand = []string{exe, WorkerFlag}
@@ -308,6 +324,17 @@ func (c *Config) Validate() error {
 		if c.StalledFraction == 0 || c.Scenario != ScenarioFanout {
 			return fmt.Errorf("bench: stalled reconnect period %v needs stalled subscribers (a fanout with StalledFraction > 0)", c.StalledReconnect)
 		}
+	}
+	if c.StalledForgeInterval != 0 {
+		if c.StalledForgeInterval < MinStalledForgeInterval {
+			return fmt.Errorf("bench: stalled forge-pong interval %v: must be at least %v (or 0 for none)", c.StalledForgeInterval, MinStalledForgeInterval)
+		}
+		if c.StalledFraction == 0 || c.Scenario != ScenarioFanout {
+			return fmt.Errorf("bench: stalled forge-pong interval %v needs stalled subscribers (a fanout with StalledFraction > 0)", c.StalledForgeInterval)
+		}
+	}
+	if c.StalledForgeWindow < 1 {
+		return fmt.Errorf("bench: stalled forge window %d: must be positive", c.StalledForgeWindow)
 	}
 	if c.LateAfter < 0 || c.StalledReadTimeout < 0 {
 		return errors.New("bench: LateAfter and StalledReadTimeout must not be negative")

@@ -2,6 +2,9 @@
 // the baseline server in bench/baseline. Run executes one scenario (fanout,
 // idle, echo, connect) against a target given only as addresses and a key,
 // and returns a Result that marshals to the documented JSON report.
+// RunResume (resuming clients across restarting nodes) and RunPresence
+// (GET /api/online over many JWT-identified connections) are scenarios of
+// their own, with their own configs and reports.
 //
 // Client connections are nbio (non-blocking, epoll-driven) clients so tens of
 // thousands of subscribers need no goroutine each. They can be spread over

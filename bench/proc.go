@@ -65,6 +65,14 @@ func readProc(pid int) (procSample, error) {
 	return s, nil
 }
 
+// resetPeakRSS resets the kernel's peak-RSS record (VmHWM) of pid to its
+// current RSS (Linux 4.0+, "5" to /proc/PID/clear_refs; the process's
+// owner may), so that VmHWM read later is the peak since now. Nothing
+// else about the process changes.
+func resetPeakRSS(pid int) error {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
+}
+
 // rusageCPU returns user and system CPU seconds for who (RUSAGE_SELF or
 // RUSAGE_CHILDREN).
 func rusageCPU(who int) (user, sys float64) {

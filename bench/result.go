@@ -55,6 +55,11 @@ type Params struct {
 	StalledFraction float64 `json:"stalledFraction"`
 	// StalledReconnectSeconds is Config.StalledReconnect (0: never).
 	StalledReconnectSeconds float64 `json:"stalledReconnectSeconds"`
+	// StalledForgeIntervalSeconds is Config.StalledForgeInterval (0: the
+	// stalled subscribers send nothing); StalledForgeWindow the span of
+	// the forged positions.
+	StalledForgeIntervalSeconds float64 `json:"stalledForgeIntervalSeconds"`
+	StalledForgeWindow          int     `json:"stalledForgeWindow"`
 	// LateAfterSeconds is Config.LateAfter.
 	LateAfterSeconds float64 `json:"lateAfterSeconds"`
 	// RetryAfterMaxSeconds is the cap on honouring Retry-After (0: none).
@@ -179,6 +184,17 @@ type StalledStats struct {
 	// ClosedBeforeReconnect1008 is those with a 1008 close frame.
 	ClosedBeforeReconnect     int64 `json:"closedBeforeReconnect"`
 	ClosedBeforeReconnect1008 int64 `json:"closedBeforeReconnect1008"`
+	// ForgeIntervalSeconds is Config.StalledForgeInterval (0: no forged
+	// pongs). ForgedPongs is forged credit pongs handed whole to the
+	// kernel, over all stalled connections; ForgeBlocked is turns skipped
+	// because a socket's send buffer was full (the server not reading
+	// them); ForgeFailed is connections whose forging ended with a failed
+	// write (reset or closed by the server) rather than by the watcher
+	// seeing the server's FIN or RST first.
+	ForgeIntervalSeconds float64 `json:"forgeIntervalSeconds"`
+	ForgedPongs          int64   `json:"forgedPongs"`
+	ForgeBlocked         int64   `json:"forgeBlocked"`
+	ForgeFailed          int64   `json:"forgeFailed"`
 	// ClosedDuringRun is connections whose close showed before the final read:
 	// their TCP state left ESTABLISHED (FIN or RST), or the close frame the
 	// final read found had already arrived by then. Both come from polling
@@ -238,11 +254,23 @@ type IdleStats struct {
 
 // ServerStats is sampled from /proc/PID when Config.PID is set.
 type ServerStats struct {
-	PID             int   `json:"pid"`
-	RSSBeforeBytes  int64 `json:"rssBeforeBytes"`
-	RSSAfterBytes   int64 `json:"rssAfterBytes"`
+	PID            int   `json:"pid"`
+	RSSBeforeBytes int64 `json:"rssBeforeBytes"`
+	RSSAfterBytes  int64 `json:"rssAfterBytes"`
+	// RSSPeakBytes is the process's peak RSS over its life (VmHWM).
 	RSSPeakBytes    int64 `json:"rssPeakBytes"`
 	RSSPerConnBytes int64 `json:"rssPerConnBytes"`
+	// RSSConnectedBytes is RSS just after the connect phase, before the
+	// measured phase (publish and drain, echo, hold); RSSRunPeakBytes the
+	// peak from then to the end of that phase, and RSSGrowthBytes the
+	// difference: what the measured phase made the server hold. The peak
+	// is the kernel's (VmHWM, reset at the start of the phase through
+	// /proc/PID/clear_refs: RSSRunPeakFrom "hwm") or, where that reset is
+	// refused, the largest of samples every 100 ms ("samples").
+	RSSConnectedBytes int64  `json:"rssConnectedBytes"`
+	RSSRunPeakBytes   int64  `json:"rssRunPeakBytes"`
+	RSSGrowthBytes    int64  `json:"rssGrowthBytes"`
+	RSSRunPeakFrom    string `json:"rssRunPeakFrom"`
 	// CPUSeconds is user+system time during the measured phase (publish
 	// and drain, echo loop, hold, or connect).
 	CPUSeconds float64 `json:"cpuSeconds"`

@@ -52,7 +52,8 @@ func newResult(cfg Config) *Result {
 			DurationSeconds: cfg.Duration.Seconds(), Rate: cfg.Rate, Batch: cfg.Batch, Size: cfg.Size,
 			Mode: cfg.Mode, Hold: cfg.Hold, PID: cfg.PID, Publishers: cfg.Publishers,
 			StalledFraction: cfg.StalledFraction, StalledReconnectSeconds: cfg.StalledReconnect.Seconds(),
-			LateAfterSeconds:     cfg.LateAfter.Seconds(),
+			LateAfterSeconds:            cfg.LateAfter.Seconds(),
+			StalledForgeIntervalSeconds: cfg.StalledForgeInterval.Seconds(), StalledForgeWindow: cfg.StalledForgeWindow,
 			RetryAfterMaxSeconds: max(0, cfg.RetryAfterMax.Seconds()), LagBoundSeconds: cfg.LagBound.Seconds(),
 		},
 		Nodes:   []NodeStats{},
@@ -101,6 +102,11 @@ func (r *run) exec(ctx context.Context) (err error) {
 	if err := r.connect(ctx); err != nil {
 		return err
 	}
+	connected := r.sampleServer()
+	r.res.Server.RSSConnectedBytes = connected.RSS
+	peakReset := r.cfg.PID != 0 && resetPeakRSS(r.cfg.PID) == nil
+	stopSampling := r.sampleRSS(connected.RSS)
+	defer stopSampling() // on the early returns; idempotent
 	switch r.cfg.Scenario {
 	case ScenarioConnect:
 		// The measured phase is the connect phase itself.
@@ -121,8 +127,25 @@ func (r *run) exec(ctx context.Context) (err error) {
 		}
 	}
 	after := r.sampleServer()
+	sampledPeak := max(stopSampling(), after.RSS)
 	s := &r.res.Server
-	s.RSSAfterBytes, s.RSSPeakBytes, s.Threads = after.RSS, after.HWM, after.Threads
+	s.RSSAfterBytes, s.RSSPeakBytes, s.Threads = after.RSS, max(after.HWM, connected.HWM), after.Threads
+	if r.cfg.PID != 0 {
+		// The kernel's RSS counters are updated in batches, so a sample
+		// can be a little above VmHWM read later.
+		s.RSSPeakBytes = max(s.RSSPeakBytes, sampledPeak)
+	}
+	if r.cfg.PID != 0 {
+		s.RSSRunPeakBytes, s.RSSRunPeakFrom = sampledPeak, "samples"
+	}
+	if peakReset && after.HWM > 0 {
+		// The kernel's peak since the reset: exact, where samples may
+		// miss a short peak between them.
+		s.RSSRunPeakBytes, s.RSSRunPeakFrom = max(sampledPeak, after.HWM), "hwm"
+	}
+	if s.RSSConnectedBytes > 0 && s.RSSRunPeakBytes > 0 {
+		s.RSSGrowthBytes = s.RSSRunPeakBytes - s.RSSConnectedBytes
+	}
 	if r.res.Connect.Connected > 0 && s.RSSAfterBytes > 0 {
 		s.RSSPerConnBytes = (s.RSSAfterBytes - s.RSSBeforeBytes) / int64(r.res.Connect.Connected)
 	}
@@ -147,6 +170,42 @@ func (r *run) sampleServer() procSample {
 	return s
 }
 
+// rssSampleInterval is how often the server's RSS is sampled during the
+// measured phase (RSSRunPeakBytes when the kernel's peak cannot be reset).
+const rssSampleInterval = 100 * time.Millisecond
+
+// sampleRSS samples the server's RSS every rssSampleInterval until the
+// returned stop, which returns the largest sample (at least first).
+func (r *run) sampleRSS(first int64) (stop func() int64) {
+	if r.cfg.PID == 0 {
+		return func() int64 { return 0 }
+	}
+	done := make(chan struct{})
+	peak := make(chan int64, 1)
+	go func() {
+		top := first
+		t := time.NewTicker(rssSampleInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				peak <- top
+				return
+			case <-t.C:
+				if s, err := readProc(r.cfg.PID); err == nil {
+					top = max(top, s.RSS)
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	var top int64
+	return func() int64 {
+		once.Do(func() { close(done); top = <-peak })
+		return top
+	}
+}
+
 // startGroups splits the connections over cfg.Procs groups.
 func (r *run) startGroups(ctx context.Context) error {
 	n, procs := r.cfg.Conns, r.cfg.Procs
@@ -163,6 +222,7 @@ func (r *run) startGroups(ctx context.Context) error {
 			Size: r.cfg.Size, Hold: r.cfg.Hold, Timeout: r.cfg.Timeout,
 			Publishers: r.cfg.Publishers, StalledFraction: r.cfg.StalledFraction,
 			StalledTimeout: r.cfg.StalledReadTimeout, StalledReconnect: r.cfg.StalledReconnect,
+			StalledForgeInterval: r.cfg.StalledForgeInterval, StalledForgeWindow: r.cfg.StalledForgeWindow,
 		}
 		first += count
 		if procs == 1 {
@@ -383,6 +443,8 @@ func (r *run) stalledStats(st stalledReport, start time.Time) StalledStats {
 		ReconnectErrors: st.ReconnectErrors, ClosedBeforeReconnect: st.ClosedBeforeReconnect,
 		ClosedBeforeReconnect1008: st.ClosedBeforeReconnect1008,
 		Unconnected:               st.Unconnected,
+		ForgeIntervalSeconds:      r.cfg.StalledForgeInterval.Seconds(),
+		ForgedPongs:               st.ForgedPongs, ForgeBlocked: st.ForgeBlocked, ForgeFailed: st.ForgeFailed,
 	}
 	if s.CloseCodes == nil {
 		s.CloseCodes = map[string]int64{}

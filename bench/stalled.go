@@ -63,6 +63,8 @@ type stalledConn struct {
 	// returns.
 	outcome, code int
 	closeEnd      uint64
+	// forgeSt is the forger's (Config.StalledForgeInterval), its only.
+	forgeSt forgeState
 }
 
 // arrival is a bytes-received count first seen at unix nanos t.
@@ -105,6 +107,11 @@ type stalledReport struct {
 	ReconnectErrors           map[string]int64 `json:"reconnectErrors"`
 	ClosedBeforeReconnect     int64            `json:"closedBeforeReconnect"`
 	ClosedBeforeReconnect1008 int64            `json:"closedBeforeReconnect1008"`
+	// ForgedPongs, ForgeBlocked and ForgeFailed are the forger's tallies
+	// (see StalledStats).
+	ForgedPongs  int64 `json:"forgedPongs"`
+	ForgeBlocked int64 `json:"forgeBlocked"`
+	ForgeFailed  int64 `json:"forgeFailed"`
 	// Lives has one entry per connection, retired or last.
 	Lives []connLife `json:"lives"`
 }
@@ -132,6 +139,9 @@ func (s *stalledReport) add(o stalledReport) {
 	s.ReconnectFailed += o.ReconnectFailed
 	s.ClosedBeforeReconnect += o.ClosedBeforeReconnect
 	s.ClosedBeforeReconnect1008 += o.ClosedBeforeReconnect1008
+	s.ForgedPongs += o.ForgedPongs
+	s.ForgeBlocked += o.ForgeBlocked
+	s.ForgeFailed += o.ForgeFailed
 	if s.CloseCodes == nil {
 		s.CloseCodes = map[string]int64{}
 	}

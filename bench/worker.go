@@ -38,6 +38,9 @@ type workerSpec struct {
 	StalledTimeout  time.Duration `json:"stalledTimeout"`
 	// StalledReconnect is Config.StalledReconnect.
 	StalledReconnect time.Duration `json:"stalledReconnect"`
+	// StalledForgeInterval and StalledForgeWindow are Config's.
+	StalledForgeInterval time.Duration `json:"stalledForgeInterval"`
+	StalledForgeWindow   int           `json:"stalledForgeWindow"`
 }
 
 // nodeOf is the node index of global connection index i.
@@ -136,6 +139,8 @@ type worker struct {
 
 	stopWatch     func() // ends watchStalled
 	stopReconnect func() // ends reconnectStalled
+	stopForge     func() // ends forgePongs
+	forged        forgeCounts
 
 	connected    atomic.Int64
 	received     atomic.Int64
@@ -156,7 +161,7 @@ func newWorker(spec workerSpec) (*worker, error) {
 		return nil, errors.New("bench: worker without a target address")
 	}
 	spec.Publishers = max(1, spec.Publishers)
-	w := &worker{spec: spec, engine: e, hist: newShardedHist(), stopWatch: func() {}, stopReconnect: func() {},
+	w := &worker{spec: spec, engine: e, hist: newShardedHist(), stopWatch: func() {}, stopReconnect: func() {}, stopForge: func() {},
 		reconnectErrors: map[string]int64{}}
 	w.nodes = make([]nodeCounters, len(spec.Addrs))
 	for i := range w.nodes {
@@ -325,6 +330,9 @@ func (w *worker) connect(ctx context.Context) connectReport {
 	if len(w.stalled) > 0 {
 		w.stopWatch = watchStalled(w.stalledSnapshot)
 		w.stopReconnect = w.reconnectStalled(ctx, len(w.stalled))
+		if w.spec.StalledForgeInterval > 0 {
+			w.stopForge = forgePongs(ctx, w.stalledSnapshot, w.spec.StalledForgeInterval, w.spec.StalledForgeWindow, &w.forged)
+		}
 	}
 	w.mu.Unlock()
 	return rep
@@ -516,9 +524,10 @@ wait:
 	takeLate()
 	rep := w.deliveries()
 	rep.Readers, rep.ReceivedAtStop, rep.ReceivedAtLate = readers, atStop, atLate
-	// Reconnects go on through the readers' drain, as the attack would;
-	// they stop before the final read.
+	// Reconnects and forged pongs go on through the readers' drain, as
+	// the attack would; they stop before the final read.
 	w.stopReconnect()
+	w.stopForge()
 	w.stopWatch()
 	w.mu.Lock()
 	stalled := append([]*stalledConn(nil), w.stalled...)
@@ -528,6 +537,7 @@ wait:
 	st := readStalled(stalled, retired, w.spec.StalledTimeout)
 	st.Reconnects, st.ReconnectFailed, st.ReconnectErrors = reconnects, failed, errs
 	st.Connections = st.Count + st.Reconnects
+	st.ForgedPongs, st.ForgeBlocked, st.ForgeFailed = w.forged.sent.Load(), w.forged.blocked.Load(), w.forged.failed.Load()
 	rep.Stalled = st
 	for i := range rep.Nodes {
 		rep.Nodes[i].ReceivedAtLate = nodesAtLate[i]
@@ -602,10 +612,11 @@ func (w *worker) close(cpu bool) closeReport {
 	rep := closeReport{Disconnected: w.disconnected.Load()}
 	w.closing.Store(true)
 	w.mu.Lock()
-	stopRe := w.stopReconnect
-	w.stopReconnect = func() {}
+	stopRe, stopForge := w.stopReconnect, w.stopForge
+	w.stopReconnect, w.stopForge = func() {}, func() {}
 	w.mu.Unlock()
 	stopRe() // no re-dial may replace a connection while they are closed
+	stopForge()
 	w.mu.Lock()
 	for _, s := range w.subs {
 		_ = s.ws.Close()

@@ -120,11 +120,16 @@ func (c *wsConn) write(op byte, p []byte) error {
 	if c.closed.Load() {
 		return errClosed
 	}
+	_, err := c.nbc.Write(appendMaskedFrame(make([]byte, 0, wsframe.MaxHeaderLen+len(p)), op, p))
+	return err
+}
+
+// appendMaskedFrame appends one final client frame of opcode op carrying
+// p, masked with a random key as a client must (RFC 6455 5.3).
+func appendMaskedFrame(b []byte, op byte, p []byte) []byte {
 	var key [4]byte
 	binary.LittleEndian.PutUint32(key[:], rand.Uint32())
-	b := wsframe.AppendMaskedFrame(make([]byte, 0, wsframe.MaxHeaderLen+len(p)), op, key, p)
-	_, err := c.nbc.Write(b)
-	return err
+	return wsframe.AppendMaskedFrame(b, op, key, p)
 }
 
 // Close sends a normal close frame and closes the socket.

@@ -61,6 +61,10 @@ func run() int {
 		"closed before their reconnect (closedBeforeReconnect, …1008: the close frame or FIN/RST among what had arrived, read without waiting just before the reset); "+
 		"closed1008 etc. are the final read of each socket's last connection; "+
 		"-lag-bound counts from each connection's own start (its handshake, or the first publish) and expects a cut only of those that lived that long (boundEligible)")
+	fs.DurationVar(&cfg.StalledForgeInterval, "stalled-forge-pongs", 0, "fanout: every D each stalled subscriber, still never reading, sends a masked pong shaped like a credit pong it was never sent "+
+		"(the 25-byte shape: 'b', position, cursor, tag; and the older 17-byte one, in turn), positions cycling through the first -stalled-forge-window bytes, a huge cursor, a random tag; "+
+		"until the server closes it (0 = never; at least 1ms). The stalled report counts forgedPongs, forgeBlocked (send buffer full: turn skipped) and forgeFailed")
+	fs.IntVar(&cfg.StalledForgeWindow, "stalled-forge-window", bench.DefaultStalledForgeWindow, "fanout: span in bytes of the forged pongs' positions (the broker's -write-window)")
 	fs.DurationVar(&cfg.LagBound, "lag-bound", 0, "fanout: count stalled subscribers closed within this of the first publish (e.g. the broker's -max-lag plus slack; 0 = don't)")
 	fs.DurationVar(&cfg.LateAfter, "late-after", bench.DefaultLateAfter, "fanout: count deliveries still missing this long after publishing stopped")
 	fs.StringVar(&cfg.Label, "label", "", "series name for charts (e.g. broker, baseline); copied into the JSON")
@@ -69,7 +73,8 @@ func run() int {
 	quiet := fs.Bool("quiet", false, "no progress on stderr and no summary (use with -json)")
 	cpuProfile := fs.String("cpuprofile", "", "write the harness's CPU profile here (the in-process worker when -procs 1)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: bench [fanout|idle|echo|connect] [flags]\n       bench chart -out DIR result.json...\n       bench resume -addr A,B,C -admin A,B,C [flags] (resuming clients across restarting nodes; -h for its flags)\n")
+		fmt.Fprintf(fs.Output(), "usage: bench [fanout|idle|echo|connect] [flags]\n       bench chart -out DIR result.json...\n       bench resume -addr A,B,C -admin A,B,C [flags] (resuming clients across restarting nodes; -h for its flags)\n"+
+			"       bench presence -addr A,B,C -admin A,B,C -jwt-secret-file F [flags] (GET /api/online over many identified connections; -h for its flags)\n")
 		fs.PrintDefaults()
 	}
 	args := os.Args[1:]
@@ -78,6 +83,9 @@ func run() int {
 	}
 	if len(args) > 0 && args[0] == "resume" {
 		return resumeMain(args[1:])
+	}
+	if len(args) > 0 && args[0] == "presence" {
+		return presenceMain(args[1:])
 	}
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		*scenario, args = args[0], args[1:]
@@ -204,6 +212,10 @@ func printSummary(r *bench.Result) {
 				fmt.Printf(", %d of %d eligible within %.1fs", st.ClosedWithinBound, st.BoundEligible, st.LagBoundSeconds)
 			}
 			fmt.Println()
+			if st.ForgeIntervalSeconds > 0 {
+				fmt.Printf("stalled forging credit pongs every %gs: %d sent, %d turns skipped (send buffer full), %d connections left after a failed write\n",
+					st.ForgeIntervalSeconds, st.ForgedPongs, st.ForgeBlocked, st.ForgeFailed)
+			}
 			if st.ReconnectSeconds > 0 {
 				fmt.Printf("stalled reconnecting every %gs: %d reconnects (%d failed%s), %d connections, %d closed by the server before their reconnect (1008: %d), %d without a connection at the end\n",
 					st.ReconnectSeconds, st.Reconnects, st.ReconnectFailed, errSummary(st.ReconnectErrors), st.Connections, st.ClosedBeforeReconnect, st.ClosedBeforeReconnect1008, st.Unconnected)
@@ -231,6 +243,8 @@ func printSummary(r *bench.Result) {
 	if s := r.Server; s.PID != 0 {
 		fmt.Printf("server pid %d: RSS %.1f → %.1f MiB (peak %.1f), %d B/conn, CPU %.2fs (%.2f cores), %d threads %s\n",
 			s.PID, mib(s.RSSBeforeBytes), mib(s.RSSAfterBytes), mib(s.RSSPeakBytes), s.RSSPerConnBytes, s.CPUSeconds, s.CPUCores, s.Threads, s.Error)
+		fmt.Printf("server RSS after connecting %.2f MiB, peak after that %.2f MiB (%s): growth %.2f MiB\n",
+			mib(s.RSSConnectedBytes), mib(s.RSSRunPeakBytes), s.RSSRunPeakFrom, mib(s.RSSGrowthBytes))
 	}
 	h := r.Harness
 	fmt.Printf("harness: %d procs, CPU %.2fs user + %.2fs sys (%.2f cores) over %.1fs\n",

@@ -1,4 +1,4 @@
-# Shared by scripts/bench.sh, scripts/flood.sh and scripts/majority.sh (source it, do not run
+# Shared by scripts/bench.sh, flood.sh, majority.sh and forged.sh (source it, do not run
 # it): builds the bench, the baseline and the broker into $OUT, writes the
 # broker's config, and starts and stops one server at a time on loopback.
 #
