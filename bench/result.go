@@ -55,6 +55,9 @@ type Params struct {
 	StalledFraction float64 `json:"stalledFraction"`
 	// StalledReconnectSeconds is Config.StalledReconnect (0: never).
 	StalledReconnectSeconds float64 `json:"stalledReconnectSeconds"`
+	// Compression and Mix are Config.Compression and Config.Mix.
+	Compression bool `json:"compression"`
+	Mix         bool `json:"mix"`
 	// LateAfterSeconds is Config.LateAfter.
 	LateAfterSeconds float64 `json:"lateAfterSeconds"`
 	// RetryAfterMaxSeconds is the cap on honouring Retry-After (0: none).
@@ -127,6 +130,13 @@ type FanoutStats struct {
 	// DeliveriesPerSec is received over the span from first publish to last
 	// delivery.
 	DeliveriesPerSec float64 `json:"deliveriesPerSec"`
+	// WireBytes is the text payload bytes the subscribers received as
+	// they came, PlainBytes the same after inflating (equal without
+	// compression); CompressedReaders is the subscribers that negotiated
+	// permessage-deflate (Config.Compression).
+	WireBytes         int64 `json:"wireBytes"`
+	PlainBytes        int64 `json:"plainBytes"`
+	CompressedReaders int   `json:"compressedReaders"`
 }
 
 // Undelivered counts expected deliveries (to reading subscribers) not yet
