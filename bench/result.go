@@ -131,8 +131,9 @@ type FanoutStats struct {
 	// delivery.
 	DeliveriesPerSec float64 `json:"deliveriesPerSec"`
 	// WireBytes is the text payload bytes the subscribers received as
-	// they came, PlainBytes the same after inflating (equal without
-	// compression); CompressedReaders is the subscribers that negotiated
+	// they came, PlainBytes the same after inflating; both are counted
+	// only with Config.Compression (zero otherwise, so that a plain run
+	// costs the harness nothing more). CompressedReaders is the subscribers that negotiated
 	// permessage-deflate (Config.Compression).
 	WireBytes         int64 `json:"wireBytes"`
 	PlainBytes        int64 `json:"plainBytes"`

@@ -31,8 +31,10 @@ type wsConn struct {
 
 	// deflate: the handshake negotiated permessage-deflate (offered when
 	// the harness runs with -compression, with no context takeover both
-	// ways): messages with RSV1 are inflated, each on its own.
-	deflate bool
+	// ways): messages with RSV1 are inflated, each on its own. count: the
+	// harness runs with -compression, so wire and plain are counted (not
+	// otherwise: a plain run costs what it did before the option).
+	deflate, count bool
 
 	// poller only
 	rbuf       []byte
@@ -120,6 +122,10 @@ func (c *wsConn) inflate(p []byte) ([]byte, error) {
 
 // text hands one whole text message to onText, inflated if compressed.
 func (c *wsConn) text(p []byte, compressed bool) error {
+	if !c.count {
+		c.onText(c, p)
+		return nil
+	}
 	c.wire.Add(int64(len(p)))
 	if compressed {
 		var err error
