@@ -716,3 +716,44 @@ func TestStalledReconnectStaysStalled(t *testing.T) {
 		t.Errorf("closed before reconnect: %+v", st)
 	}
 }
+
+// -compression: every subscriber negotiates permessage-deflate with the
+// broker and inflates what it receives; with -mix the events compress, so
+// fewer bytes come over the wire than are handled, and nothing is lost.
+func TestFanoutCompression(t *testing.T) {
+	tg := startBroker(t)
+	cfg := tg.config(ScenarioFanout, 50)
+	cfg.Rate, cfg.Batch, cfg.Duration = 500, 20, 400*time.Millisecond
+	cfg.Compression, cfg.Mix = true, true
+	res := mustRun(t, cfg)
+	checkFanout(t, res, 50)
+	f := res.Fanout
+	if f.CompressedReaders != 50 || !res.Params.Compression || !res.Params.Mix {
+		t.Fatalf("%d compressed readers of 50 (params %+v)", f.CompressedReaders, res.Params)
+	}
+	if f.PlainBytes == 0 || f.WireBytes*2 > f.PlainBytes {
+		t.Fatalf("%d wire bytes for %d inflated: want at least 2:1", f.WireBytes, f.PlainBytes)
+	}
+}
+
+// Mix events are the sizes they are meant to be, valid JSON, and carry
+// the numbers the subscribers look for.
+func TestAppendMixEvent(t *testing.T) {
+	for seq := int64(0); seq < int64(len(mixSizes)); seq++ {
+		ev := appendMixEvent(nil, 3, seq, 1_700_000_000_000_000_000)
+		want := mixSizes[seq]
+		if len(ev) < want-2 || len(ev) > want+80 {
+			t.Errorf("seq %d: %d bytes, want about %d", seq, len(ev), want)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(ev, &m); err != nil {
+			t.Fatalf("seq %d: %v: %s", seq, err, ev)
+		}
+		if n, ok := scanInt(ev, seqKey); !ok || n != seq {
+			t.Errorf("seq %d: scanned %d %v", seq, n, ok)
+		}
+		if n, _ := scanInt(ev, pubKey); n != 3 {
+			t.Errorf("pub %d", n)
+		}
+	}
+}

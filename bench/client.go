@@ -88,6 +88,9 @@ func dialWS(engine *nbhttp.Engine, proto *wsConn, addr, path, origin string,
 			"Origin":                {origin},
 		},
 	}
+	if proto.deflate {
+		req.Header.Set("Sec-Websocket-Extensions", deflateOffer)
+	}
 	d := net.Dialer{Timeout: timeout}
 	if local != nil {
 		d.LocalAddr = &net.TCPAddr{IP: local}
@@ -127,7 +130,8 @@ func dialWS(engine *nbhttp.Engine, proto *wsConn, addr, path, origin string,
 			report(outcome{err: errors.New("bench: unexpected session type")})
 			return
 		}
-		ws := &wsConn{nbc: nbc, session: session, onText: proto.onText, onClose: proto.onClose}
+		ws := &wsConn{nbc: nbc, session: session, onText: proto.onText, onClose: proto.onClose, count: proto.deflate,
+			deflate: proto.deflate && strings.HasPrefix(resp.Header.Get("Sec-Websocket-Extensions"), "permessage-deflate")}
 		parser.ParserCloser = ws
 		nbc.SetSession(ws)
 		report(outcome{c: ws})

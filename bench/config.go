@@ -178,6 +178,16 @@ type Config struct {
 	// StalledForgeWindow is the span of the forged positions; zero means
 	// DefaultStalledForgeWindow (the broker's default write window).
 	StalledForgeWindow int
+	// Compression makes the subscribers offer permessage-deflate (no
+	// context takeover both ways) and inflate what arrives compressed,
+	// each message on its own; FanoutStats reports the bytes received on
+	// the wire against those inflated.
+	Compression bool
+	// Mix publishes a realistic event mix instead of events of Size bytes:
+	// sizes from 100 to 4,000 bytes, padded with protocol-shaped JSON
+	// (records of users and statuses) rather than one repeated byte, so
+	// that compression ratios mean something.
+	Mix bool
 	// LateAfter is when, after publishing stopped, the harness counts the
 	// deliveries still missing (FanoutStats.UndeliveredAfter); the drain
 	// lasts at least this long unless everything arrived. Zero means

@@ -60,6 +60,9 @@ type Params struct {
 	// the forged positions.
 	StalledForgeIntervalSeconds float64 `json:"stalledForgeIntervalSeconds"`
 	StalledForgeWindow          int     `json:"stalledForgeWindow"`
+	// Compression and Mix are Config.Compression and Config.Mix.
+	Compression bool `json:"compression"`
+	Mix         bool `json:"mix"`
 	// LateAfterSeconds is Config.LateAfter.
 	LateAfterSeconds float64 `json:"lateAfterSeconds"`
 	// RetryAfterMaxSeconds is the cap on honouring Retry-After (0: none).
@@ -132,6 +135,14 @@ type FanoutStats struct {
 	// DeliveriesPerSec is received over the span from first publish to last
 	// delivery.
 	DeliveriesPerSec float64 `json:"deliveriesPerSec"`
+	// WireBytes is the text payload bytes the subscribers received as
+	// they came, PlainBytes the same after inflating; both are counted
+	// only with Config.Compression (zero otherwise, so that a plain run
+	// costs the harness nothing more). CompressedReaders is the subscribers that negotiated
+	// permessage-deflate (Config.Compression).
+	WireBytes         int64 `json:"wireBytes"`
+	PlainBytes        int64 `json:"plainBytes"`
+	CompressedReaders int   `json:"compressedReaders"`
 }
 
 // Undelivered counts expected deliveries (to reading subscribers) not yet

@@ -52,6 +52,7 @@ func newResult(cfg Config) *Result {
 			DurationSeconds: cfg.Duration.Seconds(), Rate: cfg.Rate, Batch: cfg.Batch, Size: cfg.Size,
 			Mode: cfg.Mode, Hold: cfg.Hold, PID: cfg.PID, Publishers: cfg.Publishers,
 			StalledFraction: cfg.StalledFraction, StalledReconnectSeconds: cfg.StalledReconnect.Seconds(),
+			Compression: cfg.Compression, Mix: cfg.Mix,
 			LateAfterSeconds:            cfg.LateAfter.Seconds(),
 			StalledForgeIntervalSeconds: cfg.StalledForgeInterval.Seconds(), StalledForgeWindow: cfg.StalledForgeWindow,
 			RetryAfterMaxSeconds: max(0, cfg.RetryAfterMax.Seconds()), LagBoundSeconds: cfg.LagBound.Seconds(),
@@ -223,6 +224,7 @@ func (r *run) startGroups(ctx context.Context) error {
 			Publishers: r.cfg.Publishers, StalledFraction: r.cfg.StalledFraction,
 			StalledTimeout: r.cfg.StalledReadTimeout, StalledReconnect: r.cfg.StalledReconnect,
 			StalledForgeInterval: r.cfg.StalledForgeInterval, StalledForgeWindow: r.cfg.StalledForgeWindow,
+			Compression: r.cfg.Compression,
 		}
 		first += count
 		if procs == 1 {
@@ -376,6 +378,9 @@ func (r *run) fanout(ctx context.Context) error {
 	var st stalledReport
 	for _, rep := range reps {
 		f.Received += rep.Received
+		f.WireBytes += rep.WireBytes
+		f.PlainBytes += rep.PlainBytes
+		f.CompressedReaders += int(rep.Compressed)
 		f.OutOfOrder += rep.OutOfOrder
 		f.Unparsed += rep.Unparsed
 		readers += rep.Readers
@@ -582,7 +587,11 @@ func (r *run) publishOne(ctx context.Context, id int, pub publisher, start time.
 		ts := time.Now().UnixNano()
 		evs := bufs[:n]
 		for i := range evs {
-			evs[i] = appendEvent(evs[i][:0], et, id, seq+int64(i), ts, r.cfg.Size, true)
+			if r.cfg.Mix {
+				evs[i] = appendMixEvent(evs[i][:0], id, seq+int64(i), ts)
+			} else {
+				evs[i] = appendEvent(evs[i][:0], et, id, seq+int64(i), ts, r.cfg.Size, true)
+			}
 		}
 		sent := time.Now()
 		acc, err := pub.publish(ctx, evs)

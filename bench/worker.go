@@ -41,6 +41,8 @@ type workerSpec struct {
 	// StalledForgeInterval and StalledForgeWindow are Config's.
 	StalledForgeInterval time.Duration `json:"stalledForgeInterval"`
 	StalledForgeWindow   int           `json:"stalledForgeWindow"`
+	// Compression is Config.Compression.
+	Compression bool `json:"compression"`
 }
 
 // nodeOf is the node index of global connection index i.
@@ -75,6 +77,12 @@ type deliveryReport struct {
 	ReceivedAtLate int64          `json:"receivedAtLate"`
 	Stalled        stalledReport  `json:"stalled"`
 	Nodes          []nodeDelivery `json:"nodes"`
+	// WireBytes and PlainBytes are the subscribers' text payload bytes as
+	// received and as inflated; Compressed is the subscribers that
+	// negotiated permessage-deflate.
+	WireBytes  int64 `json:"wireBytes"`
+	PlainBytes int64 `json:"plainBytes"`
+	Compressed int64 `json:"compressed"`
 }
 
 // nodeDelivery is deliveryReport's share of one node.
@@ -168,6 +176,7 @@ func newWorker(spec workerSpec) (*worker, error) {
 		w.nodes[i].hist = newShardedHist()
 	}
 	w.proto.onText = w.onMessage
+	w.proto.deflate = spec.Compression
 	w.proto.onClose = func(c *wsConn) {
 		if s, _ := c.Session().(*sub); s != nil && s.held.Load() && !w.closing.Load() {
 			w.disconnected.Add(1)
@@ -568,6 +577,13 @@ func (w *worker) deliveries() deliveryReport {
 	w.mu.Lock()
 	for _, s := range w.subs {
 		readers[s.node]++
+		if s.ws != nil {
+			rep.WireBytes += s.ws.wire.Load()
+			rep.PlainBytes += s.ws.plain.Load()
+			if s.ws.deflate {
+				rep.Compressed++
+			}
+		}
 	}
 	w.mu.Unlock()
 	total := newHist()
@@ -669,6 +685,48 @@ func appendEvent(b []byte, eventType, pub int, seq, ts int64, size int, broadcas
 		b = append(b, 'x')
 	}
 	return append(b, tail...)
+}
+
+// mixSizes are the sizes of Config.Mix's events, in turn: mostly small
+// status events, some lists, a few large snapshots.
+var mixSizes = [...]int{100, 150, 200, 300, 450, 700, 1000, 1500, 2500, 4000}
+
+var mixStatus = [...]string{"online", "away", "busy", "offline"}
+
+// appendMixEvent is appendEvent for Config.Mix: an event of type 5 whose
+// size is picked by seq from mixSizes, padded with records that vary like
+// real data (ids, names, statuses, times from a generator seeded by seq).
+func appendMixEvent(b []byte, pub int, seq, ts int64) []byte {
+	start := len(b)
+	size := mixSizes[uint64(seq)%uint64(len(mixSizes))]
+	b = append(b, `{"eventType":5,"pub":`...)
+	b = strconv.AppendInt(b, int64(pub), 10)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendInt(b, seq, 10)
+	b = append(b, `,"ts":`...)
+	b = strconv.AppendInt(b, ts, 10)
+	b = append(b, `,"username":"bench","users":[`...)
+	x := uint64(seq)*0x9E3779B97F4A7C15 + 1
+	first := true
+	for len(b)-start < size-2 {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, `{"id":`...)
+		b = strconv.AppendUint(b, x%100000, 10)
+		b = append(b, `,"name":"user`...)
+		b = strconv.AppendUint(b, x>>20%5000, 10)
+		b = append(b, `","status":"`...)
+		b = append(b, mixStatus[x>>40%4]...)
+		b = append(b, `","lastSeen":`...)
+		b = strconv.AppendInt(b, ts/1e6-int64(x>>8%86400000), 10)
+		b = append(b, '}')
+	}
+	return append(b, "]}"...)
 }
 
 // pid is cached for HarnessStats.InProcessServer.

@@ -1,11 +1,14 @@
 package bench
 
 import (
+	"compress/flate"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"sync"
 	"sync/atomic"
 
 	"github.com/lesismal/nbio"
@@ -26,12 +29,113 @@ type wsConn struct {
 	onText  func(c *wsConn, msg []byte)
 	onClose func(c *wsConn)
 
+	// deflate: the handshake negotiated permessage-deflate (offered when
+	// the harness runs with -compression, with no context takeover both
+	// ways): messages with RSV1 are inflated, each on its own. count: the
+	// harness runs with -compression, so wire and plain are counted (not
+	// otherwise: a plain run costs what it did before the option).
+	deflate, count bool
+
 	// poller only
 	rbuf       []byte
 	msg        []byte
 	fragmented bool
+	compressed bool   // the fragmented message in progress has RSV1
+	inflated   []byte // inflate output, reused
+
+	// wire and plain count the text payload bytes received as they came
+	// and as handled (inflated); each connection's own (one poller adds
+	// to them), summed at report time.
+	wire, plain atomic.Int64
 
 	closed atomic.Bool
+}
+
+// deflateOffer is what the harness offers with -compression: what the
+// broker answers, and what gorilla offers.
+const deflateOffer = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+
+// inflaters are pooled flate readers (flate.Resetter).
+var inflaters sync.Pool
+
+// inflateInput is a message's compressed bytes, then the 00 00 ff ff that
+// RFC 7692 has the receiver append, then an empty final block so that
+// the reader ends with io.EOF.
+type inflateInput struct{ parts [3][]byte }
+
+var (
+	deflateTail = []byte{0x00, 0x00, 0xff, 0xff}
+	inflateEnd  = []byte{0x01, 0x00, 0x00, 0xff, 0xff}
+)
+
+func (r *inflateInput) Read(p []byte) (int, error) {
+	for i := range r.parts {
+		if len(r.parts[i]) > 0 {
+			n := copy(p, r.parts[i])
+			r.parts[i] = r.parts[i][n:]
+			return n, nil
+		}
+	}
+	return 0, io.EOF
+}
+
+func (r *inflateInput) ReadByte() (byte, error) {
+	for i := range r.parts {
+		if len(r.parts[i]) > 0 {
+			b := r.parts[i][0]
+			r.parts[i] = r.parts[i][1:]
+			return b, nil
+		}
+	}
+	return 0, io.EOF
+}
+
+// inflate returns the message p inflated, in c.inflated.
+func (c *wsConn) inflate(p []byte) ([]byte, error) {
+	in := &inflateInput{parts: [3][]byte{p, deflateTail, inflateEnd}}
+	fr, ok := inflaters.Get().(io.ReadCloser)
+	if ok {
+		_ = fr.(flate.Resetter).Reset(in, nil)
+	} else {
+		fr = flate.NewReader(in)
+	}
+	defer inflaters.Put(fr)
+	out := c.inflated[:0]
+	for {
+		if len(out) == cap(out) {
+			if len(out) >= 1<<26 {
+				return nil, errors.New("bench: inflated message too large")
+			}
+			out = append(out, make([]byte, max(4*len(p), 1024))...)[:len(out)]
+		}
+		n, err := fr.Read(out[len(out):cap(out)])
+		out = out[:len(out)+n]
+		if err == io.EOF {
+			c.inflated = out
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("bench: inflate: %w", err)
+		}
+	}
+}
+
+// text hands one whole text message to onText, inflated if compressed.
+func (c *wsConn) text(p []byte, compressed bool) error {
+	if !c.count {
+		c.onText(c, p)
+		return nil
+	}
+	c.wire.Add(int64(len(p)))
+	if compressed {
+		var err error
+		if p, err = c.inflate(p); err != nil {
+			return err
+		}
+	}
+	c.plain.Add(int64(len(p)))
+	c.onText(c, p)
+	return nil
 }
 
 var errClosed = errors.New("bench: connection closed")
@@ -50,16 +154,20 @@ func (c *wsConn) CloseAndClean(error) {
 	}
 }
 
-// Parse implements nbhttp.ParserCloser. Server frames are unmasked and,
-// as the harness negotiates no extension, use no reserved bit; a frame
-// that breaks RFC 6455 ends the connection.
+// Parse implements nbhttp.ParserCloser. Server frames are unmasked and
+// use no reserved bit but RSV1 with permessage-deflate; a frame that
+// breaks RFC 6455 ends the connection.
 func (c *wsConn) Parse(data []byte) error {
 	if len(c.rbuf) > 0 {
 		c.rbuf = append(c.rbuf, data...)
 		data = c.rbuf
 	}
+	rules := wsframe.FromServer
+	if c.deflate {
+		rules.RSV = wsframe.RSV1
+	}
 	for len(data) > 0 {
-		h, hdr, err := wsframe.FromServer.ParseHeader(data)
+		h, hdr, err := rules.ParseHeader(data)
 		if err == wsframe.ErrShort {
 			break // the rest of the header is not in yet
 		}
@@ -76,10 +184,13 @@ func (c *wsConn) Parse(data []byte) error {
 		p := data[hdr:total]
 		switch h.Op {
 		case wsframe.OpText:
+			compressed := h.RSV&wsframe.RSV1 != 0
 			if h.Fin {
-				c.onText(c, p)
+				if err := c.text(p, compressed); err != nil {
+					return err
+				}
 			} else {
-				c.fragmented = true
+				c.fragmented, c.compressed = true, compressed
 				c.msg = append(c.msg[:0], p...)
 			}
 		case wsframe.OpContinuation:
@@ -87,7 +198,9 @@ func (c *wsConn) Parse(data []byte) error {
 				c.msg = append(c.msg, p...)
 				if h.Fin {
 					c.fragmented = false
-					c.onText(c, c.msg)
+					if err := c.text(c.msg, c.compressed); err != nil {
+						return err
+					}
 				}
 			}
 		case wsframe.OpPing:

@@ -297,6 +297,15 @@ type Config struct {
 	// takes its queue, so that more events share each write call. Zero
 	// (the default) adds no delay: batching then comes only from load.
 	Linger time.Duration
+	// Compression is "on" (or empty) to negotiate permessage-deflate (RFC
+	// 7692) with clients that offer it, "off" to decline every offer.
+	// Each event is deflated once, for every compressed connection (see
+	// deflate.go).
+	Compression string
+	// CompressionMin is the smallest event payload deflated, in bytes;
+	// smaller events go to compressed connections plain (RSV1 clear).
+	// Zero means DefaultCompressionMin.
+	CompressionMin int
 	// Pprof serves net/http/pprof under /debug/pprof/ on the admin
 	// listener, to loopback clients presenting the API key only.
 	Pprof bool
@@ -342,6 +351,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxMessageSize == 0 {
 		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if c.Compression == "" {
+		c.Compression = "on"
+	}
+	if c.CompressionMin == 0 {
+		c.CompressionMin = DefaultCompressionMin
 	}
 	if c.MaxPendingBytes == 0 {
 		c.MaxPendingBytes = DefaultMaxPendingBytes
@@ -539,6 +554,12 @@ func (c Config) Validate() error {
 	}
 	if c.HistorySize < 64<<10 {
 		bad("broker: history size %d: must be at least 64 KiB", c.HistorySize)
+	}
+	if c.Compression != "on" && c.Compression != "off" {
+		bad("broker: compression %q: must be on or off", c.Compression)
+	}
+	if c.CompressionMin < 0 {
+		bad("broker: compression min %d: must not be negative", c.CompressionMin)
 	}
 	if c.HistoryAge < 0 {
 		bad("broker: history age %v: must not be negative", c.HistoryAge)

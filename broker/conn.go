@@ -62,6 +62,12 @@ type conn struct {
 	// seqMode: this connection receives the log's alternate frames, which
 	// carry "seq" and "epoch" (see resume.go).
 	seqMode bool
+	// deflate: permessage-deflate was negotiated (deflate.go). The
+	// connection reads the log's deflated frames, and its client may
+	// send compressed messages.
+	deflate bool
+	// variant is the log encoding it reads (logVariant of the two above).
+	variant int
 	joined  int64 // unix nanos it joined the table: lag counts from then
 	// want selects the log events this connection receives; nil means
 	// every untargeted event (no filter, not a backend, or anonymous).
@@ -94,7 +100,9 @@ type conn struct {
 	rbuf       []byte
 	msg        []byte
 	fragmented bool
-	desync     bool // after a fatal frame error: discard input until closed
+	compressed bool   // the fragmented message in progress has RSV1 (deflate)
+	inflated   []byte // output buffer for inflated messages
+	desync     bool   // after a fatal frame error: discard input until closed
 	msgLimit   *rate.Limiter
 	bcastLimit *rate.Limiter
 	bcastBytes *rate.Limiter
@@ -118,6 +126,7 @@ var (
 	reasonProtocol   = reason{closeProtocolError, "protocol_error", ""}
 	reasonBinary     = reason{closeUnsupportedData, "binary_message", "binary messages are not supported"}
 	reasonBadUTF8    = reason{closeInvalidPayload, "invalid_utf8", "text message is not valid UTF-8"}
+	reasonBadDeflate = reason{closeInvalidPayload, "invalid_deflate", "compressed message does not inflate"}
 	reasonTooBig     = reason{closeTooBig, "message_too_big", ""}
 	reasonIdle       = reason{closeGoingAway, "idle_timeout", "idle timeout"}
 	reasonShutdown   = reason{closeGoingAway, "shutdown", "server shutting down"}
@@ -222,13 +231,29 @@ func (c *conn) consume(data []byte) {
 // soon as the header is in, so an oversized frame is refused before it is
 // buffered.
 func (c *conn) frame(data []byte) int {
-	// No extension is negotiated: a reserved bit is a protocol error.
-	h, hdr, err := wsframe.FromClient.ParseHeader(data)
+	// Without permessage-deflate a reserved bit is a protocol error; with
+	// it RSV1 marks a compressed message, on its first frame only (RFC
+	// 7692 section 6.1), never on a control frame.
+	rules := wsframe.FromClient
+	if c.deflate {
+		rules.RSV = wsframe.RSV1
+	}
+	h, hdr, err := rules.ParseHeader(data)
 	if err != nil {
 		if err != wsframe.ErrShort {
 			c.failHeader(h, err)
 		}
 		return 0
+	}
+	if h.RSV != 0 {
+		switch h.Op {
+		case opContinuation:
+			c.fail(reasonProtocol, "RSV1 on a continuation frame")
+			return 0
+		case opClose, opPing, opPong:
+			c.fail(reasonProtocol, "RSV1 on a control frame")
+			return 0
+		}
 	}
 	if h.Op < opClose {
 		switch h.Op {
@@ -260,17 +285,27 @@ func (c *conn) frame(data []byte) int {
 
 	switch h.Op {
 	case opText:
-		if h.Fin {
-			c.message(payload)
-		} else {
+		compressed := h.RSV&wsframe.RSV1 != 0
+		switch {
+		case !h.Fin:
 			c.fragmented = true
+			c.compressed = compressed
 			c.msg = append(c.msg[:0], payload...)
+		case compressed:
+			c.inflateMessage(payload)
+		default:
+			c.message(payload)
 		}
 	case opContinuation:
 		c.msg = append(c.msg, payload...)
 		if h.Fin {
 			c.fragmented = false
-			c.message(c.msg)
+			if c.compressed {
+				c.compressed = false
+				c.inflateMessage(c.msg)
+			} else {
+				c.message(c.msg)
+			}
 			if cap(c.msg) > 4096 {
 				c.msg = nil
 			} else {
@@ -328,6 +363,38 @@ func (c *conn) message(msg []byte) {
 	}
 	c.srv.stats.messagesIn.Add(1)
 	c.srv.dispatch(c, msg)
+}
+
+// inflateMessage inflates one compressed message (permessage-deflate,
+// without context takeover: each on its own) and handles it. The output
+// is bounded by MaxMessageSize like any message: one that inflates past
+// it closes 1009 as soon as it does, having cost at most that much
+// memory. Data that does not inflate closes 1007 (invalid payload: the
+// message is inconsistent with the compression it claims).
+func (c *conn) inflateMessage(p []byte) {
+	if c.closing.Load() {
+		return
+	}
+	out, err := inflate(c.inflated[:0], p, c.srv.cfg.MaxMessageSize)
+	c.inflated = out
+	defer func() {
+		// An idle connection keeps no big buffer (as with msg).
+		if cap(c.inflated) > 4096 {
+			c.inflated = nil
+		}
+	}()
+	switch {
+	case err == errInflateTooBig:
+		c.srv.stats.inflateRefused.Add(1)
+		c.fail(reasonTooBig, fmt.Sprintf("message exceeds %d bytes", c.srv.cfg.MaxMessageSize))
+		return
+	case err != nil:
+		c.srv.stats.inflateRefused.Add(1)
+		c.fail(reasonBadDeflate, "")
+		return
+	}
+	c.srv.stats.inflated.Add(1)
+	c.message(out)
 }
 
 // peerClose answers a close frame from the peer and closes the socket.

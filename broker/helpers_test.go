@@ -190,9 +190,10 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 // well-behaved library will not break on purpose: unmasked frames,
 // fragments, interleaved control frames.
 type rawConn struct {
-	t  testing.TB
-	c  net.Conn
-	br *bufio.Reader
+	t    testing.TB
+	c    net.Conn
+	br   *bufio.Reader
+	resp *http.Response // the handshake's response
 }
 
 // rawHandshake sends an upgrade request with the given extra headers and
@@ -228,7 +229,7 @@ func rawHandshake(t testing.TB, addr string, headers map[string]string) (*rawCon
 			t.Fatalf("Sec-WebSocket-Accept %q, want %q", got, want)
 		}
 	}
-	return &rawConn{t: t, c: c, br: br}, resp.StatusCode
+	return &rawConn{t: t, c: c, br: br, resp: resp}, resp.StatusCode
 }
 
 // dialRaw completes a handshake with an approved origin.

@@ -46,9 +46,10 @@ type hub struct {
 	drainSeq    atomic.Uint64
 	drainStart  int64
 	drainPeriod int64
-	// seqConns counts connections that want seq frames: while there are
-	// any, the log stores them (eventlog SetAlt).
-	seqConns atomic.Int64
+	// varConns[k] counts the connections that read log variant k (see
+	// logVariant): while there are any, the log stores that variant
+	// (eventlog SetVariant).
+	varConns [4]atomic.Int64
 	stats    *stats
 	wg       sync.WaitGroup
 
@@ -167,10 +168,16 @@ func (h *hub) addWith(c *conn, limit int64, first func() bool) (added, full bool
 	}
 	c.idx = len(s.conns)
 	s.conns = append(s.conns, c)
-	if c.seqMode && h.seqConns.Add(1) == 1 {
-		h.log.SetAlt(true)
+	if v := c.variant; v != logPlain && h.varConns[v].Add(1) == 1 {
+		h.log.SetVariant(v, true)
 	}
 	return true, false
+}
+
+// compressedCount is the connections in the table that negotiated
+// permessage-deflate.
+func (h *hub) compressedCount() int64 {
+	return h.varConns[logDeflate].Load() + h.varConns[logDeflateSeq].Load()
 }
 
 // remove takes c out of the table; it reports false if c was not in it.
@@ -187,8 +194,8 @@ func (h *hub) remove(c *conn) bool {
 	s.conns[last] = nil
 	s.conns = s.conns[:last]
 	c.idx = -1
-	if c.seqMode && h.seqConns.Add(-1) == 0 {
-		h.log.SetAlt(false)
+	if v := c.variant; v != logPlain && h.varConns[v].Add(-1) == 0 {
+		h.log.SetVariant(v, false)
 	}
 	h.count.Add(-1)
 	return true
@@ -607,9 +614,9 @@ func (s *shard) write(c *conn, budget int64) (writes, delivered int, ok bool) {
 	window := s.h.fo.window
 	var runs [][]byte
 	var next uint64
-	var n int
-	if c.seqMode {
-		runs, s.scratch, next, n = s.h.log.ReadAlt(c.next, int(budget), c.want, s.runs[:0], s.scratch)
+	var n, plain int
+	if c.variant != logPlain {
+		runs, s.scratch, next, n, plain = s.h.log.ReadVariant(c.variant, c.next, int(budget), c.want, s.runs[:0], s.scratch)
 	} else {
 		runs, next, n = s.h.log.Read(c.next, int(budget), c.want, s.runs[:0])
 	}
@@ -622,6 +629,10 @@ func (s *shard) write(c *conn, budget int64) (writes, delivered int, ok bool) {
 	size := 0
 	for _, r := range runs {
 		size += len(r)
+	}
+	if c.deflate {
+		s.h.stats.deflateWire.Add(int64(size))
+		s.h.stats.deflatePlain.Add(int64(plain))
 	}
 	sent := c.sent.Load() + int64(size)
 	ping := sent-c.pinged >= window/4

@@ -112,6 +112,15 @@ var (
 		[]string{"scope"}, nil)
 	descBroadcastRefused = prometheus.NewDesc("broker_broadcasts_refused_total",
 		"Echo broadcasts refused with an error event after waiting as long as a publisher would for the node.", nil, nil)
+	descCompressed = prometheus.NewDesc("broker_compressed_connections",
+		"Connections that negotiated permessage-deflate.", nil, nil)
+	descDeflateBytes = prometheus.NewDesc("broker_deflate_bytes_total",
+		"Event bytes written to compressed connections, by kind: wire (as written, deflated or small and plain) and plain (the plain frames they stand for); plain minus wire is the egress saved.",
+		[]string{"kind"}, nil)
+	descInflated = prometheus.NewDesc("broker_inflated_messages_total",
+		"Compressed client messages inflated.", nil, nil)
+	descInflateRefused = prometheus.NewDesc("broker_inflate_refused_total",
+		"Compressed client messages refused: inflating past max-message (1009) or corrupt (1007).", nil, nil)
 	descCloses = prometheus.NewDesc("broker_closes_total",
 		"Connections closed, by reason (the labels of /stats \"closed\").", []string{"reason"}, nil)
 )
@@ -129,6 +138,7 @@ func (brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 		descMetaLate, descMetaPending, descCloses, descOutput, descHistoryBytes, descHistoryEvents,
 		descHeadSeq, descBehind, descStalled, descForgedPongs, descMemoryCloses, descPaced,
 		descMetaPaced, descMetaRefused, descBroadcastPaced, descBroadcastRefused,
+		descCompressed, descDeflateBytes, descInflated, descInflateRefused,
 	} {
 		ch <- d
 	}
@@ -204,6 +214,11 @@ func (c brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descBroadcastPaced, st.broadcastPaced.Load(), "connection")
 	counter(descBroadcastPaced, st.broadcastNodePaced.Load(), "node")
 	counter(descBroadcastRefused, st.broadcastRefused.Load())
+	gauge(descCompressed, float64(s.hub.compressedCount()))
+	counter(descDeflateBytes, st.deflateWire.Load(), "wire")
+	counter(descDeflateBytes, st.deflatePlain.Load(), "plain")
+	counter(descInflated, st.inflated.Load())
+	counter(descInflateRefused, st.inflateRefused.Load())
 
 	// Copied first: ch may block, and closedBy must not wait for a scrape.
 	st.mu.Lock()

@@ -125,6 +125,7 @@ var configKeys = map[string]string{
 	"BroadcastBytes": "broadcastBytes", "BroadcastBytesBurst": "broadcastBytesBurst",
 	"BroadcastNodeBytes": "broadcastNodeBytes", "MetaInflight": "metaInflight",
 	"MetaInflightBytes": "metaInflightBytes", "MetaMaxPending": "metaMaxPending",
+	"Compression": "compression", "CompressionMin": "compressionMin",
 }
 
 // liveFields are the Config fields Reload applies (see above).

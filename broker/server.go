@@ -30,9 +30,12 @@ type Server struct {
 	log    zerolog.Logger
 	hub    *hub
 	events *eventlog.Log
-	stats  stats
-	meta   metaRouter
-	bus    Bus // nil on a single node
+	// deflater compresses events for the log's deflate variants; only the
+	// log's appender uses it (see logVariants).
+	deflater *deflater
+	stats    stats
+	meta     metaRouter
+	bus      Bus // nil on a single node
 
 	// What Reload may change (reload.go), each swapped whole.
 	origins  atomic.Pointer[origin.Matcher]
@@ -139,9 +142,11 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	if cfg.Bus != nil {
 		epoch = cfg.Bus.Epoch() // numbers come from the cluster's stream
 	}
+	s.deflater = newDeflater(cfg.CompressionMin)
+	vars := s.logVariants(epoch)
 	s.events = eventlog.New(eventlog.Config{
 		MaxBytes: cfg.HistorySize, MaxAge: cfg.HistoryAge, Epoch: epoch,
-		Alt: seqFrame(epoch), AltExtra: seqFrameExtra(epoch),
+		Alt: vars[0].Build, AltExtra: vars[0].Extra, Variants: vars[1:],
 	})
 	s.hub = newHub(cfg.Shards, s.events, fanout{
 		window:     int64(cfg.WriteWindow),

@@ -54,6 +54,14 @@ type stats struct {
 	metaLate        atomic.Int64 // replies that arrived after their timeout
 	busDuplicates   atomic.Int64 // cluster deliveries refused: number already in the log
 
+	// permessage-deflate (deflate.go): log bytes written to compressed
+	// connections, the plain frames they stand for, client messages
+	// inflated, and those refused (over max-message, or corrupt).
+	deflateWire    atomic.Int64
+	deflatePlain   atomic.Int64
+	inflated       atomic.Int64
+	inflateRefused atomic.Int64
+
 	// Budgets (see Config): clients held or refused for what they ask of
 	// backends and put in the log.
 	metaPaced           atomic.Int64 // clients held at their MetaRequest budget
@@ -144,6 +152,17 @@ type Stats struct {
 	BroadcastPaced      int64 `json:"broadcastPaced"`
 	BroadcastNodePaced  int64 `json:"broadcastNodePaced"`
 	BroadcastRefused    int64 `json:"broadcastRefused"`
+
+	// Compression (permessage-deflate): connections that negotiated it;
+	// event bytes written to them and the plain frames those bytes stand
+	// for (for seq-mode connections, the frames without seq and epoch), so
+	// DeflatePlainBytes - DeflateWireBytes is the egress saved; client
+	// messages inflated, and refused (over max-message, or corrupt).
+	CompressedConnections int64 `json:"compressedConnections"`
+	DeflateWireBytes      int64 `json:"deflateWireBytes"`
+	DeflatePlainBytes     int64 `json:"deflatePlainBytes"`
+	Inflated              int64 `json:"inflatedMessages"`
+	InflateRefused        int64 `json:"inflateRefused"`
 }
 
 // Stats returns a snapshot of the counters.
@@ -202,6 +221,12 @@ func (s *Server) Stats() Stats {
 		BroadcastPaced:      st.broadcastPaced.Load(),
 		BroadcastNodePaced:  st.broadcastNodePaced.Load(),
 		BroadcastRefused:    st.broadcastRefused.Load(),
+
+		CompressedConnections: s.hub.compressedCount(),
+		DeflateWireBytes:      st.deflateWire.Load(),
+		DeflatePlainBytes:     st.deflatePlain.Load(),
+		Inflated:              st.inflated.Load(),
+		InflateRefused:        st.inflateRefused.Load(),
 	}
 	st.mu.Lock()
 	for k, v := range st.closed {

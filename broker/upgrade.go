@@ -196,6 +196,13 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// permessage-deflate, when the client offers it in a form the
+	// broker can honour (deflate.go); otherwise no extension.
+	ext := ""
+	if s.cfg.Compression == "on" {
+		ext = negotiateDeflate(r.Header.Values("Sec-WebSocket-Extensions"))
+	}
+
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		httpError(w, http.StatusInternalServerError, "cannot take over the connection")
@@ -232,6 +239,8 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		remote:   r.RemoteAddr,
 		username: username,
 		seqMode:  resume.seq,
+		deflate:  ext != "",
+		variant:  logVariant(resume.seq, ext != ""),
 		tls:      link,
 	}
 	if link != nil {
@@ -256,6 +265,10 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	resp := make([]byte, 0, 160)
 	resp = append(resp, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	resp = append(resp, wsframe.AcceptKey(key)...)
+	if ext != "" {
+		resp = append(resp, "\r\nSec-WebSocket-Extensions: "...)
+		resp = append(resp, ext...)
+	}
 	resp = append(resp, "\r\n\r\n"...)
 	// The 101 goes out while c joins the table, under its shard's lock, so
 	// no broadcast frame can precede it and every event published after

@@ -41,10 +41,39 @@ type Config struct {
 	// at most AltExtra bytes to a frame.
 	Alt      func(dst []byte, seq uint64, frame []byte) []byte
 	AltExtra int
+	// Variants are further alternate encodings, numbered from 2 (Alt is
+	// variant 1, the plain frames variant 0), each stored while
+	// SetVariant turns it on and read with ReadVariant. The broker's are
+	// the permessage-deflate frames, plain and with the sequence number.
+	Variants []Variant
 	// SegmentBytes is the frame capacity of one segment; zero means
 	// DefaultSegmentBytes, or MaxBytes/8 if that is smaller. A frame larger
 	// than a segment gets a segment of its own.
 	SegmentBytes int
+}
+
+// Variant is one alternate encoding of the log's events (see
+// Config.Variants).
+type Variant struct {
+	// Build appends the variant's frame for an event (given its number
+	// and plain frame) to dst and returns it. It may add at most Extra
+	// bytes to a frame. It runs on the appender, once per event, while
+	// the variant is on.
+	Build func(dst []byte, seq uint64, frame []byte) []byte
+	Extra int
+	// Lazy builds the frame a reader gets for an event appended while the
+	// variant was off (none stored); nil means Build. A variant whose
+	// Build is costly (compression) can answer with a cheaper equivalent
+	// here, so that readers never pay Build per read.
+	Lazy func(dst []byte, seq uint64, frame []byte) []byte
+}
+
+// lazy is the builder for events without a stored frame.
+func (v *Variant) lazy() func(dst []byte, seq uint64, frame []byte) []byte {
+	if v.Lazy != nil {
+		return v.Lazy
+	}
+	return v.Build
 }
 
 // Event is one event to append.
@@ -71,12 +100,13 @@ type Log struct {
 	maxBytes int
 	maxAge   int64
 	segBytes int
-	// epoch and alt change only on Reset; a segment keeps the alt it was
-	// created with, so its events' alternate frames name its own epoch.
+	// epoch and vars change only on Reset; a segment keeps the variants
+	// it was created with, so its events' alternate frames name its own
+	// epoch. vars[k-1] is variant k; nil Build: none.
 	epoch atomic.Pointer[string]
-	alt   *altBuilder // appender only (under mu)
-	altOn atomic.Bool
-	tmp   []byte // appender scratch for alternate frames
+	vars  []Variant     // appender only (under mu)
+	on    []atomic.Bool // on[k-1]: variant k is stored (SetVariant)
+	tmp   []byte        // appender scratch for alternate frames
 
 	mu    sync.Mutex // appenders and trimming
 	cur   *segment
@@ -92,22 +122,16 @@ type Log struct {
 	written int64 // appender's running total
 }
 
-// altBuilder is Config.Alt and Config.AltExtra (or Reset's).
-type altBuilder struct {
-	fn    func(dst []byte, seq uint64, frame []byte) []byte
-	extra int
-}
-
 // segment holds consecutive events. Slots below n are immutable once
 // published; the appender writes only above n, under Log.mu.
 type segment struct {
 	base  uint64 // sequence number of the first slot
 	pos   int64  // stream position of its first event (see Log.Pos)
-	alt   *altBuilder
+	vars  []Variant
 	plain view
-	// altv holds the alternate frames of the events from altv.from on;
-	// nil until the first one (see Config.Alt).
-	altv  atomic.Pointer[view]
+	// altv[k-1] holds variant k's frames of the events from its from
+	// on; nil until the first one (see Config.Alt, Config.Variants).
+	altv  []atomic.Pointer[view]
 	times []int64 // append time of each event, unix nanos
 	types []uint8
 	// targeted[i] counts targeted events among 0..i, so a reader can tell
@@ -150,8 +174,9 @@ func New(cfg Config) *Log {
 		_, _ = rand.Read(e[:])
 		cfg.Epoch = hex.EncodeToString(e[:])
 	}
-	l := &Log{maxBytes: cfg.MaxBytes, maxAge: int64(cfg.MaxAge), segBytes: cfg.SegmentBytes,
-		alt: &altBuilder{fn: cfg.Alt, extra: cfg.AltExtra}}
+	l := &Log{maxBytes: cfg.MaxBytes, maxAge: int64(cfg.MaxAge), segBytes: cfg.SegmentBytes}
+	l.vars = append([]Variant{{Build: cfg.Alt, Extra: cfg.AltExtra}}, cfg.Variants...)
+	l.on = make([]atomic.Bool, len(l.vars))
 	l.epoch.Store(&cfg.Epoch)
 	l.head.Store(1)
 	l.tail.Store(1)
@@ -243,12 +268,25 @@ func (l *Log) AppendAt(now int64, seq uint64, evs ...Event) error {
 // events appended before keep their own.
 func (l *Log) Reset(epoch string, seq uint64, alt func(dst []byte, seq uint64, frame []byte) []byte, altExtra int) error {
 	l.mu.Lock()
+	vars := append([]Variant{{Build: alt, Extra: altExtra}}, l.vars[1:]...)
+	l.mu.Unlock()
+	return l.ResetVariants(epoch, seq, vars)
+}
+
+// ResetVariants is Reset replacing every alternate encoding: vars[0] is
+// variant 1 (Config.Alt), the rest Config.Variants, in their order. Their
+// number must not change (it panics otherwise): readers name them.
+func (l *Log) ResetVariants(epoch string, seq uint64, vars []Variant) error {
+	l.mu.Lock()
 	defer l.mu.Unlock()
+	if len(vars) != len(l.vars) {
+		panic("eventlog: ResetVariants with a different number of variants")
+	}
 	if seq < l.head.Load() {
 		return ErrSeqBehind
 	}
 	l.epoch.Store(&epoch)
-	l.alt = &altBuilder{fn: alt, extra: altExtra}
+	l.vars = append([]Variant(nil), vars...)
 	l.cur = nil // the next event starts a segment with the new alt
 	// Head, then Tail, then the segments (as in trim): a reader that sees
 	// the empty index sees the new Tail, and one that still sees the old
@@ -272,8 +310,10 @@ func (l *Log) appendLocked(now int64, first uint64, evs []Event) {
 		}
 		s.add(ev, now, seq)
 		l.written += int64(len(ev.Frame))
-		if s.alt.fn != nil && (l.altOn.Load() || s.altv.Load() != nil) {
-			l.addAlt(s, seq, ev.Frame)
+		for k := range s.vars {
+			if s.vars[k].Build != nil && (l.on[k].Load() || s.altv[k].Load() != nil) {
+				l.addAlt(s, k, seq, ev.Frame)
+			}
 		}
 		seq++
 	}
@@ -300,7 +340,8 @@ func (l *Log) newSegment(seq uint64, frame int) *segment {
 	s := &segment{
 		base:     seq,
 		pos:      l.written,
-		alt:      l.alt,
+		vars:     l.vars,
+		altv:     make([]atomic.Pointer[view], len(l.vars)),
 		plain:    view{buf: make([]byte, nb), ends: make([]uint32, slots)},
 		times:    make([]int64, slots),
 		types:    make([]uint8, slots),
@@ -400,24 +441,34 @@ func (s *segment) add(ev Event, now int64, seq uint64) {
 
 // SetAlt turns the storing of alternate frames on or off (see
 // Config.Alt): on while some reader wants them, so that a log nobody reads
-// that way costs nothing extra.
-func (l *Log) SetAlt(on bool) { l.altOn.Store(on) }
+// that way costs nothing extra. It is SetVariant(1, on).
+func (l *Log) SetAlt(on bool) { l.SetVariant(1, on) }
 
-// addAlt stores the alternate frame of the event just added to s. Once a
-// segment has alternates it keeps them to its end, so they stay contiguous.
-func (l *Log) addAlt(s *segment, seq uint64, frame []byte) {
+// SetVariant turns the storing of variant k (1: Config.Alt, 2 on:
+// Config.Variants) on or off, like SetAlt.
+func (l *Log) SetVariant(k int, on bool) { l.on[k-1].Store(on) }
+
+// Variants is the number of alternate encodings: variants 1 to Variants.
+func (l *Log) Variants() int { return len(l.on) }
+
+// addAlt stores variant k+1's frame of the event just added to s. Once a
+// segment has a variant's frames it keeps them to its end, so they stay
+// contiguous. Its buffer is sized for every slot at the variant's most
+// (the plain frames plus Extra each) and counted in the log's bytes.
+func (l *Log) addAlt(s *segment, k int, seq uint64, frame []byte) {
 	i := s.count - 1
-	a := s.altv.Load()
+	vr := &s.vars[k]
+	a := s.altv[k].Load()
 	if a == nil {
 		slots := len(s.plain.ends)
-		a = &view{buf: make([]byte, len(s.plain.buf)+slots*s.alt.extra), ends: make([]uint32, slots), from: i}
+		a = &view{buf: make([]byte, len(s.plain.buf)+slots*vr.Extra), ends: make([]uint32, slots), from: i}
 		s.cost += len(a.buf) + 4*slots
 		l.bytes += len(a.buf) + 4*slots
-		s.altv.Store(a)
+		s.altv[k].Store(a)
 	}
-	l.tmp = s.alt.fn(l.tmp[:0], seq, frame)
-	if len(l.tmp) > len(frame)+s.alt.extra {
-		panic("eventlog: Config.Alt added more than AltExtra bytes")
+	l.tmp = vr.Build(l.tmp[:0], seq, frame)
+	if len(l.tmp) > len(frame)+vr.Extra {
+		panic("eventlog: a variant added more than its Extra bytes")
 	}
 	a.used += copy(a.buf[a.used:], l.tmp)
 	a.ends[i] = uint32(a.used)
@@ -545,7 +596,7 @@ type Want func(m Meta) bool
 // The slices are shared with every reader and must not be modified; they
 // stay valid after the events are trimmed.
 func (l *Log) Read(seq uint64, max int, want Want, runs [][]byte) ([][]byte, uint64, int) {
-	runs, _, next, n := l.read(seq, max, want, runs, nil, false)
+	runs, _, next, n, _ := l.read(seq, max, want, runs, nil, 0)
 	return runs, next, n
 }
 
@@ -554,12 +605,22 @@ func (l *Log) Read(seq uint64, max int, want Want, runs [][]byte) ([][]byte, uin
 // are built into scratch (reused across calls, returned grown), and runs
 // may point into it until the next call.
 func (l *Log) ReadAlt(seq uint64, max int, want Want, runs [][]byte, scratch []byte) ([][]byte, []byte, uint64, int) {
-	return l.read(seq, max, want, runs, scratch[:0], true)
+	runs, scratch, next, n, _ := l.read(seq, max, want, runs, scratch[:0], 1)
+	return runs, scratch, next, n
 }
 
-func (l *Log) read(seq uint64, max int, want Want, runs [][]byte, scratch []byte, alt bool) ([][]byte, []byte, uint64, int) {
+// ReadVariant is ReadAlt for variant k (0: the plain frames, as Read; 1:
+// Config.Alt; 2 on: Config.Variants). Events appended while the variant
+// was off are built with its Lazy builder. It also returns the size of
+// the plain frames of the events read, so that a caller can tell what an
+// encoding saved.
+func (l *Log) ReadVariant(k int, seq uint64, max int, want Want, runs [][]byte, scratch []byte) (_ [][]byte, _ []byte, next uint64, n int, plain int) {
+	return l.read(seq, max, want, runs, scratch[:0], k)
+}
+
+func (l *Log) read(seq uint64, max int, want Want, runs [][]byte, scratch []byte, k int) ([][]byte, []byte, uint64, int, int) {
 	head := l.head.Load()
-	total, count := 0, 0
+	total, count, plain := 0, 0, 0
 	for seq < head {
 		// Segments first, then Tail: trim stores Tail before it replaces
 		// the segments, so a reader that sees the new segments sees the
@@ -577,21 +638,24 @@ func (l *Log) read(seq uint64, max int, want Want, runs [][]byte, scratch []byte
 		// Published, but part of a batch still being appended: stop at head.
 		n := s.slot(head, int(s.n.Load()))
 		v := &s.plain
-		if alt {
-			v = s.altv.Load()
+		if k > 0 {
+			vr := &s.vars[k-1]
+			v = s.altv[k-1].Load()
 			// Events before the stored alternates: build them one by one.
 			for ; i < n && (v == nil || i < v.from); i++ {
 				if want == nil && s.meta(i).User != "" || want != nil && !want(s.meta(i)) {
 					continue
 				}
-				size := int(s.plain.ends[i]) - s.plain.start(i) + s.alt.extra
+				psize := int(s.plain.ends[i]) - s.plain.start(i)
+				size := psize + vr.Extra
 				if total+size > max && count > 0 {
-					return runs, scratch, s.seqAt(i), count
+					return runs, scratch, s.seqAt(i), count, plain
 				}
 				from := len(scratch)
-				scratch = s.alt.fn(scratch, s.seqAt(i), s.plain.buf[s.plain.start(i):s.plain.ends[i]])
+				scratch = vr.lazy()(scratch, s.seqAt(i), s.plain.buf[s.plain.start(i):s.plain.ends[i]])
 				runs = append(runs, scratch[from:len(scratch):len(scratch)])
 				total += len(scratch) - from
+				plain += psize
 				count++
 			}
 			if i == n {
@@ -603,11 +667,12 @@ func (l *Log) read(seq uint64, max int, want Want, runs [][]byte, scratch []byte
 			// Fast path: every event from i on is for this reader.
 			j := v.fill(i, n, max-total, count == 0)
 			if j == i {
-				return runs, scratch, s.seqAt(i), count
+				return runs, scratch, s.seqAt(i), count, plain
 			}
 			start := v.start(i)
 			runs = append(runs, v.buf[start:v.ends[j-1]])
 			total += int(v.ends[j-1]) - start
+			plain += int(s.plain.ends[j-1]) - s.plain.start(i)
 			count += j - i
 			seq = s.seqAt(j-1) + 1
 			continue
@@ -634,6 +699,7 @@ func (l *Log) read(seq uint64, max int, want Want, runs [][]byte, scratch []byte
 				runStart = v.start(i)
 			}
 			total += size
+			plain += int(s.plain.ends[i]) - s.plain.start(i)
 			count++
 		}
 		if runStart >= 0 {
@@ -645,7 +711,7 @@ func (l *Log) read(seq uint64, max int, want Want, runs [][]byte, scratch []byte
 		}
 		seq = s.seqAt(n-1) + 1
 	}
-	return runs, scratch, seq, count
+	return runs, scratch, seq, count, plain
 }
 
 func (s *segment) meta(i int) Meta {

@@ -601,3 +601,61 @@ func TestResetStartsANewHistory(t *testing.T) {
 		t.Fatalf("mid-way: tail %d head %d", m.Tail(), m.Head())
 	}
 }
+
+// Variants beyond Alt: each stored only while on (and counted in Bytes),
+// built with Lazy for events appended before, with the size of the plain
+// frames read reported beside them.
+func TestVariants(t *testing.T) {
+	upper := func(dst []byte, _ uint64, f []byte) []byte { return append(dst, bytes.ToUpper(f)...) }
+	lazy := func(dst []byte, _ uint64, f []byte) []byte { return append(append(dst, '~'), f...) }
+	l := New(Config{MaxBytes: 1 << 20, SegmentBytes: 64, Alt: altFrame, AltExtra: 8,
+		Variants: []Variant{{Build: upper, Lazy: lazy, Extra: 1}}})
+	if l.Variants() != 2 {
+		t.Fatalf("%d variants, want 2", l.Variants())
+	}
+	for i := 0; i < 10; i++ {
+		l.Append(0, Event{Frame: frame(i)})
+	}
+	before := l.Bytes()
+	l.SetVariant(2, true)
+	for i := 10; i < 20; i++ {
+		l.Append(0, Event{Frame: frame(i)})
+	}
+	if l.Bytes() <= before {
+		t.Fatal("the stored variant is not counted in Bytes")
+	}
+	var want []byte
+	plainLen := 0
+	for i := 0; i < 20; i++ {
+		if i < 10 {
+			want = lazy(want, 0, frame(i))
+		} else {
+			want = upper(want, 0, frame(i))
+		}
+		plainLen += len(frame(i))
+	}
+	var got, scratch []byte
+	var runs [][]byte
+	seq, plain := uint64(1), 0
+	for {
+		var next uint64
+		var p int
+		runs, scratch, next, _, p = l.ReadVariant(2, seq, 16, nil, runs[:0], scratch)
+		for _, r := range runs {
+			got = append(got, r...)
+		}
+		plain += p
+		if next == seq {
+			break
+		}
+		seq = next
+	}
+	if !bytes.Equal(got, want) || plain != plainLen {
+		t.Fatalf("variant 2:\n got %q (plain %d)\nwant %q (plain %d)", got, plain, want, plainLen)
+	}
+	// The seq alternate is not stored (never turned on): built on read.
+	runs, _, _, n, _ := l.ReadVariant(1, 1, 1<<20, nil, nil, nil)
+	if n != 20 || !bytes.HasPrefix(runs[0], []byte("1:")) {
+		t.Fatalf("variant 1: %d events, %q", n, runs)
+	}
+}

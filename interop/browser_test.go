@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,6 +95,25 @@ func TestBrowserWebSocket(t *testing.T) {
 	ev := `{"eventType":1,"username":"bob"}`
 	publish(t, tb, ev)
 	waitMessage(t, tab, ev)
+
+	// Chromium offers permessage-deflate and the broker accepts it: an
+	// event large enough to go deflated arrives intact, and a large
+	// message the browser compresses is inflated.
+	if ext := eval[string](t, tab, "ws.extensions"); !strings.HasPrefix(ext, "permessage-deflate") {
+		t.Fatalf("the browser's ws.extensions is %q: permessage-deflate not negotiated", ext)
+	}
+	if n := tb.Stats().CompressedConnections; n != 1 {
+		t.Fatalf("%d compressed connections, want the browser's", n)
+	}
+	big := `{"eventType":1,"username":"bob","rows":"` + strings.Repeat("compressible ", 200) + `"}`
+	publish(t, tb, big)
+	waitMessage(t, tab, big)
+	if st := tb.Stats(); st.DeflateWireBytes*2 > st.DeflatePlainBytes {
+		t.Fatalf("%d bytes on the wire for %d plain: the big event did not go deflated", st.DeflateWireBytes, st.DeflatePlainBytes)
+	}
+	bigEcho := `{"eventType":10,"message":"` + strings.Repeat("from the browser ", 100) + `"}`
+	run(t, tab, "send a large message", chromedp.Evaluate[chromedp.Void](`ws.send(`+strconv.Quote(bigEcho)+`)`))
+	waitMessage(t, tab, bigEcho)
 
 	// The same page on an unapproved origin, in a second tab, is refused at
 	// the handshake: error and close, never open.

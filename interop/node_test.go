@@ -172,6 +172,30 @@ func TestNodeClient(t *testing.T) {
 	if got := read(t, other); got != `{"eventType":10,"message":"from node","broadcast":true}` {
 		t.Fatalf("other client: %s", got)
 	}
+
+	// ws offers permessage-deflate by default and the broker accepts it:
+	// a large event goes deflated and arrives intact; a large message
+	// (over ws's 1 KiB threshold) comes compressed and is inflated.
+	if c := tb.Stats().CompressedConnections; c != 1 {
+		t.Fatalf("%d compressed connections, want the node client's", c)
+	}
+	big := `{"eventType":1,"username":"bob","rows":"` + strings.Repeat("compressible ", 200) + `"}`
+	publish(t, tb, big)
+	n.expectMessage(big)
+	if got := read(t, other); got != big {
+		t.Fatalf("other client: %.60s", got)
+	}
+	if st := tb.Stats(); st.DeflateWireBytes*2 > st.DeflatePlainBytes {
+		t.Fatalf("%d bytes on the wire for %d plain: the big event did not go deflated", st.DeflateWireBytes, st.DeflatePlainBytes)
+	}
+	bigEcho := `{"eventType":10,"message":"` + strings.Repeat("from node ", 200) + `"}`
+	if _, err := io.WriteString(n.stdin, bigEcho+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	n.expectMessage(bigEcho)
+	if st := tb.Stats(); st.Inflated < 1 {
+		t.Fatalf("%d messages inflated: node's large message did not come compressed", st.Inflated)
+	}
 	n.close()
 }
 

@@ -54,6 +54,8 @@ func run() int {
 	fs.StringVar(&cfg.Mode, "mode", bench.ModeAPI, "fanout publish path: api (POST /api/events) or echo (broadcast echo from one client)")
 	fs.IntVar(&cfg.Publishers, "publishers", bench.DefaultPublishers, "fanout: concurrent publishers, each with its own connection; a fixed -rate is split between them")
 	fs.DurationVar(&cfg.RetryAfterMax, "retry-after-max", bench.DefaultRetryAfterMax, "fanout: longest pause after a 503 (Retry-After is honoured up to this; negative: retry at once)")
+	fs.BoolVar(&cfg.Compression, "compression", false, "subscribers offer permessage-deflate and inflate what arrives compressed (reported: wireBytes vs plainBytes)")
+	fs.BoolVar(&cfg.Mix, "mix", false, "fanout: publish a realistic event mix (100-4000 bytes of protocol-shaped JSON) instead of -size events")
 	fs.Float64Var(&cfg.StalledFraction, "stalled", 0, "fanout: fraction (0..1) of subscribers that never read after their handshake")
 	fs.DurationVar(&cfg.StalledReadTimeout, "stalled-read", bench.DefaultStalledReadTimeout, "fanout: how long the final read of the stalled sockets looks for the server's close")
 	fs.DurationVar(&cfg.StalledReconnect, "stalled-reconnect", 0, "fanout: every D each stalled subscriber resets its connection and dials again, never reading the new one either; "+

@@ -68,6 +68,8 @@ type brokerSection struct {
 	MetaMaxPending   *int        `json:"metaMaxPending"`
 	BackendTimeout   *duration   `json:"backendTimeout"`
 	Linger           *duration   `json:"linger"`
+	Compression      *string     `json:"compression"`
+	CompressionMin   *int        `json:"compressionMin"`
 	WriteWindow      *int        `json:"writeWindow"`
 	NotSentLowat     *int        `json:"notsentLowat"`
 	MaxLag           *duration   `json:"maxLag"`
@@ -233,6 +235,8 @@ func parseConfig(data []byte, o *options) (warnings []string, err error) {
 		set(&o.broker.MetaMaxPending, b.MetaMaxPending)
 		setDur(&o.broker.BackendTimeout, b.BackendTimeout)
 		setDur(&o.broker.Linger, b.Linger)
+		set(&o.broker.Compression, b.Compression)
+		set(&o.broker.CompressionMin, b.CompressionMin)
 		set(&o.broker.WriteWindow, b.WriteWindow)
 		set(&o.broker.NotSentLowat, b.NotSentLowat)
 		setDur(&o.broker.MaxLag, b.MaxLag)

@@ -89,6 +89,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		maxOutMem  = fs.Int64("max-output-memory", 0, "cap on buffered output (event log + socket buffers); over it the connections holding the most are closed (default 536870912; negative: off)")
 		pubWait    = fs.Duration("publish-wait", 0, "longest a publish request waits for a saturated broker before 503 (default 5s)")
 		linger     = fs.Duration("linger", 0, "delay before each fan-out pass so more events share one write (default 0: batching only under load)")
+		compress   = fs.String("compression", "on", "permessage-deflate: on (negotiated when the client offers it) or off")
+		compMin    = fs.Int("compression-min", 0, "smallest event payload deflated, bytes; smaller events go plain (default 256)")
 		pprofOn    = fs.Bool("pprof", false, "serve /debug/pprof/ on the admin listener, to loopback clients with the API key only")
 		jwtReq     = fs.Bool("jwt-required", false, "refuse clients without a token (401); otherwise they are anonymous")
 		jwtReqExp  = fs.Bool("jwt-require-exp", false, "refuse tokens without an exp claim (401), so every identified connection ends unless refreshed")
@@ -254,6 +256,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 				cfg.PublishWait = *pubWait
 			case "linger":
 				cfg.Linger = *linger
+			case "compression":
+				cfg.Compression = *compress
+			case "compression-min":
+				cfg.CompressionMin = *compMin
 			case "pprof":
 				cfg.Pprof = *pprofOn
 			case "jwt-required":
