@@ -479,17 +479,17 @@ func TestOversizedHandshakeDropped(t *testing.T) {
 // Shutdown must wait for a batch the worker has taken but not finished
 // writing, not only for an empty queue.
 func TestDrainWaitsForBatchInFlight(t *testing.T) {
-	hook := func() { time.Sleep(300 * time.Millisecond) }
-	testHookWrite.Store(&hook)
-	t.Cleanup(func() { testHookWrite.Store(nil) })
+	inPass, release := slowPass(t)
 	ts := startServer(t, func(c *Config) { c.Shards = 1 })
 	c := dial(t, ts.wsURL, testOrigin)
 	if code, _ := publish(t, ts.adminURL, testKey, `{"eventType":1,"username":"last"}`); code != 202 {
 		t.Fatal(code)
 	}
-	time.Sleep(50 * time.Millisecond) // the worker is now inside its slow pass
+	<-inPass // the worker is inside its pass, the event taken, not written
 	done := make(chan error, 1)
 	go func() { done <- ts.Shutdown(t.Context()) }()
+	waitFor(t, 2*time.Second, "draining", func() bool { return ts.draining.Load() })
+	release()
 	if got := read(t, c); got != `{"eventType":1,"username":"last"}` {
 		t.Fatalf("got %s before the close", got)
 	}
@@ -560,6 +560,8 @@ func TestStartFailureReleasesListeners(t *testing.T) {
 // While draining, an event a backend sends is refused with an error event
 // rather than accepted and then dropped.
 func TestBackendEventRefusedWhileDraining(t *testing.T) {
+	// A pass slowed by a sleep, not held: the error reply below must come
+	// out while the worker is busy with the accepted event.
 	hook := func() { time.Sleep(400 * time.Millisecond) }
 	testHookWrite.Store(&hook)
 	t.Cleanup(func() { testHookWrite.Store(nil) })
@@ -568,7 +570,6 @@ func TestBackendEventRefusedWhileDraining(t *testing.T) {
 	if code, _ := publish(t, ts.adminURL, testKey, `{"eventType":1,"username":"a"}`); code != 202 {
 		t.Fatal(code)
 	}
-	time.Sleep(50 * time.Millisecond) // the worker is inside its slow pass
 	go func() { _ = ts.Shutdown(t.Context()) }()
 	waitFor(t, 2*time.Second, "draining", func() bool { return ts.draining.Load() })
 	send(t, be, `{"eventType":2,"username":"b"}`)
@@ -578,4 +579,24 @@ func TestBackendEventRefusedWhileDraining(t *testing.T) {
 	if got := read(t, be); got != `{"eventType":1,"username":"a"}` {
 		t.Fatalf("accepted event not delivered: %s", got)
 	}
+}
+
+// slowPass holds the first fan-out pass that has events to write until
+// release is called (or the test ends): inPass is closed once a worker is
+// inside it. Later passes run freely.
+func slowPass(t *testing.T) (inPass <-chan struct{}, release func()) {
+	entered := make(chan struct{})
+	free := make(chan struct{})
+	var enter, free1 sync.Once
+	hook := func() {
+		first := false
+		enter.Do(func() { first = true; close(entered) })
+		if first {
+			<-free
+		}
+	}
+	testHookWrite.Store(&hook)
+	release = func() { free1.Do(func() { close(free) }) }
+	t.Cleanup(func() { release(); testHookWrite.Store(nil) })
+	return entered, release
 }

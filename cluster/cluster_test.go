@@ -203,8 +203,16 @@ func TestMetaRequestAcrossNodes(t *testing.T) {
 	}
 
 	backend := dialBackend(t, b.wsURL)
-	waitFor(t, 5*time.Second, "backend on B", func() bool { return b.Stats().Connections == 1 })
-	time.Sleep(50 * time.Millisecond) // the queue subscription reaches the server
+	waitFor(t, 5*time.Second, "backend on B", func() bool {
+		b.bus.metaMu.Lock()
+		defer b.bus.metaMu.Unlock()
+		return b.bus.metaSub != nil
+	})
+	// The queue subscription has reached the server once a round trip
+	// on B's connection, sent after it, comes back.
+	if err := b.bus.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	send(t, client, `{"eventType":9,"username":"bob","property":"age"}`)
 	fwd := read(t, backend)
 	if !strings.HasPrefix(fwd, `{"clientId":"`) || !strings.HasSuffix(fwd, `,"eventType":9,"username":"bob","property":"age"}`) {
