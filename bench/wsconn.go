@@ -1,14 +1,11 @@
 package bench
 
 import (
-	"compress/flate"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
-	"sync"
 	"sync/atomic"
 
 	"github.com/lesismal/nbio"
@@ -55,69 +52,15 @@ type wsConn struct {
 // broker answers, and what gorilla offers.
 const deflateOffer = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
 
-// inflaters are pooled flate readers (flate.Resetter).
-var inflaters sync.Pool
-
-// inflateInput is a message's compressed bytes, then the 00 00 ff ff that
-// RFC 7692 has the receiver append, then an empty final block so that
-// the reader ends with io.EOF.
-type inflateInput struct{ parts [3][]byte }
-
-var (
-	deflateTail = []byte{0x00, 0x00, 0xff, 0xff}
-	inflateEnd  = []byte{0x01, 0x00, 0x00, 0xff, 0xff}
-)
-
-func (r *inflateInput) Read(p []byte) (int, error) {
-	for i := range r.parts {
-		if len(r.parts[i]) > 0 {
-			n := copy(p, r.parts[i])
-			r.parts[i] = r.parts[i][n:]
-			return n, nil
-		}
-	}
-	return 0, io.EOF
-}
-
-func (r *inflateInput) ReadByte() (byte, error) {
-	for i := range r.parts {
-		if len(r.parts[i]) > 0 {
-			b := r.parts[i][0]
-			r.parts[i] = r.parts[i][1:]
-			return b, nil
-		}
-	}
-	return 0, io.EOF
-}
-
-// inflate returns the message p inflated, in c.inflated.
+// inflate returns the message p inflated, in c.inflated (at most 64 MiB:
+// a harness has no message limit of its own).
 func (c *wsConn) inflate(p []byte) ([]byte, error) {
-	in := &inflateInput{parts: [3][]byte{p, deflateTail, inflateEnd}}
-	fr, ok := inflaters.Get().(io.ReadCloser)
-	if ok {
-		_ = fr.(flate.Resetter).Reset(in, nil)
-	} else {
-		fr = flate.NewReader(in)
+	out, err := wsframe.Inflate(c.inflated[:0], p, 1<<26)
+	if err != nil {
+		return nil, fmt.Errorf("bench: inflate: %w", err)
 	}
-	defer inflaters.Put(fr)
-	out := c.inflated[:0]
-	for {
-		if len(out) == cap(out) {
-			if len(out) >= 1<<26 {
-				return nil, errors.New("bench: inflated message too large")
-			}
-			out = append(out, make([]byte, max(4*len(p), 1024))...)[:len(out)]
-		}
-		n, err := fr.Read(out[len(out):cap(out)])
-		out = out[:len(out)+n]
-		if err == io.EOF {
-			c.inflated = out
-			return out, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("bench: inflate: %w", err)
-		}
-	}
+	c.inflated = out
+	return out, nil
 }
 
 // text hands one whole text message to onText, inflated if compressed.

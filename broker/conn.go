@@ -375,7 +375,7 @@ func (c *conn) inflateMessage(p []byte) {
 	if c.closing.Load() {
 		return
 	}
-	out, err := inflate(c.inflated[:0], p, c.srv.cfg.MaxMessageSize)
+	out, err := wsframe.Inflate(c.inflated[:0], p, c.srv.cfg.MaxMessageSize)
 	c.inflated = out
 	defer func() {
 		// An idle connection keeps no big buffer (as with msg).
@@ -384,7 +384,7 @@ func (c *conn) inflateMessage(p []byte) {
 		}
 	}()
 	switch {
-	case err == errInflateTooBig:
+	case errors.Is(err, wsframe.ErrInflateTooBig):
 		c.srv.stats.inflateRefused.Add(1)
 		c.fail(reasonTooBig, fmt.Sprintf("message exceeds %d bytes", c.srv.cfg.MaxMessageSize))
 		return
