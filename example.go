@@ -1,7 +1,7 @@
-// Package broker holds the project's bundled example configuration. The
+// Package project holds the project's bundled example configuration. The
 // broker binary starts with it when no -config is given, so a fresh
 // checkout runs as a single node with no external services.
-package broker
+package project
 
 import _ "embed"
 

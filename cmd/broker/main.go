@@ -20,7 +20,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	project "github.com/webinate/broker"
+	project "github.com/webinate/broker" // the bundled example config (package project)
 	"github.com/webinate/broker/broker"
 	"github.com/webinate/broker/cluster"
 )

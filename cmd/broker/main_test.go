@@ -17,7 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 
-	project "github.com/webinate/broker"
+	project "github.com/webinate/broker" // the bundled example config (package project)
 	"github.com/webinate/broker/broker"
 )
 
