@@ -297,7 +297,7 @@ func (h *hub) saturated() bool {
 	}
 	at, ok := h.log.Pos(median)
 	if !ok {
-		return true // the typical connection's next event is gone
+		return true // the median voter's next event is gone
 	}
 	head, _ := h.log.Pos(h.log.Head())
 	return head-at > h.fo.window

@@ -61,8 +61,9 @@
 //
 // Every node delivers every event, so a publisher must wait while any
 // node's fan-out is behind, not only its own node's. Each node judges its
-// own clients (broker.Node.Saturated: the typical connection is behind,
-// never a few slow readers, who are cut instead) and, while saturated,
+// own clients (broker.Node.Saturated: more than one in ten of the
+// connections that return credit is behind; sockets that read nothing
+// have no vote and are cut instead) and, while saturated,
 // announces it on <prefix>.load (core NATS, every 25 ms, plus once when it
 // has caught up); the others hold their publishers (Bus.Saturated) until
 // it clears, or for at most 500 ms after its last announcement if it went

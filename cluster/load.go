@@ -9,8 +9,8 @@ import (
 )
 
 // Cross-node backpressure. Each node judges saturation from its own
-// clients only (broker: the typical connection is behind, never a few
-// slow readers), but every node delivers every event, so a publisher on
+// clients only (broker: one in ten of its audience is behind; sockets
+// that read nothing have no vote), but every node delivers every event, so a publisher on
 // node A must also wait while node B's fan-out is behind; otherwise A
 // accepts at its own pace and B's clients are cut as slow consumers
 // (BENCHMARKS.md, 48,000 sockets over 3 nodes, before this). Nodes tell
