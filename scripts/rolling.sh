@@ -11,7 +11,8 @@
 # fourth node, D, join late. The clients know D's address from the start
 # (they skip it while it is down). At the end it prints what the clients
 # saw: events missing without a gap event (a silent skip), duplicates,
-# gap events, and per node the resumes, resume gaps and history read back
+# gap events, the connect rate per node and second (connects.tsv, and
+# its peak), and per node the resumes, resume gaps and history read back
 # at start. Exit status: the bench's (1 if anything was missing or
 # duplicated). Everything is kept under $OUT.
 #
@@ -52,10 +53,11 @@ JSON
 declare -A PID
 NATS_PID=
 BENCH_PID=
+SAMPLER_PID=
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
-  for p in "${PID[@]}" $BENCH_PID $NATS_PID; do kill "$p" 2>/dev/null || true; done
-  for p in "${PID[@]}" $BENCH_PID $NATS_PID; do wait "$p" 2>/dev/null || true; done
+  for p in "${PID[@]}" $BENCH_PID $SAMPLER_PID $NATS_PID; do kill "$p" 2>/dev/null || true; done
+  for p in "${PID[@]}" $BENCH_PID $SAMPLER_PID $NATS_PID; do wait "$p" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 
@@ -114,6 +116,28 @@ timeout "$TIMEOUT" "$OUT/bench" resume -n "$N" -addr "$addrs" -admin "$admins" -
   -duration "${duration}s" -drain 20s -json "$OUT/resume.json" >"$OUT/resume.txt" 2>"$OUT/resume.log" &
 BENCH_PID=$!
 
+# The connect rate each node sees: every 0.25 s, each node's /stats
+# "accepted" (upgrades completed) and "refusedRate" (503 for
+# -max-accept-rate), into connects.tsv (unix seconds, node, accepted,
+# refusedRate); summarised per node and second at the end. A node that is
+# down answers nothing and is skipped.
+sample_connects() {
+  while kill -0 "$BENCH_PID" 2>/dev/null; do
+    for n in "${NAMES[@]}"; do
+      i=$(index "$n")
+      if s=$(curl -s -m 0.2 -H "Authorization: Bearer $KEY" "http://127.0.0.1:$((ADMIN_PORT + i))/stats") &&
+        [[ $s =~ \"accepted\":([0-9]+) ]]; then
+        acc=${BASH_REMATCH[1]} ref=0
+        [[ $s =~ \"refusedRate\":([0-9]+) ]] && ref=${BASH_REMATCH[1]}
+        printf '%s\t%s\t%s\t%s\n' "$(date +%s.%N)" "$n" "$acc" "$ref"
+      fi
+    done
+    sleep 0.25
+  done >"$OUT/connects.tsv"
+}
+sample_connects &
+SAMPLER_PID=$!
+
 sleep "$SETTLE"
 for name in A B C; do
   check_deadline
@@ -134,7 +158,42 @@ rc=$?
 BENCH_PID=
 set -e
 
+kill "$SAMPLER_PID" 2>/dev/null || true
+wait "$SAMPLER_PID" 2>/dev/null || true
+SAMPLER_PID=
+
 cat "$OUT/resume.txt"
+# Connects per second per node, from the samples (a restarted node's
+# counter starts again at 0: its first sample after a restart counts from
+# there). The peak is the busiest second of any node; with -max-accept-rate
+# it should stay at or under it.
+python3 - "$OUT/connects.tsv" <<'PY'
+import collections, sys
+last, per = {}, collections.defaultdict(lambda: collections.Counter())
+refused = collections.Counter()
+for line in open(sys.argv[1]):
+    try:
+        t, n, acc, ref = line.split("\t")
+        t, acc, ref = float(t), int(acc), int(ref)
+    except ValueError:
+        continue
+    pa, pr = last.get(n, (0, 0))
+    if acc < pa:  # restarted
+        pa, pr = 0, 0
+    per[n][int(t)] += acc - pa
+    refused[n] += max(ref - pr, 0)
+    last[n] = (acc, ref)
+if not per:
+    print("connect rate: no samples"); sys.exit(0)
+t0 = min(min(c) for c in per.values())
+print("connect rate (upgrades completed per second, per node; curve in connects.tsv):")
+for n in sorted(per):
+    c = per[n]
+    peak_t, peak = max(c.items(), key=lambda kv: kv[1])
+    print(f"  {n}: peak {peak}/s at +{peak_t - t0}s, refused by -max-accept-rate {refused[n]}")
+peak = max(max(c.values()) for c in per.values())
+print(f"  peak on any node: {peak}/s")
+PY
 echo "per node (stats at the end):"
 printf '%-5s%10s%12s%10s%14s%15s%8s\n' node resumes resumeGaps filled streamResets slowConsumers conns
 for name in "${NAMES[@]}"; do
