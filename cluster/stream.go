@@ -275,7 +275,7 @@ func (b *Bridge) onMsg(gen uint64, m jetstream.Msg) {
 			b.edge = LogSeq(seq, len(evs))
 			clear(evs)
 		}
-		if seq >= b.fillEnd || md.NumPending == 0 {
+		if seq >= b.fillEnd {
 			b.endFillLocked()
 		}
 		return
@@ -305,7 +305,11 @@ func (b *Bridge) onMsg(gen uint64, m jetstream.Msg) {
 		clear(evs)
 		b.evs = evs[:0]
 	}
-	if b.filling && (seq >= b.fillEnd || md.NumPending == 0) {
+	// The fill ends at the stream's last message as of the start, not when
+	// NumPending reaches 0: that counts only what the server has not sent
+	// yet, and the consumer may hold the rest of the history in its
+	// buffer, so the port would open before it is in the log.
+	if b.filling && seq >= b.fillEnd {
 		b.endFillLocked()
 	}
 }
