@@ -22,6 +22,13 @@ import (
 // log bytes to the socket. A connection that is behind costs nothing but
 // that window, wherever the backlog is.
 //
+// Structure: a shard's table holds members, each a *cursor (cursor.go: the
+// position, the credit account and the hold state the worker and the pong
+// handler share) and the sink its bytes go out through (a *conn; a fake in
+// hub_test.go). The policy below lives here and in cursor's methods; it
+// reads time only through hub.clock and touches the socket only through
+// sink, so tests run passes directly (shard.pass) with simulated time.
+//
 // Credit: the worker follows each quarter window of data it writes with a
 // ping whose payload names the byte position and sequence number reached.
 // The client's pong, which it can only send once it has read everything
