@@ -14,7 +14,6 @@ import (
 	"github.com/lesismal/nbio"
 	"golang.org/x/time/rate"
 
-	"github.com/webinate/broker/eventlog"
 	"github.com/webinate/broker/wsframe"
 )
 
@@ -31,47 +30,25 @@ import (
 // the sweeper (pings); wmu and nbio.Conn serialise them, and every write is
 // one or more whole frames so they never interleave mid-frame.
 type conn struct {
+	// cursor is the connection's fan-out state: its place in the event
+	// log and its credit (cursor.go). Its id is the connection's.
+	cursor
+
 	srv     *Server
 	nbc     *nbio.Conn
-	id      uint64
 	backend bool
 	remote  string
 	// username is the identity from the handshake's JWT ("" when
 	// anonymous); targeted events reach only their user's connections.
 	username string
 
-	idx int // position in its shard, guarded by the shard's mu
-
-	// Fan-out state (see hub). next and pinged belong to the shard worker
-	// (next is set once before the connection is visible to it); sent is
-	// written by the worker and read by the pong handler; acked and
-	// ackSeq come from pongs.
-	next    uint64        // sequence number of the next log event to consider
-	pinged  int64         // sent as of the last credit ping
-	sent    atomic.Int64  // log bytes written to the socket
-	acked   atomic.Int64  // log bytes the client has confirmed reading
-	ackSeq  atomic.Uint64 // cursor as of the ping that acked confirms
-	starved atomic.Bool   // the worker is waiting for credit
-	lastAck atomic.Int64  // monoNow of the last pong that returned credit; 0: never
-	// paused mirrors held for the worker, and heldAt is when the last hold
-	// ended: a connection whose input the broker holds cannot return
-	// credit (its pongs wait too), so it is neither counted as behind nor
-	// cut for it meanwhile, nor until its pongs have had time to arrive.
-	paused atomic.Bool
-	heldAt atomic.Int64
 	// seqMode: this connection receives the log's alternate frames, which
 	// carry "seq" and "epoch" (see resume.go).
 	seqMode bool
 	// deflate: permessage-deflate was negotiated (deflate.go). The
-	// connection reads the log's deflated frames, and its client may
-	// send compressed messages.
+	// connection reads the log's deflated frames (cursor.variant), and
+	// its client may send compressed messages.
 	deflate bool
-	// variant is the log encoding it reads (logVariant of the two above).
-	variant int
-	joined  int64 // unix nanos it joined the table: lag counts from then
-	// want selects the log events this connection receives; nil means
-	// every untargeted event (no filter, not a backend, or anonymous).
-	want eventlog.Want
 
 	gone atomic.Bool // the socket is closed (CloseAndClean ran)
 
@@ -530,6 +507,21 @@ func (c *conn) write(b []byte) bool {
 	return c.writeRaw(b) == nil
 }
 
+// isClosing reports that a close frame was sent or the socket is going
+// (sink).
+func (c *conn) isClosing() bool { return c.closing.Load() }
+
+// closeSlow closes c as a slow consumer, and counts and logs it once
+// (sink).
+func (c *conn) closeSlow(why string) {
+	if c.closeWith(reasonSlow, "") {
+		c.srv.slowConsumer(c, why)
+	}
+}
+
+// closeShutdown closes c with 1001 and text as its reason (sink).
+func (c *conn) closeShutdown(text string) { c.closeWith(reasonShutdown, text) }
+
 // writeRaw hands bytes to nbio, through TLS when the connection has it,
 // and counts them in queued first (for TLS, the link counts the records
 // it writes), so that nbio's report of written bytes never runs ahead.
@@ -544,31 +536,8 @@ func (c *conn) writeRaw(b []byte) error {
 	return err
 }
 
-// pong takes the credit a pong returns (see hub) and wakes the worker if
-// it was waiting for it. Pongs that do not answer a credit ping this
-// connection was sent (the keepalive's, unsolicited, forged: the tag does
-// not match) and stale positions are ignored.
-func (c *conn) pong(p []byte) {
-	if len(p) != pingPayloadLen || p[0] != pingMarker {
-		return
-	}
-	pos := int64(binary.BigEndian.Uint64(p[1:9]))
-	seq := binary.BigEndian.Uint64(p[9:17])
-	if pos > c.sent.Load() || pos <= c.acked.Load() {
-		return
-	}
-	if binary.BigEndian.Uint64(p[17:25]) != c.srv.creditTag(c.id, pos, seq) {
-		c.srv.stats.forgedPongs.Add(1)
-		return
-	}
-	// Only this poller stores acked, so load-then-store cannot go back.
-	c.ackSeq.Store(seq)
-	c.acked.Store(pos)
-	c.lastAck.Store(c.srv.now())
-	if c.starved.Swap(false) {
-		c.srv.hub.shardOf(c).signal()
-	}
-}
+// pong takes the credit a pong returns (hub.pong).
+func (c *conn) pong(p []byte) { c.srv.hub.pong(&c.cursor, p) }
 
 // pending is the number of bytes queued but not yet taken by the kernel.
 func (c *conn) pending() int64 { return c.queued.Load() - c.written.Load() }

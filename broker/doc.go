@@ -25,14 +25,18 @@
 //
 // A published event is framed once and appended once to the node's event
 // log (eventlog), shared by every connection; a connection is a cursor
-// into it. Each shard worker, on each pass, copies to each connection what
+// into it (cursor.go: its place in the log and its credit account, embedded
+// in conn). Each shard worker, on each pass, copies to each connection what
 // its credit window allows, in as few write calls as possible (group
-// commit); that, not a timer, is what batches under load. Credit returns
-// with pongs to tagged pings (hub.go, creditTag). A connection more than
-// MaxLag behind, or whose next event left the log, is a slow consumer and
-// gets a 1008 close frame behind what it has in flight; publishers wait
-// while the audience (connections that return credit) is behind
-// (hub.saturated). Replies written to one connection (echo, errors,
+// commit); that, not a timer, is what batches under load. The worker
+// reaches the socket only through the sink interface (hub.go), which conn
+// implements, so the whole flow policy runs in hub_test.go against
+// thousands of fake connections and a simulated clock (hub.clock). Credit
+// returns with pongs to tagged pings (hub.pong, creditTag). A connection
+// more than MaxLag behind, or whose next event left the log, is a slow
+// consumer and gets a 1008 close frame behind what it has in flight;
+// publishers wait while the audience (connections that return credit) is
+// behind (hub.saturated). Replies written to one connection (echo, errors,
 // MetaRequests) have their own backstop, MaxPendingBytes.
 //
 // # MetaRequests

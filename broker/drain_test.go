@@ -28,7 +28,7 @@ func TestDrainSpreadsCloses(t *testing.T) {
 	ts.hub.drainPeriod = int64(period)
 	var first, last int64 = int64(period), 0
 	ts.hub.each(func(c *conn) {
-		o := ts.hub.drainOffset(c)
+		o := ts.hub.drainOffset(c.id)
 		first, last = min(first, o), max(last, o)
 	})
 	ts.hub.drainPeriod = 0

@@ -22,6 +22,13 @@ import (
 // log bytes to the socket. A connection that is behind costs nothing but
 // that window, wherever the backlog is.
 //
+// Structure: a shard's table holds members, each a *cursor (cursor.go: the
+// position, the credit account and the hold state the worker and the pong
+// handler share) and the sink its bytes go out through (a *conn; a fake in
+// hub_test.go). The policy below lives here and in cursor's methods; it
+// reads time only through hub.clock and touches the socket only through
+// sink, so tests run passes directly (shard.pass) with simulated time.
+//
 // Credit: the worker follows each quarter window of data it writes with a
 // ping whose payload names the byte position and sequence number reached.
 // The client's pong, which it can only send once it has read everything
@@ -53,6 +60,13 @@ type hub struct {
 	stats    *stats
 	wg       sync.WaitGroup
 
+	// clock is the hub's time (monoNow): event times, lag, stalls and
+	// drain turns are all read from it, so tests can drive it.
+	clock func() int64
+	// creditKey keys the tags of credit pings (creditTag): random per
+	// process, never sent.
+	creditKey [16]byte
+
 	// progress is closed at the end of each pass, for waiting publishers.
 	progMu   sync.Mutex
 	progress chan struct{}
@@ -68,12 +82,36 @@ type fanout struct {
 	tick       time.Duration // passes happen at least this often
 }
 
+// sink is what the shard worker writes a connection's log bytes through:
+// *conn, or a test's fake. The worker reaches the socket only through it,
+// and the cursor only directly.
+type sink interface {
+	// write hands whole frames to the socket (which copies them): false
+	// once it is closing or the write failed.
+	write(b []byte) bool
+	// pending is the output written but not yet taken by the kernel.
+	pending() int64
+	// isClosing reports a close frame sent or the socket going.
+	isClosing() bool
+	// closeSlow closes it as a slow consumer, for why (stats, logs).
+	closeSlow(why string)
+	// closeShutdown closes it with 1001 and text as the reason.
+	closeShutdown(text string)
+}
+
+// member is one connection in a shard's table: its cursor, and the sink
+// its bytes go out through.
+type member struct {
+	cur *cursor
+	out sink
+}
+
 // shard is one slice of the table.
 type shard struct {
 	h *hub
 
 	mu    sync.RWMutex
-	conns []*conn // every connection; conn.idx is its position
+	conns []member // every connection; cursor.idx is its position
 
 	wake chan struct{}
 	stop chan struct{}
@@ -88,10 +126,10 @@ type shard struct {
 	buffered atomic.Int64  // bytes its connections hold in nbio
 
 	// Worker-only scratch, reused across passes.
-	list    []*conn
+	list    []member
 	runs    [][]byte
 	buf     []byte
-	slow    []*conn
+	slow    []sink
 	why     []string
 	nexts   []uint64
 	scratch []byte // seq frames built for events the log has none for
@@ -108,8 +146,10 @@ type item struct {
 	etype uint8  // event type, for connection filters; 0 = not a server event
 }
 
-func newHub(n int, lg *eventlog.Log, fo fanout, st *stats) *hub {
-	h := &hub{log: lg, fo: fo, stats: st}
+// newHub builds the table of n shards in front of lg; key keys the
+// credit tags (creditTag).
+func newHub(n int, lg *eventlog.Log, fo fanout, st *stats, key [16]byte) *hub {
+	h := &hub{log: lg, fo: fo, stats: st, clock: monoNow, creditKey: key}
 	h.shards = make([]*shard, n)
 	for i := range h.shards {
 		h.shards[i] = &shard{h: h, wake: make(chan struct{}, 1), stop: make(chan struct{})}
@@ -138,14 +178,14 @@ func (h *hub) stop() {
 
 // shardOf is fixed by the connection id, so add and remove agree on it
 // without shared state.
-func (h *hub) shardOf(c *conn) *shard { return h.shards[c.id%uint64(len(h.shards))] }
+func (h *hub) shardOf(id uint64) *shard { return h.shards[id%uint64(len(h.shards))] }
 
 // addWith puts c in its shard with its cursor at the log's head. first runs
 // under the shard's write lock before c becomes visible to fan-out; if it
 // reports false, c is not added. limit, when positive, caps the table: the
 // check and the count happen under the same lock as the add.
 func (h *hub) addWith(c *conn, limit int64, first func() bool) (added, full bool) {
-	s := h.shardOf(c)
+	s := h.shardOf(c.id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c.gone.Load() {
@@ -160,18 +200,23 @@ func (h *hub) addWith(c *conn, limit int64, first func() bool) (added, full bool
 	}
 	// The cursor starts at the head before the 101 goes out: every event
 	// published after the client saw 101 reaches it.
-	c.next = h.log.Head()
-	c.ackSeq.Store(c.next) // nothing written yet: nothing unread
+	c.start(h.log.Head())
 	if !first() {
 		h.count.Add(-1)
 		return false, false
 	}
-	c.idx = len(s.conns)
-	s.conns = append(s.conns, c)
-	if v := c.variant; v != logPlain && h.varConns[v].Add(1) == 1 {
-		h.log.SetVariant(v, true)
-	}
+	s.insert(&c.cursor, c)
 	return true, false
+}
+
+// insert puts cur, written through out, at the end of the table. Called
+// with s.mu held for writing, the connection counted in hub.count.
+func (s *shard) insert(cur *cursor, out sink) {
+	cur.idx = len(s.conns)
+	s.conns = append(s.conns, member{cur, out})
+	if v := cur.variant; v != logPlain && s.h.varConns[v].Add(1) == 1 {
+		s.h.log.SetVariant(v, true)
+	}
 }
 
 // compressedCount is the connections in the table that negotiated
@@ -182,16 +227,16 @@ func (h *hub) compressedCount() int64 {
 
 // remove takes c out of the table; it reports false if c was not in it.
 func (h *hub) remove(c *conn) bool {
-	s := h.shardOf(c)
+	s := h.shardOf(c.id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if c.idx < 0 || c.idx >= len(s.conns) || s.conns[c.idx] != c {
+	if c.idx < 0 || c.idx >= len(s.conns) || s.conns[c.idx].cur != &c.cursor {
 		return false
 	}
 	last := len(s.conns) - 1
 	s.conns[c.idx] = s.conns[last]
-	s.conns[c.idx].idx = c.idx
-	s.conns[last] = nil
+	s.conns[c.idx].cur.idx = c.idx
+	s.conns[last] = member{}
 	s.conns = s.conns[:last]
 	c.idx = -1
 	if v := c.variant; v != logPlain && h.varConns[v].Add(-1) == 0 {
@@ -218,7 +263,7 @@ func without(l []*conn, c *conn) []*conn {
 // workers. It never waits on a socket. It returns the first item's
 // sequence number.
 func (h *hub) broadcast(items ...item) uint64 {
-	seq := h.log.Append(monoNow(), logEvents(items)...)
+	seq := h.log.Append(h.clock(), logEvents(items)...)
 	h.stats.eventsPublished.Add(int64(len(items)))
 	h.wakeAll()
 	return seq
@@ -228,7 +273,7 @@ func (h *hub) broadcast(items ...item) uint64 {
 // Bus): the first item gets seq. A seq below the log's head is refused
 // with eventlog.ErrSeqBehind, so a redelivery is never appended twice.
 func (h *hub) broadcastAt(seq uint64, items ...item) error {
-	if err := h.log.AppendAt(monoNow(), seq, logEvents(items)...); err != nil {
+	if err := h.log.AppendAt(h.clock(), seq, logEvents(items)...); err != nil {
 		return err
 	}
 	h.stats.eventsPublished.Add(int64(len(items)))
@@ -252,12 +297,15 @@ func (h *hub) wakeAll() {
 }
 
 // each calls fn for every connection, shard by shard, under the shard's
-// read lock. fn must not block or remove connections.
+// read lock. fn must not block or remove connections. Only a server's
+// connections are visited (a test's fake sinks are not conns).
 func (h *hub) each(fn func(*conn)) {
 	for _, s := range h.shards {
 		s.mu.RLock()
-		for _, c := range s.conns {
-			fn(c)
+		for _, m := range s.conns {
+			if c, ok := m.out.(*conn); ok {
+				fn(c)
+			}
 		}
 		s.mu.RUnlock()
 	}
@@ -341,31 +389,31 @@ func (h *hub) progressChan() <-chan struct{} {
 // not a wall. A connection that never catches up is cut by MaxLag like any
 // slow consumer.
 func (h *hub) beginDrain(seq uint64, period time.Duration) {
-	h.drainStart = monoNow()
+	h.drainStart = h.clock()
 	h.drainPeriod = int64(period)
 	h.drainSeq.Store(seq) // publishes the two fields above to the workers
 	h.wakeAll()
 }
 
-// drainOffset is c's turn within the drain period: the connection id
-// scrambled (a multiplicative hash), so that the connections of one
+// drainOffset is the turn of connection id within the drain period: the
+// id scrambled (a multiplicative hash), so that the connections of one
 // shard, or those that joined together, do not leave together.
-func (h *hub) drainOffset(c *conn) int64 {
+func (h *hub) drainOffset(id uint64) int64 {
 	if h.drainPeriod <= 0 {
 		return 0
 	}
-	return int64((c.id * 0x9E3779B97F4A7C15 >> 11) % uint64(h.drainPeriod))
+	return int64((id * 0x9E3779B97F4A7C15 >> 11) % uint64(h.drainPeriod))
 }
 
-// drainReason is the close reason a draining connection gets: when to
+// drainReason is the close reason draining connection id gets: when to
 // reconnect, in milliseconds, a different moment for each connection
 // within the drain period (PROTOCOL.md, "Shutdown"). A client that
 // honours it spreads its reconnect further; one that reconnects at once
 // still arrives at its own moment of the ramp.
-func (h *hub) drainReason(c *conn) string {
+func (h *hub) drainReason(id uint64) string {
 	after := time.Duration(0)
 	if h.drainPeriod > 0 {
-		after = time.Duration((c.id * 0xC2B2AE3D27D4EB4F >> 11) % uint64(h.drainPeriod))
+		after = time.Duration((id * 0xC2B2AE3D27D4EB4F >> 11) % uint64(h.drainPeriod))
 	}
 	return "server shutting down; reconnect after " + strconv.FormatInt(after.Milliseconds(), 10) + "ms"
 }
@@ -420,7 +468,7 @@ func (s *shard) pass() {
 	drain := h.drainSeq.Load()
 	head := lg.Head()
 	tail := lg.Tail()
-	now := monoNow()
+	now := h.clock()
 	maxLag, publishLag := h.fo.maxLag.Load(), h.fo.publishLag.Load()
 	stall := int64(stallAfter(maxLag, publishLag))
 	slowSeq := lg.SeqAfter(now - int64(maxLag))
@@ -429,8 +477,8 @@ func (s *shard) pass() {
 		behindSeq = lg.SeqAfter(now - int64(publishLag))
 	}
 	if hook := testHookWrite.Load(); hook != nil {
-		for _, c := range s.list {
-			if c.next < head {
+		for _, m := range s.list {
+			if m.cur.next < head {
 				(*hook)()
 				break
 			}
@@ -441,34 +489,25 @@ func (s *shard) pass() {
 	oldest := head // oldest event this pass writes
 	writes, delivered := 0, 0
 	slow := s.slow[:0]
-	for _, c := range s.list {
-		if c.closing.Load() {
+	for _, m := range s.list {
+		c, out := m.cur, m.out
+		if out.isClosing() {
 			continue
 		}
-		buffered += max(c.pending(), 0)
+		buffered += max(out.pending(), 0)
 		if c.next < tail {
-			slow = append(slow, c) // its next event is gone from the log
+			slow = append(slow, out) // its next event is gone from the log
 			s.why = append(s.why, "fell behind the event log's retention")
 			continue
 		}
-		// The oldest event the client may not have read yet: everything
-		// up to the last answered ping is read; if that was the last ping,
-		// the few bytes since (under a quarter window) count as read too.
-		lagSeq := c.next
-		owes := c.acked.Load() != c.pinged // a credit ping is unanswered
-		if owes {
-			lagSeq = c.ackSeq.Load()
-		}
-		// Stalled: it owes a pong and has returned no credit for stall,
-		// or never has. Only a pong for a ping the broker sent counts
-		// (see creditTag), so this cannot be faked without reading.
-		stalled := owes && now-c.lastAck.Load() > stall
+		lagSeq := c.unread()
+		stalled := c.stalled(now, stall)
 		// Lag counts from when the connection joined: a client resuming
 		// from old events is not behind for having been away.
 		held := c.recentlyHeld(now, maxLag)
 		if lagSeq < head && c.joined < now-int64(publishLag) && !held {
 			if lagSeq < slowSeq && c.joined < now-int64(maxLag) {
-				slow = append(slow, c)
+				slow = append(slow, out)
 				s.why = append(s.why, "unread events older than max-lag")
 				continue
 			}
@@ -478,16 +517,16 @@ func (s *shard) pass() {
 		}
 		if c.next < head {
 			oldest = min(oldest, c.next)
-			w, d := s.feed(c, head)
+			w, d := s.feed(c, out, head)
 			writes += w
 			delivered += d
 		}
-		if drain > 0 && c.next >= drain && now >= h.drainStart+h.drainOffset(c) {
-			c.closeWith(reasonShutdown, h.drainReason(c))
+		if drain > 0 && c.next >= drain && now >= h.drainStart+h.drainOffset(c.id) {
+			out.closeShutdown(h.drainReason(c.id))
 			continue
 		}
 		switch {
-		case held || c.closing.Load():
+		case held || out.isClosing():
 		case stalled:
 			stalledN++
 		default:
@@ -511,13 +550,11 @@ func (s *shard) pass() {
 	h.progressed()
 	if delivered > 0 {
 		if t, ok := lg.Time(oldest); ok {
-			h.stats.fanoutLatency.Observe(float64(monoNow()-t) / 1e9)
+			h.stats.fanoutLatency.Observe(float64(h.clock()-t) / 1e9)
 		}
 	}
-	for i, c := range slow {
-		if c.closeWith(reasonSlow, "") {
-			c.srv.slowConsumer(c, s.why[i])
-		}
+	for i, out := range slow {
+		out.closeSlow(s.why[i])
 	}
 	clear(slow)
 	s.why = s.why[:0]
@@ -526,12 +563,6 @@ func (s *shard) pass() {
 	if cap(s.buf) > 1<<20 {
 		s.buf = nil // do not pin a burst-sized buffer forever
 	}
-}
-
-// recentlyHeld reports whether the broker holds c's input now, or did
-// within half of maxLag (see conn.paused).
-func (c *conn) recentlyHeld(now int64, maxLag time.Duration) bool {
-	return c.paused.Load() || now-c.heldAt.Load() < int64(maxLag/2)
 }
 
 // audienceShare: publishers wait while more than one in this many of the
@@ -561,9 +592,9 @@ const pingMarker = 'b'
 // fields, truncated to 64 bits: with a fixed length there is no length
 // extension, and one 64-byte block costs a few hundred nanoseconds, once
 // per quarter window written.
-func (s *Server) creditTag(id uint64, pos int64, seq uint64) uint64 {
-	var b [len(s.creditKey) + 24]byte
-	n := copy(b[:], s.creditKey[:])
+func (h *hub) creditTag(id uint64, pos int64, seq uint64) uint64 {
+	var b [len(h.creditKey) + 24]byte
+	n := copy(b[:], h.creditKey[:])
 	binary.BigEndian.PutUint64(b[n:], id)
 	binary.BigEndian.PutUint64(b[n+8:], uint64(pos))
 	binary.BigEndian.PutUint64(b[n+16:], seq)
@@ -571,19 +602,42 @@ func (s *Server) creditTag(id uint64, pos int64, seq uint64) uint64 {
 	return binary.BigEndian.Uint64(sum[:8])
 }
 
-// feed writes to c what its credit allows, up to head. It returns the
-// write calls made and the events delivered.
-func (s *shard) feed(c *conn, head uint64) (writes, delivered int) {
+// pong takes the credit a pong payload p returns to c (see hub) and wakes
+// its worker if it was waiting for it. Pongs that do not answer a credit
+// ping this connection was sent (the keepalive's, unsolicited, forged: the
+// tag does not match) and stale positions are ignored. Called from the
+// connection's poller only.
+func (h *hub) pong(c *cursor, p []byte) {
+	if len(p) != pingPayloadLen || p[0] != pingMarker {
+		return
+	}
+	pos := int64(binary.BigEndian.Uint64(p[1:9]))
+	seq := binary.BigEndian.Uint64(p[9:17])
+	if !c.answers(pos) {
+		return
+	}
+	if binary.BigEndian.Uint64(p[17:25]) != h.creditTag(c.id, pos, seq) {
+		h.stats.forgedPongs.Add(1)
+		return
+	}
+	if c.ack(pos, seq, h.clock()) {
+		h.shardOf(c.id).signal()
+	}
+}
+
+// feed writes to c, through out, what its credit allows, up to head. It
+// returns the write calls made and the events delivered.
+func (s *shard) feed(c *cursor, out sink, head uint64) (writes, delivered int) {
 	window := s.h.fo.window
 	for c.next < head {
 		// What nbio still holds for this socket is bounded apart from
 		// credit: credit keeps it under one window for any client that
 		// answers pings, so only a client the broker cannot account for
 		// reaches this, and it waits, without a wake-up, for a later pass.
-		if c.pending() >= 2*window {
+		if out.pending() >= 2*window {
 			return writes, delivered
 		}
-		budget := window - (c.sent.Load() - c.acked.Load())
+		budget := c.credit(window)
 		// Wait for a quarter window of credit: many small writes cost
 		// more than a few full ones, and the client is busy reading
 		// anyway. The pong that returns the credit wakes this shard.
@@ -592,13 +646,13 @@ func (s *shard) feed(c *conn, head uint64) (writes, delivered int) {
 			// pong's credit or the pong sees the flag (both are
 			// sequentially consistent atomics).
 			c.starved.Store(true)
-			budget = window - (c.sent.Load() - c.acked.Load())
+			budget = c.credit(window)
 			if budget < window/4 {
 				return writes, delivered
 			}
 			c.starved.Store(false)
 		}
-		w, d, ok := s.write(c, budget)
+		w, d, ok := s.write(c, out, budget)
 		writes += w
 		delivered += d
 		if !ok {
@@ -608,9 +662,10 @@ func (s *shard) feed(c *conn, head uint64) (writes, delivered int) {
 	return writes, delivered
 }
 
-// write sends c one batch of log events within budget bytes, followed by a
-// credit ping when a quarter window has gone out since the last one.
-func (s *shard) write(c *conn, budget int64) (writes, delivered int, ok bool) {
+// write sends c, through out, one batch of log events within budget
+// bytes, followed by a credit ping when a quarter window has gone out
+// since the last one.
+func (s *shard) write(c *cursor, out sink, budget int64) (writes, delivered int, ok bool) {
 	window := s.h.fo.window
 	var runs [][]byte
 	var next uint64
@@ -630,16 +685,16 @@ func (s *shard) write(c *conn, budget int64) (writes, delivered int, ok bool) {
 	for _, r := range runs {
 		size += len(r)
 	}
-	if c.deflate {
+	if c.deflated() {
 		s.h.stats.deflateWire.Add(int64(size))
 		s.h.stats.deflatePlain.Add(int64(plain))
 	}
 	sent := c.sent.Load() + int64(size)
 	ping := sent-c.pinged >= window/4
-	out := runs[0]
+	b := runs[0]
 	if len(runs) > 1 || ping {
 		// One write call: copy the runs (and the ping) into one buffer.
-		b := s.buf[:0]
+		b = s.buf[:0]
 		for _, r := range runs {
 			b = append(b, r...)
 		}
@@ -648,11 +703,10 @@ func (s *shard) write(c *conn, budget int64) (writes, delivered int, ok bool) {
 			p[0] = pingMarker
 			binary.BigEndian.PutUint64(p[1:9], uint64(sent))
 			binary.BigEndian.PutUint64(p[9:17], next)
-			binary.BigEndian.PutUint64(p[17:25], c.srv.creditTag(c.id, sent, next))
+			binary.BigEndian.PutUint64(p[17:25], s.h.creditTag(c.id, sent, next))
 			b = appendFrame(b, opPing, p[:])
 		}
 		s.buf = b
-		out = b
 	}
 	clear(runs)
 	c.next = next
@@ -660,7 +714,7 @@ func (s *shard) write(c *conn, budget int64) (writes, delivered int, ok bool) {
 	if ping {
 		c.pinged = sent
 	}
-	if !c.write(out) {
+	if !out.write(b) {
 		return 1, 0, false
 	}
 	return 1, n, true

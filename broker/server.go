@@ -66,9 +66,6 @@ type Server struct {
 	regMu  sync.RWMutex // see acceptLoop
 	warn   warnLoggers  // sampled repetitive warnings (logsample.go)
 	nextID atomic.Uint64
-	// creditKey keys the tags of credit pings (creditTag): random per
-	// process, never sent.
-	creditKey [16]byte
 	// online counts the connections in the table by username (presence),
 	// bans the users refused at the upgrade for now (identity.go).
 	online    connCounts
@@ -117,7 +114,8 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		s.tlsConf = s.certs.serverConfig()
 	}
 	s.origins.Store(m)
-	if _, err := rand.Read(s.creditKey[:]); err != nil {
+	var creditKey [16]byte // keys the credit pings' tags (hub.creditTag)
+	if _, err := rand.Read(creditKey[:]); err != nil {
 		return nil, fmt.Errorf("broker: credit key: %w", err)
 	}
 	key := []byte(cfg.APIKey)
@@ -154,7 +152,7 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		publishLag: newAtomicDuration(cfg.PublishLag),
 		linger:     cfg.Linger,
 		tick:       passTick(cfg.MaxLag, cfg.PublishLag),
-	}, &s.stats)
+	}, &s.stats, creditKey)
 	return s, nil
 }
 

@@ -232,15 +232,17 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	}
 
 	c := &conn{
+		cursor: cursor{
+			id:      s.nextID.Add(1),
+			variant: logVariant(resume.seq, ext != ""),
+		},
 		srv:      s,
 		nbc:      nbc,
-		id:       s.nextID.Add(1),
 		backend:  backend,
 		remote:   r.RemoteAddr,
 		username: username,
 		seqMode:  resume.seq,
 		deflate:  ext != "",
-		variant:  logVariant(resume.seq, ext != ""),
 		tls:      link,
 	}
 	if link != nil {

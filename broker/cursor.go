@@ -1,0 +1,110 @@
+package broker
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/webinate/broker/eventlog"
+)
+
+// cursor is one connection's place in the event log and its credit
+// account: everything the shard worker and the pong handler share about
+// it, and nothing about its socket (see sink). conn embeds one; hub tests
+// build cursors of their own behind fake sinks.
+//
+// Ownership: next and pinged belong to the shard worker (next is set
+// before the connection is visible to it: start, resumeAt); sent is
+// written by the worker and read by the pong handler; acked, ackSeq and
+// lastAck are written by the pong handler (ack) and read by the worker;
+// starved is the worker's request for a wake-up, cleared by the pong that
+// answers it. paused and heldAt are written by the read side's pacing
+// (pace.go). id, idx, variant, joined and want are set before the
+// connection joins its shard and do not change (idx changes under the
+// shard's write lock).
+type cursor struct {
+	// id is the connection's: its shard, its credit tags and its drain
+	// turn derive from it.
+	id  uint64
+	idx int // position in its shard's table, guarded by the shard's mu
+
+	next    uint64        // sequence number of the next log event to consider
+	pinged  int64         // sent as of the last credit ping
+	sent    atomic.Int64  // log bytes written to the socket
+	acked   atomic.Int64  // log bytes the client has confirmed reading
+	ackSeq  atomic.Uint64 // cursor as of the ping that acked confirms
+	starved atomic.Bool   // the worker is waiting for credit
+	lastAck atomic.Int64  // hub clock of the last pong that returned credit; 0: never
+	// paused mirrors the read side's hold for the worker, and heldAt is
+	// when the last hold ended: a connection whose input the broker holds
+	// cannot return credit (its pongs wait too), so it is neither counted
+	// as behind nor cut for it meanwhile, nor until its pongs have had
+	// time to arrive.
+	paused atomic.Bool
+	heldAt atomic.Int64
+	// variant is the log encoding it reads (logVariant).
+	variant int
+	joined  int64 // clock value when it joined the table: lag counts from then
+	// want selects the log events this connection receives; nil means
+	// every untargeted event (no filter, not a backend, or anonymous).
+	want eventlog.Want
+}
+
+// start places the cursor at head with nothing written yet, so nothing
+// unread.
+func (c *cursor) start(head uint64) {
+	c.next = head
+	c.ackSeq.Store(head)
+}
+
+// owes reports an unanswered credit ping.
+func (c *cursor) owes() bool { return c.acked.Load() != c.pinged }
+
+// unread is the oldest event the client may not have read yet:
+// everything up to the last answered ping is read; if that was the last
+// ping, the few bytes since (under a quarter window) count as read too.
+func (c *cursor) unread() uint64 {
+	if c.owes() {
+		return c.ackSeq.Load()
+	}
+	return c.next
+}
+
+// stalled reports that it owes a pong and has returned no credit for
+// stall nanoseconds, or never has. Only a pong for a ping the broker sent
+// counts (see creditTag), so this cannot be faked without reading.
+func (c *cursor) stalled(now, stall int64) bool {
+	return c.owes() && now-c.lastAck.Load() > stall
+}
+
+// recentlyHeld reports whether the broker holds the connection's input
+// now, or did within half of maxLag (see paused).
+func (c *cursor) recentlyHeld(now int64, maxLag time.Duration) bool {
+	return c.paused.Load() || now-c.heldAt.Load() < int64(maxLag/2)
+}
+
+// credit is what may be written now: the window less what is written
+// and not yet confirmed read.
+func (c *cursor) credit(window int64) int64 {
+	return window - (c.sent.Load() - c.acked.Load())
+}
+
+// deflated reports that it reads the log's deflated frames.
+func (c *cursor) deflated() bool { return c.variant >= logDeflate }
+
+// answers reports whether a pong at pos can return credit: it is beyond
+// what was already confirmed and not beyond what was written.
+func (c *cursor) answers(pos int64) bool {
+	return pos <= c.sent.Load() && pos > c.acked.Load()
+}
+
+// ack takes the credit of an authenticated pong (see hub.pong): the
+// client has read pos bytes, up to the cursor seq. It reports whether the
+// worker was waiting for credit and must be woken. Called by one
+// goroutine at a time (the connection's poller), so load-then-store in
+// answers cannot go back.
+func (c *cursor) ack(pos int64, seq uint64, now int64) (wake bool) {
+	c.ackSeq.Store(seq)
+	c.acked.Store(pos)
+	c.lastAck.Store(now)
+	return c.starved.Swap(false)
+}

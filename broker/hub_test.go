@@ -1,0 +1,590 @@
+package broker
+
+import (
+	"encoding/binary"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/webinate/broker/eventlog"
+	"github.com/webinate/broker/wsframe"
+)
+
+// Hub tests: the flow policy (credit, the audience vote, max-lag, drain,
+// the pending bound) driven directly, with an event log, fake connections
+// behind the sink interface and a simulated clock. Passes run in the test
+// goroutine; no worker, socket or timer is involved, so thousands of
+// connections take milliseconds and no outcome depends on the machine's
+// speed.
+
+// testHub is a hub over a fresh event log with a clock the test moves.
+type testHub struct {
+	*hub
+	now int64
+}
+
+// newTestHub builds a hub of shards shards with the given credit window
+// and lag bounds. Its clock starts at clockOrigin and moves only by
+// advance.
+func newTestHub(shards int, window int64, maxLag, publishLag time.Duration) *testHub {
+	lg := eventlog.New(eventlog.Config{MaxBytes: 64 << 20})
+	st := &stats{fanoutLatency: newFanoutLatency()}
+	th := &testHub{now: clockOrigin}
+	th.hub = newHub(shards, lg, fanout{
+		window:     window,
+		maxLag:     newAtomicDuration(maxLag),
+		publishLag: newAtomicDuration(publishLag),
+		tick:       passTick(maxLag, publishLag),
+	}, st, [16]byte{1, 2, 3})
+	th.clock = func() int64 { return th.now }
+	return th
+}
+
+func (th *testHub) advance(d time.Duration) { th.now += int64(d) }
+
+// passAll runs one pass of every shard.
+func (th *testHub) passAll() {
+	for _, s := range th.shards {
+		s.pass()
+	}
+}
+
+// publish appends n events, numbered from first, each a text frame of
+// size bytes at least whose payload starts with its number.
+func (th *testHub) publish(first, n, size int) {
+	items := make([]item, n)
+	for i := range items {
+		p := strconv.AppendInt(nil, int64(first+i), 10)
+		for len(p) < size {
+			p = append(p, ' ')
+		}
+		items[i] = item{frame: appendFrame(nil, opText, p)}
+	}
+	th.broadcast(items...)
+}
+
+// fakeConn is a connection for hub tests: a cursor behind a sink that
+// records what the worker writes. read plays the client: it takes the
+// frames written since the last read, checks that the events arrive in
+// order, and answers the credit pings among them through the pong path
+// (hub.pong), as a client's WebSocket library would, or with a forged tag.
+type fakeConn struct {
+	cursor
+	th *testHub
+
+	buf      []byte // written, not yet read
+	events   int    // events read; the next must carry this number
+	anyOrder bool   // the events are not numbered
+	bad      string // the first fault seen by write or read
+	pend     int64  // what pending reports (nbio's backlog)
+	forge    bool   // answer pings with a wrong tag
+	closing  bool
+	slowWhy  string // closeSlow's reason
+	shutdown string // closeShutdown's reason
+	closedAt int64  // the clock at the close
+}
+
+func (f *fakeConn) write(b []byte) bool {
+	if f.closing {
+		return false
+	}
+	// Credit: what is written and not yet confirmed read stays within
+	// the window (sent already counts b).
+	if w := f.th.fo.window; f.sent.Load()-f.acked.Load() > w && f.bad == "" {
+		f.bad = "written beyond the credit window"
+	}
+	f.buf = append(f.buf, b...)
+	return true
+}
+
+func (f *fakeConn) pending() int64  { return f.pend }
+func (f *fakeConn) isClosing() bool { return f.closing }
+
+func (f *fakeConn) closeSlow(why string) {
+	if !f.closing {
+		f.closing, f.slowWhy, f.closedAt = true, why, f.th.now
+	}
+}
+
+func (f *fakeConn) closeShutdown(text string) {
+	if !f.closing {
+		f.closing, f.shutdown, f.closedAt = true, text, f.th.now
+	}
+}
+
+// read consumes everything written so far. It allocates nothing, so that
+// the allocation test and the benchmark measure the pass.
+func (f *fakeConn) read() {
+	b := f.buf
+	for len(b) > 0 {
+		h, n, err := wsframe.FromServer.ParseHeader(b)
+		if err != nil || uint64(len(b)-n) < h.Length {
+			f.fault("a partial or invalid frame was written")
+			break
+		}
+		p := b[n : n+int(h.Length)]
+		b = b[n+int(h.Length):]
+		switch h.Op {
+		case opText:
+			if got := leadingInt(p); got != f.events && !f.anyOrder {
+				f.fault("event out of order")
+			}
+			f.events++
+		case opPing:
+			if f.forge {
+				var q [pingPayloadLen]byte
+				copy(q[:], p)
+				q[24] ^= 1 // the position and cursor echoed, the tag wrong
+				f.th.pong(&f.cursor, q[:])
+				// And a guess: a position far ahead, with no tag at all.
+				binary.BigEndian.PutUint64(q[1:9], 1<<40)
+				f.th.pong(&f.cursor, q[:])
+				continue
+			}
+			f.th.pong(&f.cursor, p)
+		default:
+			f.fault("unexpected opcode")
+		}
+	}
+	f.buf = f.buf[:0]
+}
+
+func (f *fakeConn) fault(why string) {
+	if f.bad == "" {
+		f.bad = why
+	}
+}
+
+// leadingInt is the decimal number at the start of p.
+func leadingInt(p []byte) int {
+	n := 0
+	for _, c := range p {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
+// join adds n fake connections with ids from 1, joined now, their cursors
+// at the head, as addWith does for a conn.
+func (th *testHub) join(n int) []*fakeConn {
+	fs := make([]*fakeConn, n)
+	for i := range fs {
+		f := &fakeConn{th: th}
+		f.id = uint64(i + 1)
+		f.joined = th.now
+		s := th.shardOf(f.id)
+		s.mu.Lock()
+		th.count.Add(1)
+		f.start(th.log.Head())
+		s.insert(&f.cursor, f)
+		s.mu.Unlock()
+		fs[i] = f
+	}
+	return fs
+}
+
+// readAll has every fake in fs that is still open read.
+func readAll(fs []*fakeConn) {
+	for _, f := range fs {
+		if !f.closing {
+			f.read()
+		}
+	}
+}
+
+func checkFaults(t testing.TB, fs []*fakeConn) {
+	t.Helper()
+	for _, f := range fs {
+		if f.bad != "" {
+			t.Fatalf("conn %d: %s", f.id, f.bad)
+		}
+	}
+}
+
+// Readers get every event, in order, never more than their window ahead
+// of what they confirmed; a burst many windows long goes out in steps of
+// credit, each returned by the readers' pongs.
+func TestHubReadersGetEveryEventInOrder(t *testing.T) {
+	const conns, events = 3000, 400
+	const window = 4096
+	th := newTestHub(4, window, 10*time.Second, time.Second)
+	fs := th.join(conns)
+	th.publish(0, events, 100) // ~10 windows
+	for round := 0; round < 100; round++ {
+		th.passAll()
+		if round == 0 {
+			// Before any pong, no reader was written more than its window.
+			for _, f := range fs {
+				if len(f.buf) > window+64 {
+					t.Fatalf("conn %d: %d bytes before any credit returned", f.id, len(f.buf))
+				}
+			}
+		}
+		readAll(fs)
+		if fs[0].events == events && fs[conns-1].events == events {
+			break
+		}
+	}
+	checkFaults(t, fs)
+	for _, f := range fs {
+		if f.events != events {
+			t.Fatalf("conn %d read %d events, want %d", f.id, f.events, events)
+		}
+		if f.closing {
+			t.Fatalf("conn %d closed: %s", f.id, f.slowWhy)
+		}
+	}
+	if th.saturated() {
+		t.Fatal("saturated with every reader caught up")
+	}
+}
+
+// A majority of sockets that never read is stalled: it has no vote, so
+// publishers are not held for it, and it is cut at max-lag while the
+// readers keep up.
+func TestHubStalledMajorityIsNotSaturated(t *testing.T) {
+	const conns = 2000
+	const window = 4096
+	const maxLag, publishLag = 4 * time.Second, 100 * time.Millisecond
+	th := newTestHub(4, window, maxLag, publishLag)
+	fs := th.join(conns)
+	readers := fs[:conns/10]
+	step := 50 * time.Millisecond
+	n := 0
+	for th.now-clockOrigin < int64(maxLag-time.Second) {
+		th.publish(n, 1, 300)
+		n++
+		th.advance(step)
+		th.passAll()
+		readAll(readers)
+		if th.saturated() {
+			t.Fatalf("saturated at %v by a never-reading majority", time.Duration(th.now-clockOrigin))
+		}
+	}
+	if got := th.stalledCount(); got != conns-int64(len(readers)) {
+		t.Fatalf("%d stalled, want %d", got, conns-len(readers))
+	}
+	// Past max-lag: every non-reader is cut, no reader is.
+	for th.now-clockOrigin < int64(maxLag+time.Second) {
+		th.publish(n, 1, 300)
+		n++
+		th.advance(step)
+		th.passAll()
+		readAll(readers)
+	}
+	checkFaults(t, readers)
+	for i, f := range fs {
+		switch {
+		case i < len(readers) && (f.closing || f.events != n):
+			t.Fatalf("reader %d: closing %v (%s), %d of %d events", f.id, f.closing, f.slowWhy, f.events, n)
+		case i >= len(readers) && f.slowWhy != "unread events older than max-lag":
+			t.Fatalf("non-reader %d: closed %v for %q, want a max-lag cut", f.id, f.closing, f.slowWhy)
+		}
+	}
+}
+
+// Pongs that do not echo a ping the broker sent, a wrong tag or a guessed
+// position, return no credit: the forger gets one window and is cut at
+// max-lag like a socket that never reads.
+func TestHubForgedPongsBuyNoCredit(t *testing.T) {
+	const conns = 1000
+	const window = 4096
+	const maxLag = 2 * time.Second
+	th := newTestHub(2, window, maxLag, 100*time.Millisecond)
+	fs := th.join(conns)
+	forgers := fs[conns/2:]
+	for _, f := range forgers {
+		f.forge = true
+	}
+	n := 0
+	for th.now-clockOrigin <= int64(maxLag+time.Second) {
+		th.publish(n, 1, 300)
+		n++
+		th.advance(50 * time.Millisecond)
+		th.passAll()
+		readAll(fs)
+		for _, f := range forgers {
+			if f.acked.Load() != 0 {
+				t.Fatalf("forger %d was credited %d bytes", f.id, f.acked.Load())
+			}
+		}
+	}
+	checkFaults(t, fs)
+	if th.stats.forgedPongs.Load() == 0 {
+		t.Fatal("no forged pong counted")
+	}
+	for _, f := range fs[:conns/2] {
+		if f.closing || f.events != n {
+			t.Fatalf("reader %d: closing %v, %d of %d events", f.id, f.closing, f.events, n)
+		}
+	}
+	for _, f := range forgers {
+		if f.slowWhy != "unread events older than max-lag" {
+			t.Fatalf("forger %d: closed for %q, want a max-lag cut", f.id, f.slowWhy)
+		}
+		if f.sent.Load() > window {
+			t.Fatalf("forger %d was sent %d bytes, over the window", f.id, f.sent.Load())
+		}
+	}
+}
+
+// Readers that return credit, but late, count in the vote: more than one
+// in ten of the audience more than publishLag behind makes the hub
+// saturated; fewer does not.
+func TestHubBehindReadersSaturate(t *testing.T) {
+	for _, tc := range []struct {
+		late int // per 1000
+		want bool
+	}{{50, false}, {80, false}, {150, true}, {400, true}} {
+		t.Run(strconv.Itoa(tc.late), func(t *testing.T) {
+			const conns = 1000
+			const publishLag = 100 * time.Millisecond
+			// Events over a quarter window: every write carries a ping.
+			th := newTestHub(4, 4096, 10*time.Second, publishLag)
+			fs := th.join(conns)
+			n := 0
+			step := func(readers []*fakeConn) {
+				th.publish(n, 1, 1100)
+				n++
+				th.advance(25 * time.Millisecond)
+				th.passAll()
+				readAll(readers)
+			}
+			// Everyone reads: all vote, none is behind.
+			for i := 0; i < 10; i++ {
+				step(fs)
+				if th.saturated() {
+					t.Fatal("saturated while everyone reads")
+				}
+			}
+			// The late ones stop answering for a while, well short of the
+			// stall time (they keep their vote), longer than publishLag.
+			for i := 0; i < 8; i++ {
+				step(fs[tc.late:])
+			}
+			if got := th.stalledCount(); got != 0 {
+				t.Fatalf("%d stalled; late readers must keep their vote", got)
+			}
+			if got := th.saturated(); got != tc.want {
+				t.Fatalf("%d of %d late: saturated %v, want %v", tc.late, conns, got, tc.want)
+			}
+			// They catch up: not saturated any more.
+			for i := 0; i < 20; i++ {
+				step(fs)
+			}
+			checkFaults(t, fs)
+			if th.saturated() {
+				t.Fatal("still saturated once the late readers caught up")
+			}
+		})
+	}
+}
+
+// The median test: publishers wait while the audience's median cursor is
+// more than a window behind the head: at once after a burst, before any
+// pass, and while most of the audience waits for credit; not when only a
+// minority does. The clock stands still, so nobody is behind in time and
+// only this rule can answer.
+func TestHubMedianCursor(t *testing.T) {
+	const conns = 1000
+	const window = 4096
+	th := newTestHub(4, window, 10*time.Second, 100*time.Millisecond)
+	fs := th.join(conns)
+	// A first credit ping answered by all: they vote.
+	th.publish(0, 4, 300)
+	th.passAll()
+	readAll(fs)
+	if th.saturated() {
+		t.Fatal("saturated at rest")
+	}
+	// A burst of three windows: saturated before any pass has seen it.
+	th.publish(4, 40, 300)
+	if !th.saturated() {
+		t.Fatal("not saturated by a burst beyond the median cursor")
+	}
+	// Most of the audience reads nothing more: it keeps its vote (it
+	// returned credit, the clock stands) and its cursor stops a window in.
+	waiting := fs[:conns*6/10]
+	for i := 0; i < 10; i++ {
+		th.passAll()
+		readAll(fs[len(waiting):])
+	}
+	if th.stalledCount() != 0 {
+		t.Fatalf("%d stalled with the clock standing", th.stalledCount())
+	}
+	if !th.saturated() {
+		t.Fatal("not saturated with the median cursor windows behind")
+	}
+	// With only a minority waiting, the median is at the head.
+	for i := 0; i < 10; i++ {
+		th.passAll()
+		readAll(fs[conns*4/10:])
+	}
+	if th.saturated() {
+		t.Fatal("saturated with only a minority behind")
+	}
+	checkFaults(t, fs)
+}
+
+// Drain: each connection gets its 1001 once its cursor reaches the drain
+// point and its own turn (drainOffset) has come, so the closes spread over
+// the period, each with its own reconnect hint; one that has not been
+// sent everything is not closed before it is.
+func TestHubDrainTurnsSpread(t *testing.T) {
+	const conns = 2000
+	const period = time.Second
+	const window = 4096
+	th := newTestHub(4, window, time.Minute, time.Second)
+	fs := th.join(conns)
+	th.publish(0, 1, 100)
+	th.passAll()
+	readAll(fs)
+	// One connection has been sent part of a backlog only: it waits for
+	// credit, and its 1001 must follow everything before the drain.
+	behind := fs[0]
+	th.publish(1, 40, 300)
+	for i := 0; i < 8; i++ {
+		th.passAll()
+		readAll(fs[1:])
+	}
+	th.beginDrain(th.log.Head(), period)
+	start := th.now
+	tick := period / 20
+	closed := map[int64]int{}
+	for th.now-start <= int64(period) {
+		th.passAll()
+		readAll(fs[1:])
+		th.advance(tick)
+	}
+	hints := map[string]bool{}
+	for _, f := range fs[1:] {
+		if f.shutdown == "" {
+			t.Fatalf("conn %d: no 1001 within the drain period (closed %q)", f.id, f.slowWhy)
+		}
+		if f.events != 41 {
+			t.Fatalf("conn %d closed after %d of 41 events", f.id, f.events)
+		}
+		// Closed at the first pass at or after its turn.
+		turn := start + th.drainOffset(f.id)
+		if f.closedAt < turn || f.closedAt >= turn+int64(tick) {
+			t.Fatalf("conn %d closed at %v, its turn is %v", f.id,
+				time.Duration(f.closedAt-start), time.Duration(turn-start))
+		}
+		if f.shutdown != th.drainReason(f.id) {
+			t.Fatalf("conn %d: reason %q, want %q", f.id, f.shutdown, th.drainReason(f.id))
+		}
+		closed[(f.closedAt-start)/int64(tick)]++
+		hints[f.shutdown] = true
+	}
+	for slot, k := range closed {
+		if k > conns/5 {
+			t.Fatalf("%d of %d closes in one tick (%d): not spread", k, conns, slot)
+		}
+	}
+	if len(closed) < 15 || len(hints) < 400 {
+		t.Fatalf("closes in %d of 21 ticks, %d distinct hints: not spread", len(closed), len(hints))
+	}
+	if behind.closing {
+		t.Fatalf("the connection behind was closed (%q %q) before it was sent everything", behind.shutdown, behind.slowWhy)
+	}
+	// Once it reads, it gets the rest and then its 1001.
+	for i := 0; i < 20 && !behind.closing; i++ {
+		behind.read()
+		th.passAll()
+	}
+	behind.read() // what was written before the close frame
+	if behind.shutdown == "" || behind.events != 41 {
+		t.Fatalf("behind: closed %q after %d of 41 events", behind.shutdown, behind.events)
+	}
+	checkFaults(t, fs)
+}
+
+// The pending bound: a connection whose socket holds two windows unsent
+// is written nothing more, whatever its credit, until the backlog drains;
+// the others are unaffected.
+func TestHubPendingBound(t *testing.T) {
+	const window = 4096
+	th := newTestHub(1, window, time.Minute, time.Second)
+	fs := th.join(100)
+	stuck := fs[0]
+	stuck.pend = 2 * window
+	th.publish(0, 10, 100)
+	for i := 0; i < 3; i++ {
+		th.passAll()
+		readAll(fs)
+	}
+	if stuck.events != 0 || stuck.sent.Load() != 0 {
+		t.Fatalf("written %d bytes (%d events) past the pending bound", stuck.sent.Load(), stuck.events)
+	}
+	if th.shards[0].buffered.Load() != 2*window {
+		t.Fatalf("buffered %d, want the stuck socket's %d", th.shards[0].buffered.Load(), 2*window)
+	}
+	stuck.pend = 2*window - 1
+	th.passAll()
+	readAll(fs)
+	for _, f := range fs {
+		if f.events != 10 {
+			t.Fatalf("conn %d read %d of 10 events", f.id, f.events)
+		}
+	}
+	checkFaults(t, fs)
+}
+
+// steadyHub is a hub with conns readers in one shard, past their first
+// events, for measuring a pass that writes one small event to each.
+func steadyHub(conns int) (*testHub, []*fakeConn, []eventlog.Event) {
+	th := newTestHub(1, DefaultWriteWindow, time.Minute, time.Second)
+	fs := th.join(conns)
+	for _, f := range fs {
+		f.anyOrder = true
+	}
+	ev := []eventlog.Event{{Frame: appendFrame(nil, opText, []byte("0 small event"))}}
+	for i := 0; i < 1000; i++ { // buffers grown, a credit ping answered
+		th.log.Append(th.now, ev...)
+		th.passAll()
+		readAll(fs)
+	}
+	return th, fs, ev
+}
+
+// steadyPass appends one event, runs the pass that writes it to every
+// connection, and has them read it.
+func steadyPass(th *testHub, fs []*fakeConn, ev []eventlog.Event) {
+	th.log.Append(th.now, ev...)
+	th.shards[0].pass()
+	readAll(fs)
+}
+
+// A steady-state pass allocates nothing: not per connection, not per
+// write, not per credit ping.
+func TestPassAllocatesNothing(t *testing.T) {
+	th, fs, ev := steadyHub(1000)
+	if a := testing.AllocsPerRun(200, func() { steadyPass(th, fs, ev) }); a != 0 {
+		t.Fatalf("%v allocations per pass, want 0", a)
+	}
+	for _, f := range fs {
+		if f.events != 1201 || f.closing {
+			t.Fatalf("conn %d: %d of 1201 events, closing %v", f.id, f.events, f.closing)
+		}
+	}
+	checkFaults(t, fs)
+}
+
+// BenchmarkPass is one pass over 10,000 connections, each written one
+// small event (and, every few hundred, a credit ping), plus the fakes
+// reading it.
+func BenchmarkPass(b *testing.B) {
+	const conns = 10000
+	th, fs, ev := steadyHub(conns)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		steadyPass(th, fs, ev)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/conns, "ns/conn")
+	checkFaults(b, fs)
+}
