@@ -552,9 +552,14 @@ func (l *Log) Meta(seq uint64) (Meta, bool) {
 	return s.meta(i), true
 }
 
-// SeqAfter returns the first sequence number whose event was appended at
-// or after t (unix nanos), Head if none was, or Tail if every retained
-// event is that recent.
+// SeqAfter returns the lowest number n such that every retained event
+// numbered n or above was appended at or after t (the caller's clock):
+// the number just after the last event older than t, Head if none is that
+// recent, or Tail if every retained event is. A cursor at or above it has
+// nothing older than t left to read. In a sparse log (a cluster's numbers
+// leave gaps between stream messages) this is not the next event's own
+// number: a cursor in the gap before a recent event has read everything
+// older, and is not behind.
 func (l *Log) SeqAfter(t int64) uint64 {
 	segs := *l.segs.Load()
 	// The newest segment whose first event is older than t holds the
@@ -575,11 +580,9 @@ func (l *Log) SeqAfter(t int64) uint64 {
 	}
 	s := segs[i-1]
 	n := int(s.n.Load())
+	// s.times[0] < t, so j >= 1: the last event older than t is j-1.
 	j := sort.Search(n, func(j int) bool { return s.times[j] >= t })
-	if j < n {
-		return s.seqAt(j)
-	}
-	return s.seqAt(n-1) + 1
+	return s.seqAt(j-1) + 1
 }
 
 // Want decides, for Read, whether a reader receives an event. A nil Want
