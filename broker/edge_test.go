@@ -34,7 +34,8 @@ func TestPipelinedBadUpgradeWritesNothingIntoTheStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "upgraded", func() bool { return ts.Stats().Connections == 1 })
-	time.Sleep(100 * time.Millisecond) // the second request's handler has run
+	// The second request's handler has run: it counts a bad handshake.
+	waitFor(t, 5*time.Second, "the pipelined request refused", func() bool { return ts.Stats().BadHandshake == 1 })
 	if code, _ := publish(t, ts.adminURL, testKey, `{"eventType":1}`); code != 202 {
 		t.Fatal(code)
 	}
@@ -190,7 +191,9 @@ func TestCloseReplyBehindBacklog(t *testing.T) {
 	var p [2]byte
 	binary.BigEndian.PutUint16(p[:], closeNormal)
 	rc.writeFrame(true, opClose, p[:], true)
-	time.Sleep(200 * time.Millisecond) // the broker has answered
+	// The broker has taken the close (its answer is queued behind the
+	// backlog) before the client reads anything.
+	waitFor(t, 5*time.Second, "the close taken", func() bool { return c.closing.Load() })
 	for {
 		_ = rc.c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		_, op, payload := rc.readFrame()

@@ -195,8 +195,9 @@ func TestMetaReplyFromOtherBackendDropped(t *testing.T) {
 	}
 	forged, _ := json.Marshal(map[string]any{"eventType": 9, "clientId": req["clientId"], "val": "forged"})
 	send(t, other, string(forged))
-	// Were the forged reply delivered, it would arrive first.
-	time.Sleep(50 * time.Millisecond)
+	// The forged reply is dropped (and counted) before the real one is
+	// sent: were it delivered, it would arrive first.
+	waitFor(t, 5*time.Second, "the forged reply dropped", func() bool { return ts.Stats().MetaLate == 1 })
 	real, _ := json.Marshal(map[string]any{"eventType": 9, "clientId": req["clientId"], "val": "real"})
 	send(t, holder, string(real))
 	if got := read(t, c); got != `{"eventType":9,"val":"real"}` {
