@@ -44,7 +44,7 @@ type countAnswer struct {
 	N int `json:"n"`
 }
 
-// presenceAnswer is one node's presence: every username (sorted) so that
+// presenceAnswer is one node's presence: every username, so that
 // users connected to two nodes are counted once, and its connections.
 type presenceAnswer struct {
 	Users       []string `json:"users"`
@@ -157,15 +157,15 @@ func (s *Server) presenceAll(ctx context.Context, after string, limit int) (p Pr
 	return p, !complete
 }
 
-// usernames is every user with a connection on this node, sorted.
+// usernames is every user with a connection on this node, in no order
+// (presenceAll sorts the cluster's together).
 func (s *Server) usernames() []string {
 	s.online.mu.Lock()
+	defer s.online.mu.Unlock()
 	names := make([]string, 0, len(s.online.n))
 	for u := range s.online.n {
 		names = append(names, u)
 	}
-	s.online.mu.Unlock()
-	slices.Sort(names)
 	return names
 }
 

@@ -70,17 +70,7 @@ func (s *Server) maxHeld() int { return s.cfg.MaxMessageSize + 4*s.cfg.ReadBuffe
 // returns how long the sender must wait before its next message: zero
 // while within the rate, otherwise the debt this message ran up.
 func pace(l **rate.Limiter, r float64, burst int) time.Duration {
-	if r < 0 {
-		return 0
-	}
-	if *l == nil {
-		*l = rate.NewLimiter(rate.Limit(r), burst)
-	}
-	res := (*l).Reserve()
-	if !res.OK() {
-		return time.Second
-	}
-	return res.Delay()
+	return paceN(l, r, burst, 1)
 }
 
 func noLonger() time.Duration { return 0 }
@@ -108,10 +98,16 @@ func (c *conn) holdMore(d time.Duration, until func() time.Duration) {
 }
 
 // paceBytes is pace for a message of n bytes against a bucket of bytes
-// (r per second, burst deep). Validate keeps burst at least the largest
-// message; n is capped at the bucket anyway, so that a burst lowered by a
-// reload can only delay a message, never refuse it.
+// (r per second, burst deep).
 func paceBytes(l **rate.Limiter, r, burst, n int) time.Duration {
+	return paceN(l, float64(r), burst, n)
+}
+
+// paceN takes n tokens from *l (see pace). Validate keeps a byte bucket's
+// burst at least the largest message; n is capped at the bucket anyway, so
+// that a burst lowered by a reload can only delay a message, never refuse
+// it.
+func paceN(l **rate.Limiter, r float64, burst, n int) time.Duration {
 	if r < 0 {
 		return 0
 	}
