@@ -104,8 +104,8 @@ const (
 	// as a slow consumer with 1008.
 	DefaultMaxLag = 5 * time.Second
 	// DefaultPublishLag turns publisher backpressure on: while more than
-	// half of the connections are further behind than this (or the median
-	// cursor is more than a window behind the head), publish requests wait
+	// one in ten of the audience is further behind than this (or has not
+	// been written the head less a lead, hub.lead), publish requests wait
 	// (up to PublishWait) and backend sockets are read more slowly.
 	DefaultPublishLag = 100 * time.Millisecond
 	// DefaultHistorySize is the event log's retained size (see eventlog).

@@ -34,6 +34,10 @@ type cursor struct {
 	ackSeq  atomic.Uint64 // cursor as of the ping that acked confirms
 	starved atomic.Bool   // the worker is waiting for credit
 	lastAck atomic.Int64  // hub clock of the last pong that returned credit; 0: never
+	// ackGap is the smoothed time between its credit-returning pongs: a
+	// reader that is slow but keeps reading (a busy client machine) owes
+	// its next pong for about that long, and is not stalled for it.
+	ackGap atomic.Int64
 	// paused mirrors the read side's hold for the worker, and heldAt is
 	// when the last hold ended: a connection whose input the broker holds
 	// cannot return credit (its pongs wait too), so it is neither counted
@@ -72,9 +76,14 @@ func (c *cursor) unread() uint64 {
 // stalled reports that it owes a pong and has returned no credit for
 // stall nanoseconds, or never has. Only a pong for a ping the broker sent
 // counts (see creditTag), so this cannot be faked without reading.
-func (c *cursor) stalled(now, stall int64) bool {
-	return c.owes() && now-c.lastAck.Load() > stall
+func (c *cursor) stalled(now, stall, most int64) bool {
+	return c.owes() && now-c.lastAck.Load() > max(stall, min(stallGaps*c.ackGap.Load(), most))
 }
+
+// stallGaps: a connection that has returned credit before is stalled
+// only after owing a pong for this many of its usual gaps between pongs
+// (and at least stallAfter, at most half of max-lag).
+const stallGaps = 4
 
 // recentlyHeld reports whether the broker holds the connection's input
 // now, or did within half of maxLag (see paused).
@@ -105,6 +114,16 @@ func (c *cursor) answers(pos int64) bool {
 func (c *cursor) ack(pos int64, seq uint64, now int64) (wake bool) {
 	c.ackSeq.Store(seq)
 	c.acked.Store(pos)
+	if last := c.lastAck.Load(); last != 0 {
+		// Smoothed over about four pongs; a longer gap counts at once
+		// (a reader slowing down keeps its vote), a shorter one slowly.
+		gap, was := now-last, c.ackGap.Load()
+		if gap > was {
+			c.ackGap.Store(gap)
+		} else {
+			c.ackGap.Store(was - (was-gap)/4)
+		}
+	}
 	c.lastAck.Store(now)
 	return c.starved.Swap(false)
 }

@@ -67,6 +67,12 @@ type hub struct {
 	// process, never sent.
 	creditKey [16]byte
 
+	// written counts the log bytes the workers have written to sockets,
+	// and sendRate measures it: how fast the fan-out is delivering, which
+	// bounds how far publishers may run ahead of the audience (lead).
+	written  atomic.Int64
+	sendRate rateMeter
+
 	// progress is closed at the end of each pass, for waiting publishers.
 	progMu   sync.Mutex
 	progress chan struct{}
@@ -117,12 +123,12 @@ type shard struct {
 	stop chan struct{}
 
 	// Published by each pass for publishers (saturated), drain and stats.
-	// The vote (voters, behind, median) counts only the audience: live
+	// The vote (voters, behind, low) counts only the audience: live
 	// connections that are neither held nor stalled (see pass).
 	voters   atomic.Int64  // the audience
 	behind   atomic.Int64  // ... of which more than publishLag behind
 	stalled  atomic.Int64  // live connections out of the vote: stalled
-	median   atomic.Uint64 // median cursor of the audience, or head
+	low      atomic.Uint64 // the audience's cursor at its slowest tenth, or head
 	buffered atomic.Int64  // bytes its connections hold in nbio
 
 	// Worker-only scratch, reused across passes.
@@ -321,35 +327,58 @@ func (h *hub) each(fn func(*conn)) {
 // (its client has not read what it was sent): a high quantile, not the
 // median, so that a machine that is merely busy paces its publishers
 // before a large minority of readers drifts towards max-lag and is cut.
-// Or when the audience's median cursor is more than one credit window
-// behind the head of the log (the fan-out itself has not caught up); that
-// test needs no pass to notice a burst: it compares the live head with the
-// cursors of the workers' last passes, so a flood of publishers cannot
-// run seconds ahead of the fan-out before the next pass reports it. No
-// per-connection work.
+//
+// Or when more than one in audienceShare of the audience has not even
+// been written lead bytes of the log (the fan-out itself has not caught
+// up). That test needs no pass to notice a burst: it compares the live
+// head with the cursors of the workers' last passes, so a flood of
+// publishers cannot run ahead of the fan-out while a pass is under way,
+// which at tens of thousands of connections on a busy machine lasts
+// seconds. No per-connection work.
 func (h *hub) saturated() bool {
 	if h.fo.publishLag.Load() <= 0 {
 		return false
 	}
 	var voters, behind int64
-	median := h.log.Head()
+	low := h.log.Head()
 	for _, s := range h.shards {
 		if n := s.voters.Load(); n > 0 {
 			voters += n
 			behind += s.behind.Load()
-			median = min(median, s.median.Load())
+			low = min(low, s.low.Load())
 		}
 	}
 	if behind*audienceShare > voters {
 		return true
 	}
-	at, ok := h.log.Pos(median)
+	at, ok := h.log.Pos(low)
 	if !ok {
-		return true // the median voter's next event is gone
+		return true // the slow tenth's next event is gone
 	}
 	head, _ := h.log.Pos(h.log.Head())
-	return head-at > h.fo.window
+	return head-at > h.lead(voters)
 }
+
+// lead is how many bytes of the log publishers may run ahead of what the
+// fan-out has written to the audience: what the fan-out writes to one
+// connection in leadTime at the rate it is delivering now, within a
+// quarter and one whole credit window. A window is a fixed size, but its
+// worth in time is not: at 16 KiB of 100-byte events it is 150 events,
+// a fraction of a second at a few thousand subscribers and several
+// seconds, past max-lag, for the last socket of a 48,000-socket
+// audience on a busy machine (BENCHMARKS.md, "readers at overload").
+// A lead measured in time keeps a burst within what the audience can take
+// before max-lag; at small audiences it is the window, as before.
+func (h *hub) lead(voters int64) int64 {
+	w := h.fo.window
+	perConn := h.sendRate.rate() / float64(max(voters, 1))
+	lead := int64(perConn * (h.fo.maxLag.Load() / leadShare).Seconds())
+	return min(max(lead, w/4), w)
+}
+
+// leadShare: publishers may run ahead of the fan-out by the bytes it
+// writes to a connection in one leadShare-th of max-lag.
+const leadShare = 4
 
 // stalledCount is the connections out of the vote as stalled, as of the
 // workers' last passes.
@@ -485,7 +514,7 @@ func (s *shard) pass() {
 		}
 	}
 
-	var voters, behind, stalledN, buffered int64
+	var voters, behind, stalledN, buffered, wrote int64
 	oldest := head // oldest event this pass writes
 	writes, delivered := 0, 0
 	slow := s.slow[:0]
@@ -501,7 +530,7 @@ func (s *shard) pass() {
 			continue
 		}
 		lagSeq := c.unread()
-		stalled := c.stalled(now, stall)
+		stalled := c.stalled(now, stall, int64(maxLag/2))
 		// Lag counts from when the connection joined: a client resuming
 		// from old events is not behind for having been away.
 		held := c.recentlyHeld(now, maxLag)
@@ -517,9 +546,10 @@ func (s *shard) pass() {
 		}
 		if c.next < head {
 			oldest = min(oldest, c.next)
-			w, d := s.feed(c, out, head)
+			w, d, b := s.feed(c, out, head)
 			writes += w
 			delivered += d
+			wrote += b
 		}
 		if drain > 0 && c.next >= drain && now >= h.drainStart+h.drainOffset(c.id) {
 			out.closeShutdown(h.drainReason(c.id))
@@ -537,14 +567,15 @@ func (s *shard) pass() {
 	s.voters.Store(voters)
 	s.behind.Store(behind)
 	s.stalled.Store(stalledN)
-	median := head
+	low := head
 	if len(s.nexts) > 0 {
 		slices.Sort(s.nexts)
-		median = s.nexts[len(s.nexts)/2]
+		low = s.nexts[len(s.nexts)/audienceShare]
 		s.nexts = s.nexts[:0]
 	}
-	s.median.Store(median)
+	s.low.Store(low)
 	s.buffered.Store(buffered)
+	h.sendRate.observe(h.clock(), h.written.Add(wrote))
 	h.stats.writes.Add(int64(writes))
 	h.stats.deliveries.Add(int64(delivered))
 	h.progressed()
@@ -626,8 +657,9 @@ func (h *hub) pong(c *cursor, p []byte) {
 }
 
 // feed writes to c, through out, what its credit allows, up to head. It
-// returns the write calls made and the events delivered.
-func (s *shard) feed(c *cursor, out sink, head uint64) (writes, delivered int) {
+// returns the write calls made, the events delivered and the log bytes
+// written.
+func (s *shard) feed(c *cursor, out sink, head uint64) (writes, delivered int, wrote int64) {
 	window := s.h.fo.window
 	for c.next < head {
 		// What nbio still holds for this socket is bounded apart from
@@ -635,7 +667,7 @@ func (s *shard) feed(c *cursor, out sink, head uint64) (writes, delivered int) {
 		// answers pings, so only a client the broker cannot account for
 		// reaches this, and it waits, without a wake-up, for a later pass.
 		if out.pending() >= 2*window {
-			return writes, delivered
+			return writes, delivered, wrote
 		}
 		budget := c.credit(window)
 		// Wait for a quarter window of credit: many small writes cost
@@ -648,18 +680,20 @@ func (s *shard) feed(c *cursor, out sink, head uint64) (writes, delivered int) {
 			c.starved.Store(true)
 			budget = c.credit(window)
 			if budget < window/4 {
-				return writes, delivered
+				return writes, delivered, wrote
 			}
 			c.starved.Store(false)
 		}
+		was := c.sent.Load()
 		w, d, ok := s.write(c, out, budget)
 		writes += w
 		delivered += d
+		wrote += c.sent.Load() - was
 		if !ok {
 			break
 		}
 	}
-	return writes, delivered
+	return writes, delivered, wrote
 }
 
 // write sends c, through out, one batch of log events within budget
