@@ -238,7 +238,7 @@ func (n busNode) ServeMeta(msg []byte, respond func(reply []byte)) {
 func (n busNode) Reset(epoch string, seq uint64) uint64 {
 	lg := n.s.events
 	seq = max(seq, lg.Head())
-	_ = lg.ResetVariants(epoch, seq, n.s.logVariants(epoch))
+	_ = lg.Reset(epoch, seq, n.s.logVariants(epoch))
 	n.s.hub.wakeAll() // connections behind the new tail are cut now, not at the next tick
 	return seq
 }

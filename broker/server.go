@@ -141,10 +141,9 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		epoch = cfg.Bus.Epoch() // numbers come from the cluster's stream
 	}
 	s.deflater = newDeflater(cfg.CompressionMin)
-	vars := s.logVariants(epoch)
 	s.events = eventlog.New(eventlog.Config{
 		MaxBytes: cfg.HistorySize, MaxAge: cfg.HistoryAge, Epoch: epoch,
-		Alt: vars[0].Build, AltExtra: vars[0].Extra, Variants: vars[1:],
+		Variants: s.logVariants(epoch),
 	})
 	s.hub = newHub(cfg.Shards, s.events, fanout{
 		window:     int64(cfg.WriteWindow),
