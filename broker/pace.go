@@ -121,6 +121,29 @@ func paceN(l **rate.Limiter, r float64, burst, n int) time.Duration {
 	return res.Delay()
 }
 
+// pollHold is the until of a hold (see conn.hold) that waits for a
+// condition rather than a time: it asks blocked() every poll() until it
+// reports false or deadline has passed, then calls end (if set) once with
+// blocked's last answer, and reports zero from then on (as holdMore asks
+// of it). blocked may act when it reports false (take a budget).
+func pollHold(poll func() time.Duration, deadline time.Time, blocked func() bool, end func(blocked bool)) func() time.Duration {
+	done := false
+	return func() time.Duration {
+		if done {
+			return 0
+		}
+		b := blocked()
+		if b && time.Now().Before(deadline) {
+			return poll()
+		}
+		done = true
+		if end != nil {
+			end(b)
+		}
+		return 0
+	}
+}
+
 // backoff spaces the polls of a hold that waits for something other than
 // time (a backend's reply, the fan-out, a shared budget): 1 ms at first,
 // so that a short wait ends soon after its cause, doubling up to 16 ms,
