@@ -3,6 +3,7 @@ package broker
 import (
 	"time"
 
+	"github.com/webinate/broker/internal/monoclock"
 	"golang.org/x/time/rate"
 )
 
@@ -46,7 +47,7 @@ func (c *conn) resume() {
 		return
 	}
 	c.held = false
-	c.heldAt.Store(monoNow())
+	c.heldAt.Store(monoclock.Now())
 	c.paused.Store(false)
 	c.holdUntil = nil
 	func() {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/webinate/broker/auth"
 	"github.com/webinate/broker/eventlog"
+	"github.com/webinate/broker/internal/monoclock"
 	"github.com/webinate/broker/origin"
 )
 
@@ -413,8 +414,8 @@ func (s *Server) drainPeriod(ctx context.Context) time.Duration {
 	return max(d, 0)
 }
 
-// now is the clock for activity timestamps (monotonic: see monoNow).
-func (s *Server) now() int64 { return monoNow() }
+// now is the clock for activity timestamps (monotonic: see monoclock).
+func (s *Server) now() int64 { return monoclock.Now() }
 
 // keyOK compares a presented key with socketApiKey in constant time. An
 // empty configured key matches nothing.
