@@ -355,9 +355,14 @@ func (h *hub) saturated() bool {
 // stalledCount is the connections out of the vote as stalled, as of the
 // workers' last passes.
 func (h *hub) stalledCount() int64 {
+	return h.sumShards(func(s *shard) int64 { return s.stalled.Load() })
+}
+
+// sumShards is the sum over the shards of what each counts (f).
+func (h *hub) sumShards(f func(*shard) int64) int64 {
 	var n int64
 	for _, s := range h.shards {
-		n += s.stalled.Load()
+		n += f(s)
 	}
 	return n
 }
@@ -422,11 +427,7 @@ func (h *hub) drainReason(id uint64) string {
 // buffered is the output the connections hold in nbio's buffers, as of
 // the workers' last passes.
 func (h *hub) buffered() int64 {
-	var n int64
-	for _, s := range h.shards {
-		n += s.buffered.Load()
-	}
-	return n
+	return h.sumShards(func(s *shard) int64 { return s.buffered.Load() })
 }
 
 func (s *shard) signal() {
