@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/webinate/broker/bench"
+	"github.com/webinate/broker/internal/commalist"
 )
 
 // presenceMain is "bench presence": GET /api/online's answers and cost
@@ -39,8 +40,8 @@ func presenceMain(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg.Addrs = splitList(*addrs)
-	cfg.AdminAddrs = splitList(*admins)
+	cfg.Addrs = commalist.Split(*addrs)
+	cfg.AdminAddrs = commalist.Split(*admins)
 	switch {
 	case *secret != "" && *secretFile != "":
 		fmt.Fprintln(os.Stderr, "bench presence: -jwt-secret and -jwt-secret-file: give one")

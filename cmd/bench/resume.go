@@ -5,9 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/webinate/broker/bench"
+	"github.com/webinate/broker/internal/commalist"
 )
 
 // resumeMain is "bench resume": resuming clients spread over the nodes of
@@ -30,8 +30,8 @@ func resumeMain(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg.Addrs = splitList(*addrs)
-	cfg.AdminAddrs = splitList(*admins)
+	cfg.Addrs = commalist.Split(*addrs)
+	cfg.AdminAddrs = commalist.Split(*admins)
 	if !*quiet {
 		cfg.Progress = func(line string) { fmt.Fprintln(os.Stderr, line) }
 	}
@@ -51,14 +51,4 @@ func resumeMain(args []string) int {
 		func(res *bench.ResumeResult) bool {
 			return res.Missing == 0 && res.Duplicates == 0 && len(res.Errors) == 0
 		})
-}
-
-func splitList(v string) []string {
-	var out []string
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
 }
