@@ -58,6 +58,27 @@ func newClientEngine() (*nbhttp.Engine, error) {
 	return e, nil
 }
 
+// handshakeKey is a fresh Sec-WebSocket-Key: 16 random bytes in base64
+// (RFC 6455 section 4.1).
+func handshakeKey() (string, error) {
+	var nonce [16]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(nonce[:]), nil
+}
+
+// localDialer dials TCP from local (nil: any address) within timeout: the
+// harness spreads connections over loopback sources to get past one
+// source address's ephemeral ports.
+func localDialer(local net.IP, timeout time.Duration) *net.Dialer {
+	d := &net.Dialer{Timeout: timeout}
+	if local != nil {
+		d.LocalAddr = &net.TCPAddr{IP: local}
+	}
+	return d
+}
+
 // dialWS opens one WebSocket client from local (nil: any) to addr. It is a
 // trimmed copy of nbio's websocket.Dialer.DialContext because that Dialer
 // offers no way to choose the local address, which the harness needs to get
@@ -65,11 +86,10 @@ func newClientEngine() (*nbhttp.Engine, error) {
 // connection can deliver its first message.
 func dialWS(engine *nbhttp.Engine, proto *wsConn, addr, path, origin string,
 	local net.IP, timeout time.Duration, session any) (*wsConn, error) {
-	var nonce [16]byte
-	if _, err := rand.Read(nonce[:]); err != nil {
+	key, err := handshakeKey()
+	if err != nil {
 		return nil, err
 	}
-	key := base64.StdEncoding.EncodeToString(nonce[:])
 	if path == "" {
 		path = "/"
 	}
@@ -91,10 +111,7 @@ func dialWS(engine *nbhttp.Engine, proto *wsConn, addr, path, origin string,
 	if proto.deflate {
 		req.Header.Set("Sec-Websocket-Extensions", deflateOffer)
 	}
-	d := net.Dialer{Timeout: timeout}
-	if local != nil {
-		d.LocalAddr = &net.TCPAddr{IP: local}
-	}
+	d := localDialer(local, timeout)
 	cc := &nbhttp.ClientConn{Engine: engine, Timeout: timeout, Dial: d.Dial}
 	type outcome struct {
 		c   *wsConn

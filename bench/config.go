@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strings"
 	"time"
+
+	"github.com/webinate/broker/internal/commalist"
 )
 
 // Scenario names accepted in Config.Scenario.
@@ -249,7 +250,7 @@ func (c *Config) setDefaults() {
 		c.Mode = ModeAPI
 	}
 	if len(c.Addrs) == 0 {
-		c.Addrs = splitList(c.Addr)
+		c.Addrs = commalist.Split(c.Addr)
 	}
 	if c.Publishers == 0 {
 		c.Publishers = DefaultPublishers
@@ -290,7 +291,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.Scenario == ScenarioFanout && c.Mode == ModeAPI {
-		admins := splitList(c.AdminAddr)
+		admins := commalist.Split(c.AdminAddr)
 		if len(admins) == 0 {
 			return errors.New("bench: fanout through the publish API needs an admin address")
 		}
@@ -350,17 +351,6 @@ func (c *Config) Validate() error {
 		return errors.New("bench: LateAfter and StalledReadTimeout must not be negative")
 	}
 	return nil
-}
-
-// splitList splits a comma-separated list, dropping empty items and spaces.
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // isStalled reports whether connection index i is one of the fraction f of

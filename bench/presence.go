@@ -19,6 +19,7 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/lesismal/nbio/nbhttp"
+	"github.com/webinate/broker/internal/commalist"
 )
 
 // The presence scenario measures GET /api/online (issue #18): it holds
@@ -74,7 +75,7 @@ type NamedPID struct {
 // ParseNamedPIDs parses "A=123,B=456" or "123,456" (named by number).
 func ParseNamedPIDs(s string) ([]NamedPID, error) {
 	var out []NamedPID
-	for _, item := range splitList(s) {
+	for _, item := range commalist.Split(s) {
 		name, v, named := strings.Cut(item, "=")
 		if !named {
 			name, v = item, item

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/webinate/broker/internal/commalist"
 )
 
 // Run executes cfg's scenario and returns its report. A refused or failed
@@ -332,7 +333,7 @@ func (r *run) fanout(ctx context.Context) error {
 			}
 		}
 	}()
-	admins := splitList(r.cfg.AdminAddr)
+	admins := commalist.Split(r.cfg.AdminAddr)
 	for i := range pubs {
 		if r.cfg.Mode == ModeEcho {
 			p, err := newEchoPublisher(r.cfg.Addrs[i%len(r.cfg.Addrs)], r.cfg.Path, r.cfg.Origin, r.cfg.DialTimeout)

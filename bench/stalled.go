@@ -3,8 +3,6 @@ package bench
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -168,11 +166,7 @@ const (
 // dialStalled performs the WebSocket handshake on a plain TCP socket and
 // returns it unread. Ending ctx aborts it.
 func dialStalled(ctx context.Context, addr, path, origin string, local net.IP, timeout time.Duration) (*stalledConn, error) {
-	d := net.Dialer{Timeout: timeout}
-	if local != nil {
-		d.LocalAddr = &net.TCPAddr{IP: local}
-	}
-	c, err := d.DialContext(ctx, "tcp", addr)
+	c, err := localDialer(local, timeout).DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
@@ -186,11 +180,10 @@ func dialStalled(ctx context.Context, addr, path, origin string, local net.IP, t
 	// The handshake below blocks on the socket; a deadline in the past
 	// wakes it when ctx ends.
 	defer context.AfterFunc(ctx, func() { _ = tc.SetDeadline(time.Unix(1, 0)) })()
-	var nonce [16]byte
-	if _, err := rand.Read(nonce[:]); err != nil {
+	key, err := handshakeKey()
+	if err != nil {
 		return nil, err
 	}
-	key := base64.StdEncoding.EncodeToString(nonce[:])
 	if path == "" {
 		path = "/"
 	}

@@ -57,6 +57,20 @@ type connectReport struct {
 	Nodes []nodeConnect `json:"nodes"`
 }
 
+// add counts one dial to node that ended with err, and reports whether
+// it connected. The caller holds the report's lock.
+func (r *connectReport) add(node int, err error) bool {
+	if err != nil {
+		r.Failed++
+		r.Nodes[node].Failed++
+		r.Errors[errKind(err)]++
+		return false
+	}
+	r.Connected++
+	r.Nodes[node].Connected++
+	return true
+}
+
 type nodeConnect struct {
 	Connected int `json:"connected"`
 	Failed    int `json:"failed"`
@@ -274,14 +288,8 @@ func (w *worker) connect(ctx context.Context) connectReport {
 				if w.spec.Scenario == ScenarioFanout && isStalled(g/len(w.spec.Addrs), w.spec.StalledFraction) {
 					sc, err := dialStalled(ctx, addr, w.spec.Path, w.spec.Origin, src, w.spec.DialTimeout)
 					mu.Lock()
-					if err != nil {
-						rep.Failed++
-						rep.Nodes[node].Failed++
-						rep.Errors[errKind(err)]++
-					} else {
+					if rep.add(node, err) {
 						sc.id, sc.node = i, node
-						rep.Connected++
-						rep.Nodes[node].Connected++
 						rep.Nodes[node].Stalled++
 						w.stalled = append(w.stalled, sc)
 						w.connected.Add(1)
@@ -295,19 +303,11 @@ func (w *worker) connect(ctx context.Context) connectReport {
 				}
 				ws, err := dialWS(w.engine, &w.proto, addr, w.spec.Path, w.spec.Origin, src, w.spec.DialTimeout, s)
 				mu.Lock()
-				if err != nil {
-					rep.Failed++
-					rep.Nodes[node].Failed++
-					rep.Errors[errKind(err)]++
-				} else {
-					rep.Connected++
-					rep.Nodes[node].Connected++
-					if w.spec.Hold || w.spec.Scenario != ScenarioConnect {
-						s.ws = ws
-						s.held.Store(true)
-						w.subs = append(w.subs, s)
-						w.connected.Add(1)
-					}
+				if rep.add(node, err) && (w.spec.Hold || w.spec.Scenario != ScenarioConnect) {
+					s.ws = ws
+					s.held.Store(true)
+					w.subs = append(w.subs, s)
+					w.connected.Add(1)
 				}
 				mu.Unlock()
 				if err == nil && !s.held.Load() {

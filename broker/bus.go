@@ -238,7 +238,7 @@ func (n busNode) ServeMeta(msg []byte, respond func(reply []byte)) {
 func (n busNode) Reset(epoch string, seq uint64) uint64 {
 	lg := n.s.events
 	seq = max(seq, lg.Head())
-	_ = lg.ResetVariants(epoch, seq, n.s.logVariants(epoch))
+	_ = lg.Reset(epoch, seq, n.s.logVariants(epoch))
 	n.s.hub.wakeAll() // connections behind the new tail are cut now, not at the next tick
 	return seq
 }
@@ -375,28 +375,22 @@ func (busCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c busCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.s.busStatus()
-	b2f := func(b bool) float64 {
-		if b {
-			return 1
-		}
-		return 0
-	}
-	d := busDescs
-	ch <- prometheus.MustNewConstMetric(d.up, prometheus.GaugeValue, b2f(st.State == "connected"))
-	ch <- prometheus.MustNewConstMetric(d.healthy, prometheus.GaugeValue, b2f(st.Healthy))
-	ch <- prometheus.MustNewConstMetric(d.disconnects, prometheus.CounterValue, float64(st.Disconnects))
-	ch <- prometheus.MustNewConstMetric(d.reconnects, prometheus.CounterValue, float64(st.Reconnects))
-	ch <- prometheus.MustNewConstMetric(d.slow, prometheus.CounterValue, float64(st.SlowConsumer))
-	ch <- prometheus.MustNewConstMetric(d.published, prometheus.CounterValue, float64(st.Published))
-	ch <- prometheus.MustNewConstMetric(d.failed, prometheus.CounterValue, float64(st.Failed))
-	ch <- prometheus.MustNewConstMetric(d.queued, prometheus.GaugeValue, float64(st.Queued))
-	ch <- prometheus.MustNewConstMetric(d.delivered, prometheus.CounterValue, float64(st.Delivered))
-	ch <- prometheus.MustNewConstMetric(d.duplicates, prometheus.CounterValue, float64(st.Duplicates))
-	ch <- prometheus.MustNewConstMetric(d.pending, prometheus.GaugeValue, float64(st.Pending))
-	ch <- prometheus.MustNewConstMetric(d.backpressure, prometheus.GaugeValue, b2f(st.Backpressure))
-	ch <- prometheus.MustNewConstMetric(d.peerHolds, prometheus.CounterValue, float64(st.PeerHolds))
-	ch <- prometheus.MustNewConstMetric(d.streamMissing, prometheus.GaugeValue, b2f(!st.StreamMissingSince.IsZero()))
-	ch <- prometheus.MustNewConstMetric(d.streamResets, prometheus.CounterValue, float64(st.StreamResets))
-	ch <- prometheus.MustNewConstMetric(d.lost, prometheus.CounterValue, float64(st.Lost))
-	ch <- prometheus.MustNewConstMetric(d.filled, prometheus.CounterValue, float64(st.Filled))
+	d, out := busDescs, metricOut(ch)
+	out.flag(d.up, st.State == "connected")
+	out.flag(d.healthy, st.Healthy)
+	out.counter(d.disconnects, st.Disconnects)
+	out.counter(d.reconnects, st.Reconnects)
+	out.counter(d.slow, st.SlowConsumer)
+	out.counter(d.published, st.Published)
+	out.counter(d.failed, st.Failed)
+	out.gauge(d.queued, float64(st.Queued))
+	out.counter(d.delivered, st.Delivered)
+	out.counter(d.duplicates, st.Duplicates)
+	out.gauge(d.pending, float64(st.Pending))
+	out.flag(d.backpressure, st.Backpressure)
+	out.counter(d.peerHolds, st.PeerHolds)
+	out.flag(d.streamMissing, !st.StreamMissingSince.IsZero())
+	out.counter(d.streamResets, st.StreamResets)
+	out.counter(d.lost, st.Lost)
+	out.counter(d.filled, st.Filled)
 }

@@ -460,6 +460,20 @@ func (c Config) Validate() error {
 			bad("broker: %s %q: port must be 0..65535", name, addr)
 		}
 	}
+	// Counts whose zero means off or the default: only a negative one is
+	// wrong.
+	notNegative := func(name string, v int) {
+		if v < 0 {
+			bad("broker: %s %d: must not be negative", name, v)
+		}
+	}
+	// Durations whose zero took the default (withDefaults): what is left
+	// to catch is a negative one.
+	positive := func(name string, d time.Duration) {
+		if d < 0 {
+			bad("broker: %s %v: must be positive", name, d)
+		}
+	}
 	checkAddr("listen address", c.ListenAddr)
 	if c.AdminAddr != "-" {
 		checkAddr("admin address", c.AdminAddr)
@@ -473,9 +487,7 @@ func (c Config) Validate() error {
 	if c.ReadBufferSize < 512 {
 		bad("broker: read buffer %d: must be at least 512 bytes", c.ReadBufferSize)
 	}
-	if c.SocketWriteBuffer < 0 {
-		bad("broker: write buffer %d: must not be negative", c.SocketWriteBuffer)
-	}
+	notNegative("write buffer", c.SocketWriteBuffer)
 	if c.MaxMessageSize < 64 {
 		bad("broker: max message %d: must be at least 64 bytes", c.MaxMessageSize)
 	}
@@ -488,9 +500,7 @@ func (c Config) Validate() error {
 	if c.MaxPublishBytes < 64 {
 		bad("broker: max publish bytes %d: must be at least 64", c.MaxPublishBytes)
 	}
-	if c.MaxConns < 0 {
-		bad("broker: max conns %d: must not be negative", c.MaxConns)
-	}
+	notNegative("max conns", c.MaxConns)
 	if c.MaxConnsPerUser < 0 {
 		bad("broker: max conns per user %d: must not be negative", c.MaxConnsPerUser)
 	} else if c.MaxConnsPerUser > 0 && !c.Auth.Enabled() {
@@ -499,9 +509,7 @@ func (c Config) Validate() error {
 	if !(c.MaxAcceptRate >= 0) || math.IsInf(c.MaxAcceptRate, 1) {
 		bad("broker: max accept rate %v: must be a finite number of upgrades per second, 0 for no limit", c.MaxAcceptRate)
 	}
-	if c.MaxAcceptBurst < 0 {
-		bad("broker: max accept burst %d: must not be negative", c.MaxAcceptBurst)
-	}
+	notNegative("max accept burst", c.MaxAcceptBurst)
 	if c.APIKey == ExampleAPIKey && c.AdminAddr != "-" && !loopbackHost(c.AdminAddr) {
 		bad("broker: admin address %q is not loopback and socketApiKey is the example value %q from config.example.json: anyone could publish and read /stats; %s, or keep the admin listener on 127.0.0.1",
 			c.AdminAddr, ExampleAPIKey, exampleKeyFix)
@@ -509,15 +517,9 @@ func (c Config) Validate() error {
 	if c.PingInterval > 0 && c.IdleTimeout > 0 && c.IdleTimeout <= c.PingInterval {
 		bad("broker: idle timeout %v must be longer than ping interval %v, or live clients would be dropped", c.IdleTimeout, c.PingInterval)
 	}
-	if c.HandshakeTimeout < 0 {
-		bad("broker: handshake timeout %v: must be positive", c.HandshakeTimeout)
-	}
-	if c.CloseTimeout < 0 {
-		bad("broker: close timeout %v: must be positive", c.CloseTimeout)
-	}
-	if c.RefreshWindow < 0 {
-		bad("broker: jwt refresh window %v: must be positive", c.RefreshWindow)
-	}
+	positive("handshake timeout", c.HandshakeTimeout)
+	positive("close timeout", c.CloseTimeout)
+	positive("jwt refresh window", c.RefreshWindow)
 	if c.MessageRate > 0 && c.MessageBurst < 1 {
 		bad("broker: message burst %d: must be at least 1", c.MessageBurst)
 	}
@@ -546,9 +548,7 @@ func (c Config) Validate() error {
 	if c.WriteWindow < 4<<10 || c.WriteWindow > 64<<20 {
 		bad("broker: write window %d: must be 4 KiB..64 MiB", c.WriteWindow)
 	}
-	if c.MaxLag < 0 {
-		bad("broker: max lag %v: must be positive", c.MaxLag)
-	}
+	positive("max lag", c.MaxLag)
 	if c.PublishLag > 0 && c.PublishLag >= c.MaxLag {
 		bad("broker: publish lag %v must be shorter than max lag %v, or most connections would be cut before publishers wait", c.PublishLag, c.MaxLag)
 	}
@@ -558,21 +558,15 @@ func (c Config) Validate() error {
 	if c.Compression != "on" && c.Compression != "off" {
 		bad("broker: compression %q: must be on or off", c.Compression)
 	}
-	if c.CompressionMin < 0 {
-		bad("broker: compression min %d: must not be negative", c.CompressionMin)
-	}
-	if c.HistoryAge < 0 {
+	notNegative("compression min", c.CompressionMin)
+	if c.HistoryAge < 0 { // zero: no age bound
 		bad("broker: history age %v: must not be negative", c.HistoryAge)
 	}
-	if c.PublishWait < 0 {
-		bad("broker: publish wait %v: must be positive", c.PublishWait)
-	}
+	positive("publish wait", c.PublishWait)
 	if c.Linger < 0 || c.Linger > time.Second {
 		bad("broker: linger %v: must be 0..1s", c.Linger)
 	}
-	if c.BackendTimeout < 0 {
-		bad("broker: backend timeout %v: must be positive", c.BackendTimeout)
-	}
+	positive("backend timeout", c.BackendTimeout)
 	if c.TLS.Enabled() && (len(c.TLS.CertPEM) == 0 || len(c.TLS.KeyPEM) == 0) {
 		bad("broker: tls: a certificate and its key are both needed")
 	}

@@ -23,7 +23,7 @@ import (
 // Client messages are inflated with a pooled reader, fresh per message,
 // into a buffer bounded by MaxMessageSize.
 
-// Log variants (eventlog.Config.Alt is 1, Config.Variants from 2): the
+// Log variants (0 the plain frames, k eventlog.Config.Variants[k-1]): the
 // frames a connection reads, by its resume mode and compression.
 const (
 	logPlain      = 0 // the frames as published
@@ -44,8 +44,8 @@ func logVariant(seqMode, deflate bool) int {
 	return v
 }
 
-// logVariants are the event log's alternate encodings for epoch, variant 1
-// (logSeq) first. The deflate variants are built on the appender, once per
+// logVariants are the event log's alternate encodings for epoch, in
+// variant order (logSeq first). The deflate variants are built on the appender, once per
 // event, and only while some connection reads them; an event appended
 // before that is served plain (Lazy), which permessage-deflate allows, so
 // that a resume never compresses per connection.

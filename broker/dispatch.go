@@ -126,24 +126,17 @@ func (s *Server) broadcastEcho(c *conn, msg []byte) {
 	}
 	s.stats.broadcastNodePaced.Add(1)
 	kept := append([]byte(nil), msg...) // nbio reuses msg after we return
-	deadline := time.Now().Add(min(s.cfg.PublishWait, s.hub.fo.maxLag.Load()/2))
 	var poll backoff
-	done := false
-	c.holdMore(poll.next(), func() time.Duration {
-		switch {
-		case done:
-			return 0
-		case s.echoGate(len(kept)):
-			s.appendEcho(c, kept)
-		case time.Now().Before(deadline):
-			return poll.next()
-		default:
+	c.holdMore(poll.next(), pollHold(poll.next, s.publishHoldEnd(),
+		func() bool { return !s.echoGate(len(kept)) },
+		func(blocked bool) {
+			if !blocked {
+				s.appendEcho(c, kept)
+				return
+			}
 			s.stats.broadcastRefused.Add(1)
 			s.replyError(c, codec.Echo, errBroadcastBusy)
-		}
-		done = true
-		return 0
-	})
+		}))
 }
 
 // echoGate reports whether an echo broadcast of n bytes may be appended
@@ -174,13 +167,18 @@ func (s *Server) paceBackpressure(c *conn) {
 		return
 	}
 	s.stats.publishWaits.Add(1)
-	deadline := time.Now().Add(min(s.cfg.PublishWait, s.hub.fo.maxLag.Load()/2))
-	c.hold(2*time.Millisecond, func() time.Duration {
-		if s.saturated() && !s.draining.Load() && time.Now().Before(deadline) {
-			return 2 * time.Millisecond
-		}
-		return 0
-	})
+	c.hold(publishPoll, pollHold(func() time.Duration { return publishPoll }, s.publishHoldEnd(),
+		func() bool { return s.saturated() && !s.draining.Load() }, nil))
+}
+
+// publishPoll is how often a publisher held for backpressure looks again.
+const publishPoll = 2 * time.Millisecond
+
+// publishHoldEnd is when a hold of a publisher (or of a broadcast waiting
+// behind publishers) ends at the latest: PublishWait from now, and at most
+// half of MaxLag (see paceBackpressure).
+func (s *Server) publishHoldEnd() time.Time {
+	return time.Now().Add(min(s.cfg.PublishWait, s.hub.fo.maxLag.Load()/2))
 }
 
 // replyError sends {"eventType":t,"error":reason} to c only.

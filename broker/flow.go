@@ -5,6 +5,8 @@ import (
 	"slices"
 	"syscall"
 	"time"
+
+	"github.com/webinate/broker/internal/monoclock"
 )
 
 // passTick is how often each shard worker passes over its connections when
@@ -66,7 +68,7 @@ func (s *Server) guard() {
 		case <-t.C:
 		}
 		if s.cfg.HistoryAge > 0 {
-			s.events.Trim(monoNow())
+			s.events.Trim(monoclock.Now())
 		}
 		limit := s.cfg.MaxOutputMemory
 		if limit <= 0 {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/webinate/broker/eventlog"
+	"github.com/webinate/broker/internal/monoclock"
 )
 
 // hub is the sharded subscriber table in front of the shared event log.
@@ -60,7 +61,7 @@ type hub struct {
 	stats    *stats
 	wg       sync.WaitGroup
 
-	// clock is the hub's time (monoNow): event times, lag, stalls and
+	// clock is the hub's time (monoclock.Now): event times, lag, stalls and
 	// drain turns are all read from it, so tests can drive it.
 	clock func() int64
 	// creditKey keys the tags of credit pings (creditTag): random per
@@ -155,7 +156,7 @@ type item struct {
 // newHub builds the table of n shards in front of lg; key keys the
 // credit tags (creditTag).
 func newHub(n int, lg *eventlog.Log, fo fanout, st *stats, key [16]byte) *hub {
-	h := &hub{log: lg, fo: fo, stats: st, clock: monoNow, creditKey: key}
+	h := &hub{log: lg, fo: fo, stats: st, clock: monoclock.Now, creditKey: key}
 	h.shards = make([]*shard, n)
 	for i := range h.shards {
 		h.shards[i] = &shard{h: h, wake: make(chan struct{}, 1), stop: make(chan struct{})}
@@ -383,9 +384,14 @@ const leadShare = 4
 // stalledCount is the connections out of the vote as stalled, as of the
 // workers' last passes.
 func (h *hub) stalledCount() int64 {
+	return h.sumShards(func(s *shard) int64 { return s.stalled.Load() })
+}
+
+// sumShards is the sum over the shards of what each counts (f).
+func (h *hub) sumShards(f func(*shard) int64) int64 {
 	var n int64
 	for _, s := range h.shards {
-		n += s.stalled.Load()
+		n += f(s)
 	}
 	return n
 }
@@ -450,11 +456,7 @@ func (h *hub) drainReason(id uint64) string {
 // buffered is the output the connections hold in nbio's buffers, as of
 // the workers' last passes.
 func (h *hub) buffered() int64 {
-	var n int64
-	for _, s := range h.shards {
-		n += s.buffered.Load()
-	}
-	return n
+	return h.sumShards(func(s *shard) int64 { return s.buffered.Load() })
 }
 
 func (s *shard) signal() {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/webinate/broker/codec"
+	"github.com/webinate/broker/internal/monoclock"
 )
 
 // Identity over a connection's whole life. A JWT is checked at the upgrade;
@@ -193,7 +194,7 @@ type banList struct {
 
 // add bars username for d from now; a longer ban already set stands.
 func (b *banList) add(username string, d time.Duration) {
-	now := monoNow()
+	now := monoclock.Now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.until == nil {
@@ -209,7 +210,7 @@ func (b *banList) add(username string, d time.Duration) {
 
 // left reports how long username stays banned.
 func (b *banList) left(username string) (time.Duration, bool) {
-	now := monoNow()
+	now := monoclock.Now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	t, ok := b.until[username]

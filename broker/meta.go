@@ -230,16 +230,11 @@ func (r *metaRouter) pace(c *conn) {
 		return
 	}
 	r.s.stats.metaPaced.Add(1)
-	deadline := time.Now().Add(r.s.hub.fo.maxLag.Load() / 2)
 	var poll backoff
-	c.holdMore(poll.next(), func() time.Duration {
-		// b is this client's budget for as long as it has requests
-		// waiting; once they have all ended it reads as empty.
-		if b.full(r.s.limits.Load()) && time.Now().Before(deadline) {
-			return poll.next()
-		}
-		return 0
-	})
+	// b is this client's budget for as long as it has requests waiting;
+	// once they have all ended it reads as empty.
+	c.holdMore(poll.next(), pollHold(poll.next, time.Now().Add(r.s.hub.fo.maxLag.Load()/2),
+		func() bool { return b.full(r.s.limits.Load()) }, nil))
 }
 
 // serve routes another node's MetaRequest (see busNode.ServeMeta) to a

@@ -147,12 +147,8 @@ func (brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.s
 	st := &s.stats
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-	}
-	counter := func(d *prometheus.Desc, v int64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
-	}
+	out := metricOut(ch)
+	gauge, counter := out.gauge, out.counter
 
 	total := s.hub.count.Load()
 	backends := int64(s.meta.backendCount())
@@ -161,14 +157,10 @@ func (c brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	clients := max(total-backends, 0)
 	gauge(descConnections, float64(clients), "client")
 	gauge(descConnections, float64(backends), "backend")
-	for i, n := range s.hub.shardSizes() {
+	for i, n := range s.hub.shardCounts() {
 		gauge(descShardConnections, float64(n), strconv.Itoa(i))
 	}
-	draining := 0.0
-	if s.draining.Load() {
-		draining = 1
-	}
-	gauge(descDraining, draining)
+	out.flag(descDraining, s.draining.Load())
 
 	counter(descAccepted, st.accepted.Load())
 	counter(descRefused, st.refusedOrigin.Load(), "origin")
@@ -198,11 +190,7 @@ func (c brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descHistoryBytes, float64(s.events.Bytes()))
 	gauge(descHistoryEvents, float64(s.events.Head()-s.events.Tail()))
 	gauge(descHeadSeq, float64(s.events.Head()-1))
-	var behind int64
-	for _, sh := range s.hub.shards {
-		behind += sh.behind.Load()
-	}
-	gauge(descBehind, float64(behind))
+	gauge(descBehind, float64(s.hub.sumShards(func(sh *shard) int64 { return sh.behind.Load() })))
 	gauge(descStalled, float64(s.hub.stalledCount()))
 	counter(descForgedPongs, st.forgedPongs.Load())
 	counter(descMemoryCloses, st.memoryCloses.Load())
@@ -239,14 +227,23 @@ func (r *metaRouter) backendCount() int {
 	return len(r.backends)
 }
 
-// shardSizes returns the number of connections in each shard. It takes
-// each shard's read lock in turn, briefly; scrapes are rare.
-func (h *hub) shardSizes() []int {
-	out := make([]int, len(h.shards))
-	for i, sh := range h.shards {
-		sh.mu.RLock()
-		out[i] = len(sh.conns)
-		sh.mu.RUnlock()
+// metricOut is where a collector sends its values, with one method per
+// kind, so that a Collect reads as the list of what it exports.
+type metricOut chan<- prometheus.Metric
+
+func (ch metricOut) gauge(d *prometheus.Desc, v float64, labels ...string) {
+	ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+}
+
+func (ch metricOut) counter(d *prometheus.Desc, v int64, labels ...string) {
+	ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+}
+
+// flag is a gauge that is 1 while on, else 0.
+func (ch metricOut) flag(d *prometheus.Desc, on bool) {
+	v := 0.0
+	if on {
+		v = 1
 	}
-	return out
+	ch.gauge(d, v)
 }

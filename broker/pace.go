@@ -3,6 +3,7 @@ package broker
 import (
 	"time"
 
+	"github.com/webinate/broker/internal/monoclock"
 	"golang.org/x/time/rate"
 )
 
@@ -46,7 +47,7 @@ func (c *conn) resume() {
 		return
 	}
 	c.held = false
-	c.heldAt.Store(monoNow())
+	c.heldAt.Store(monoclock.Now())
 	c.paused.Store(false)
 	c.holdUntil = nil
 	func() {
@@ -119,6 +120,29 @@ func paceN(l **rate.Limiter, r float64, burst, n int) time.Duration {
 		return time.Second
 	}
 	return res.Delay()
+}
+
+// pollHold is the until of a hold (see conn.hold) that waits for a
+// condition rather than a time: it asks blocked() every poll() until it
+// reports false or deadline has passed, then calls end (if set) once with
+// blocked's last answer, and reports zero from then on (as holdMore asks
+// of it). blocked may act when it reports false (take a budget).
+func pollHold(poll func() time.Duration, deadline time.Time, blocked func() bool, end func(blocked bool)) func() time.Duration {
+	done := false
+	return func() time.Duration {
+		if done {
+			return 0
+		}
+		b := blocked()
+		if b && time.Now().Before(deadline) {
+			return poll()
+		}
+		done = true
+		if end != nil {
+			end(b)
+		}
+		return 0
+	}
 }
 
 // backoff spaces the polls of a hold that waits for something other than

@@ -20,6 +20,7 @@ import (
 
 	"github.com/webinate/broker/auth"
 	"github.com/webinate/broker/eventlog"
+	"github.com/webinate/broker/internal/monoclock"
 	"github.com/webinate/broker/origin"
 )
 
@@ -141,10 +142,9 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		epoch = cfg.Bus.Epoch() // numbers come from the cluster's stream
 	}
 	s.deflater = newDeflater(cfg.CompressionMin)
-	vars := s.logVariants(epoch)
 	s.events = eventlog.New(eventlog.Config{
 		MaxBytes: cfg.HistorySize, MaxAge: cfg.HistoryAge, Epoch: epoch,
-		Alt: vars[0].Build, AltExtra: vars[0].Extra, Variants: vars[1:],
+		Variants: s.logVariants(epoch),
 	})
 	s.hub = newHub(cfg.Shards, s.events, fanout{
 		window:     int64(cfg.WriteWindow),
@@ -414,8 +414,8 @@ func (s *Server) drainPeriod(ctx context.Context) time.Duration {
 	return max(d, 0)
 }
 
-// now is the clock for activity timestamps (monotonic: see monoNow).
-func (s *Server) now() int64 { return monoNow() }
+// now is the clock for activity timestamps (monotonic: see monoclock).
+func (s *Server) now() int64 { return monoclock.Now() }
 
 // keyOK compares a presented key with socketApiKey in constant time. An
 // empty configured key matches nothing.

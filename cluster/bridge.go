@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/webinate/broker/broker"
+	"github.com/webinate/broker/internal/monoclock"
 )
 
 // maxMetaInflight bounds the cross-node MetaRequests one node waits for at
@@ -60,7 +61,7 @@ type Bridge struct {
 	epoch        atomic.Pointer[string]
 	createdAt    atomic.Int64 // created, unix nanos, for Status
 	missingSince atomic.Int64 // unix nanos, for display; 0 while the stream is there
-	missingMono  atomic.Int64 // monoNow at the same moment, for recreateAfter
+	missingMono  atomic.Int64 // monoclock.Now at the same moment, for recreateAfter
 	kick         chan struct{}
 
 	// Publish queue (publish.go).
@@ -82,7 +83,7 @@ type Bridge struct {
 	// Cross-node backpressure (load.go).
 	peersMu    sync.Mutex
 	peers      map[string]peerLoad // by peer id: saturated peers
-	peersUntil atomic.Int64        // monoNow: latest expiry in peers
+	peersUntil atomic.Int64        // monoclock.Now: latest expiry in peers
 	peerHolds  atomic.Int64        // times a peer began to hold publishers
 	pending    atomic.Uint64       // stream messages not yet delivered here
 
@@ -96,7 +97,7 @@ type Bridge struct {
 	lastSeq   atomic.Uint64 // last stream sequence delivered (or passed over)
 	accepted  atomic.Uint64 // highest stream sequence this node published, plus base
 	downSince atomic.Int64  // unix nanos, for display; 0 while connected
-	downMono  atomic.Int64  // monoNow at the same moment, for the unhealthy bound
+	downMono  atomic.Int64  // monoclock.Now at the same moment, for the unhealthy bound
 	closed    atomic.Bool
 
 	disconnects, reconnects, slow        atomic.Int64
@@ -215,7 +216,7 @@ func (b *Bridge) onDisconnect(_ *nats.Conn, err error) {
 		return
 	}
 	if b.downSince.CompareAndSwap(0, time.Now().UnixNano()) {
-		b.downMono.Store(monoNow())
+		b.downMono.Store(monoclock.Now())
 	}
 	b.disconnects.Add(1)
 	b.log.Warn().Err(err).Msg("disconnected from NATS: serving local clients only, publishes queue")
@@ -226,7 +227,7 @@ func (b *Bridge) onReconnect(nc *nats.Conn) {
 	b.reconnects.Add(1)
 	ev := b.log.Info().Str("url", nc.ConnectedUrlRedacted())
 	if down > 0 {
-		ev.Dur("down", time.Duration(monoNow()-b.downMono.Load()))
+		ev.Dur("down", time.Duration(monoclock.Now()-b.downMono.Load()))
 	}
 	ev.Msg("reconnected to NATS")
 	b.signal()
@@ -296,7 +297,7 @@ func (b *Bridge) Status() broker.BusStatus {
 	st.Healthy = st.State == "connected"
 	if d := b.downSince.Load(); d > 0 {
 		st.DownSince = time.Unix(0, d)
-		st.Healthy = time.Duration(monoNow()-b.downMono.Load()) < b.cfg.UnhealthyAfter && st.State != "closed"
+		st.Healthy = time.Duration(monoclock.Now()-b.downMono.Load()) < b.cfg.UnhealthyAfter && st.State != "closed"
 	}
 	if m := b.missingSince.Load(); m != 0 {
 		st.StreamMissingSince = time.Unix(0, m)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/webinate/broker/internal/monoclock"
 )
 
 // Cross-node backpressure. Each node judges saturation from its own
@@ -39,7 +40,7 @@ const (
 // peerLoad is one saturated peer.
 type peerLoad struct {
 	name  string
-	until int64 // monoNow
+	until int64 // monoclock.Now
 }
 
 // startLoad subscribes to the other nodes' announcements and starts the
@@ -106,7 +107,7 @@ func (b *Bridge) onLoad(m *nats.Msg) {
 	if len(rest) > 2 {
 		name = string(rest[2:])
 	}
-	now := monoNow()
+	now := monoclock.Now()
 	b.peersMu.Lock()
 	defer b.peersMu.Unlock()
 	if sat {
@@ -133,7 +134,7 @@ func (b *Bridge) onLoad(m *nats.Msg) {
 // that it is behind and has not since said it caught up, or this node
 // is more than maxPending stream messages behind.
 func (b *Bridge) Saturated() bool {
-	return monoNow() < b.peersUntil.Load() || b.behindStream()
+	return monoclock.Now() < b.peersUntil.Load() || b.behindStream()
 }
 
 // behindStream reports whether this node is more than maxPending stream
@@ -142,7 +143,7 @@ func (b *Bridge) behindStream() bool { return b.pending.Load() > maxPending }
 
 // saturatedPeers names the peers currently holding publishers, sorted.
 func (b *Bridge) saturatedPeers() []string {
-	now := monoNow()
+	now := monoclock.Now()
 	b.peersMu.Lock()
 	defer b.peersMu.Unlock()
 	var out []string

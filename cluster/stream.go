@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/webinate/broker/internal/monoclock"
 )
 
 // The stream's identity and this node's position in it.
@@ -392,7 +393,7 @@ func (b *Bridge) checkStream() {
 	b.streamLast = max(b.streamLast, info.State.LastSeq)
 	if b.cc != nil {
 		if since := b.missingSince.Swap(0); since != 0 {
-			b.log.Info().Dur("missing", time.Duration(monoNow()-b.missingMono.Load())).Str("epoch", b.Epoch()).
+			b.log.Info().Dur("missing", time.Duration(monoclock.Now()-b.missingMono.Load())).Str("epoch", b.Epoch()).
 				Msg("stream is back: delivering again")
 		}
 	}
@@ -403,14 +404,14 @@ func (b *Bridge) checkStream() {
 func (b *Bridge) missingLocked() {
 	since := b.missingSince.Load()
 	if since == 0 {
-		b.missingMono.Store(monoNow())
+		b.missingMono.Store(monoclock.Now())
 		b.missingSince.Store(time.Now().UnixNano())
 		b.stopLocked()
 		b.log.Warn().Str("stream", b.cfg.Stream).Str("epoch", b.Epoch()).Dur("recreateAfter", recreateAfter).
 			Msg("stream not found (deleted): nothing is stored or delivered and /healthz is unhealthy until it is back; this node creates it again unless another does first")
 		return
 	}
-	if time.Duration(monoNow()-b.missingMono.Load()) < recreateAfter {
+	if time.Duration(monoclock.Now()-b.missingMono.Load()) < recreateAfter {
 		return
 	}
 	// Numbered on from the last message known here, so that the nodes

@@ -34,17 +34,11 @@ type Config struct {
 	MaxAge time.Duration
 	// Epoch names the log (see Log.Epoch); zero means a random one.
 	Epoch string
-	// Alt, if set, builds an alternate frame for an event (appended to dst
-	// and returned), stored next to the plain one while SetAlt is on, so
-	// that readers who want it (ReadAlt) share one copy, as with plain
-	// frames. The broker's alternate adds the sequence number. It may add
-	// at most AltExtra bytes to a frame.
-	Alt      func(dst []byte, seq uint64, frame []byte) []byte
-	AltExtra int
-	// Variants are further alternate encodings, numbered from 2 (Alt is
-	// variant 1, the plain frames variant 0), each stored while
-	// SetVariant turns it on and read with ReadVariant. The broker's are
-	// the permessage-deflate frames, plain and with the sequence number.
+	// Variants are alternate encodings of every event, numbered from 1
+	// (the plain frames are variant 0). Each is stored next to the plain
+	// frames while SetVariant turns it on, so that the readers who want
+	// it (ReadVariant) share one copy, as with plain frames. The broker's
+	// add the sequence number, deflate, or both.
 	Variants []Variant
 	// SegmentBytes is the frame capacity of one segment; zero means
 	// DefaultSegmentBytes, or MaxBytes/8 if that is smaller. A frame larger
@@ -56,9 +50,9 @@ type Config struct {
 // Config.Variants).
 type Variant struct {
 	// Build appends the variant's frame for an event (given its number
-	// and plain frame) to dst and returns it. It may add at most Extra
-	// bytes to a frame. It runs on the appender, once per event, while
-	// the variant is on.
+	// and plain frame) to dst and returns it; it must be set. It may add
+	// at most Extra bytes to a frame. It runs on the appender, once per
+	// event, while the variant is on.
 	Build func(dst []byte, seq uint64, frame []byte) []byte
 	Extra int
 	// Lazy builds the frame a reader gets for an event appended while the
@@ -102,7 +96,7 @@ type Log struct {
 	segBytes int
 	// epoch and vars change only on Reset; a segment keeps the variants
 	// it was created with, so its events' alternate frames name its own
-	// epoch. vars[k-1] is variant k; nil Build: none.
+	// epoch. vars[k-1] is variant k.
 	epoch atomic.Pointer[string]
 	vars  []Variant     // appender only (under mu)
 	on    []atomic.Bool // on[k-1]: variant k is stored (SetVariant)
@@ -130,7 +124,7 @@ type segment struct {
 	vars  []Variant
 	plain view
 	// altv[k-1] holds variant k's frames of the events from its from
-	// on; nil until the first one (see Config.Alt, Config.Variants).
+	// on; nil until the first one (see Config.Variants).
 	altv  []atomic.Pointer[view]
 	times []int64 // append time of each event, unix nanos
 	types []uint8
@@ -175,7 +169,7 @@ func New(cfg Config) *Log {
 		cfg.Epoch = hex.EncodeToString(e[:])
 	}
 	l := &Log{maxBytes: cfg.MaxBytes, maxAge: int64(cfg.MaxAge), segBytes: cfg.SegmentBytes}
-	l.vars = append([]Variant{{Build: cfg.Alt, Extra: cfg.AltExtra}}, cfg.Variants...)
+	l.vars = append([]Variant(nil), cfg.Variants...)
 	l.on = make([]atomic.Bool, len(l.vars))
 	l.epoch.Store(&cfg.Epoch)
 	l.head.Store(1)
@@ -262,32 +256,23 @@ func (l *Log) AppendAt(now int64, seq uint64, evs ...Event) error {
 // seq, so no number below seq is retained any more (a reader still below
 // it has lost events, as after a trim). seq must be at least Head
 // (ErrSeqBehind otherwise, and nothing changes): numbers never go
-// backwards, so a reader that was at Head stays where it is. alt and
-// altExtra replace Config.Alt and Config.AltExtra for the events
-// appended from now on, since alternate frames may name the epoch; the
-// events appended before keep their own.
-func (l *Log) Reset(epoch string, seq uint64, alt func(dst []byte, seq uint64, frame []byte) []byte, altExtra int) error {
-	l.mu.Lock()
-	vars := append([]Variant{{Build: alt, Extra: altExtra}}, l.vars[1:]...)
-	l.mu.Unlock()
-	return l.ResetVariants(epoch, seq, vars)
-}
-
-// ResetVariants is Reset replacing every alternate encoding: vars[0] is
-// variant 1 (Config.Alt), the rest Config.Variants, in their order. Their
-// number must not change (it panics otherwise): readers name them.
-func (l *Log) ResetVariants(epoch string, seq uint64, vars []Variant) error {
+// backwards, so a reader that was at Head stays where it is. vars
+// replace Config.Variants for the events appended from now on, since
+// alternate frames may name the epoch; the events appended before keep
+// their own. Their number must not change (it panics otherwise): readers
+// name them.
+func (l *Log) Reset(epoch string, seq uint64, vars []Variant) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(vars) != len(l.vars) {
-		panic("eventlog: ResetVariants with a different number of variants")
+		panic("eventlog: Reset with a different number of variants")
 	}
 	if seq < l.head.Load() {
 		return ErrSeqBehind
 	}
 	l.epoch.Store(&epoch)
 	l.vars = append([]Variant(nil), vars...)
-	l.cur = nil // the next event starts a segment with the new alt
+	l.cur = nil // the next event starts a segment with the new variants
 	// Head, then Tail, then the segments (as in trim): a reader that sees
 	// the empty index sees the new Tail, and one that still sees the old
 	// index finds nothing from the old Head on and moves to the new Head.
@@ -311,8 +296,8 @@ func (l *Log) appendLocked(now int64, first uint64, evs []Event) {
 		s.add(ev, now, seq)
 		l.written += int64(len(ev.Frame))
 		for k := range s.vars {
-			if s.vars[k].Build != nil && (l.on[k].Load() || s.altv[k].Load() != nil) {
-				l.addAlt(s, k, seq, ev.Frame)
+			if l.on[k].Load() || s.altv[k].Load() != nil {
+				l.addVariant(s, k, seq, ev.Frame)
 			}
 		}
 		seq++
@@ -399,7 +384,7 @@ func (s *segment) fits(frame int) bool {
 	if s.count >= len(s.plain.ends) || s.plain.used+frame > len(s.plain.buf) {
 		return false
 	}
-	return true // an alternate view is sized for every slot (see addAlt)
+	return true // an alternate view is sized for every slot (see addVariant)
 }
 
 // add writes ev, numbered seq, into the next free slot without
@@ -439,23 +424,20 @@ func (s *segment) add(ev Event, now int64, seq uint64) {
 	s.count++
 }
 
-// SetAlt turns the storing of alternate frames on or off (see
-// Config.Alt): on while some reader wants them, so that a log nobody reads
-// that way costs nothing extra. It is SetVariant(1, on).
-func (l *Log) SetAlt(on bool) { l.SetVariant(1, on) }
-
-// SetVariant turns the storing of variant k (1: Config.Alt, 2 on:
-// Config.Variants) on or off, like SetAlt.
+// SetVariant turns the storing of variant k (Config.Variants[k-1]) on or
+// off: on while some reader wants it, so that a log nobody reads that way
+// costs nothing extra. Events appended while it is off are built on read
+// (see ReadVariant).
 func (l *Log) SetVariant(k int, on bool) { l.on[k-1].Store(on) }
 
 // Variants is the number of alternate encodings: variants 1 to Variants.
 func (l *Log) Variants() int { return len(l.on) }
 
-// addAlt stores variant k+1's frame of the event just added to s. Once a
+// addVariant stores variant k+1's frame of the event just added to s. Once a
 // segment has a variant's frames it keeps them to its end, so they stay
 // contiguous. Its buffer is sized for every slot at the variant's most
 // (the plain frames plus Extra each) and counted in the log's bytes.
-func (l *Log) addAlt(s *segment, k int, seq uint64, frame []byte) {
+func (l *Log) addVariant(s *segment, k int, seq uint64, frame []byte) {
 	i := s.count - 1
 	vr := &s.vars[k]
 	a := s.altv[k].Load()
@@ -603,20 +585,12 @@ func (l *Log) Read(seq uint64, max int, want Want, runs [][]byte) ([][]byte, uin
 	return runs, next, n
 }
 
-// ReadAlt is Read for the alternate frames (see Config.Alt). Events
-// appended while SetAlt was off have none stored: their alternate frames
-// are built into scratch (reused across calls, returned grown), and runs
-// may point into it until the next call.
-func (l *Log) ReadAlt(seq uint64, max int, want Want, runs [][]byte, scratch []byte) ([][]byte, []byte, uint64, int) {
-	runs, scratch, next, n, _ := l.read(seq, max, want, runs, scratch[:0], 1)
-	return runs, scratch, next, n
-}
-
-// ReadVariant is ReadAlt for variant k (0: the plain frames, as Read; 1:
-// Config.Alt; 2 on: Config.Variants). Events appended while the variant
-// was off are built with its Lazy builder. It also returns the size of
-// the plain frames of the events read, so that a caller can tell what an
-// encoding saved.
+// ReadVariant is Read for variant k (0: the plain frames, as Read; k > 0:
+// Config.Variants[k-1]). Events appended while the variant was off have
+// no frame stored: theirs are built with its Lazy builder into scratch
+// (reused across calls, returned grown), and runs may point into it until
+// the next call. It also returns the size of the plain frames of the
+// events read, so that a caller can tell what an encoding saved.
 func (l *Log) ReadVariant(k int, seq uint64, max int, want Want, runs [][]byte, scratch []byte) (_ [][]byte, _ []byte, next uint64, n int, plain int) {
 	return l.read(seq, max, want, runs, scratch[:0], k)
 }

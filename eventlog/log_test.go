@@ -292,13 +292,17 @@ func altFrame(dst []byte, seq uint64, frame []byte) []byte {
 	return append(dst, frame...)
 }
 
-// Alternate frames: stored while SetAlt is on, built on demand for events
-// appended before, contiguous where stored, filtered like plain ones.
+// seqVariant is altFrame as a log variant (with no Lazy: Build serves
+// events appended while it was off).
+var seqVariant = Variant{Build: altFrame, Extra: 8}
+
+// Alternate frames: stored while their variant is on, built on demand for
+// events appended before, contiguous where stored, filtered like plain ones.
 func TestAltFrames(t *testing.T) {
-	l := New(Config{MaxBytes: 1 << 20, SegmentBytes: 64, Alt: altFrame, AltExtra: 8})
+	l := New(Config{MaxBytes: 1 << 20, SegmentBytes: 64, Variants: []Variant{seqVariant}})
 	for i := 0; i < 30; i++ {
 		if i == 12 {
-			l.SetAlt(true)
+			l.SetVariant(1, true)
 		}
 		user := ""
 		if i%7 == 3 {
@@ -327,7 +331,7 @@ func TestAltFrames(t *testing.T) {
 			seq := uint64(1)
 			for {
 				var next uint64
-				runs, scratch, next, _ = l.ReadAlt(seq, max, tc.want, runs[:0], scratch)
+				runs, scratch, next, _, _ = l.ReadVariant(1, seq, max, tc.want, runs[:0], scratch)
 				for _, r := range runs {
 					got = append(got, r...)
 				}
@@ -548,26 +552,26 @@ func TestSparseNumbersShareSegments(t *testing.T) {
 // a reader at the old Head stays valid, numbers never go backwards, and
 // alternate frames name the epoch of the segment their event is in.
 func TestResetStartsANewHistory(t *testing.T) {
-	altOf := func(epoch string) func(dst []byte, seq uint64, frame []byte) []byte {
-		return func(dst []byte, seq uint64, frame []byte) []byte {
+	altOf := func(epoch string) []Variant {
+		return []Variant{{Build: func(dst []byte, seq uint64, frame []byte) []byte {
 			dst = fmt.Appendf(dst, "%s/%d:", epoch, seq)
 			return append(dst, frame...)
-		}
+		}, Extra: 12}}
 	}
-	l := New(Config{MaxBytes: 1 << 20, SegmentBytes: 64, Epoch: "one", Alt: altOf("one"), AltExtra: 12})
+	l := New(Config{MaxBytes: 1 << 20, SegmentBytes: 64, Epoch: "one", Variants: altOf("one")})
 	for i := 1; i <= 5; i++ {
 		l.Append(0, Event{Frame: frame(i)})
 	}
 	// A reader still holding the old index builds old events' alternates
 	// with the old epoch, whatever happens after.
-	oldRuns, oldScratch, _, _ := l.ReadAlt(4, 1<<20, nil, nil, nil)
-	if err := l.Reset("two", 3, altOf("two"), 12); err != ErrSeqBehind {
+	oldRuns, oldScratch, _, _, _ := l.ReadVariant(1, 4, 1<<20, nil, nil, nil)
+	if err := l.Reset("two", 3, altOf("two")); err != ErrSeqBehind {
 		t.Fatalf("Reset below Head: %v, want ErrSeqBehind", err)
 	}
 	if l.Epoch() != "one" || l.Head() != 6 {
 		t.Fatal("a refused Reset changed the log")
 	}
-	if err := l.Reset("two", 6, altOf("two"), 12); err != nil {
+	if err := l.Reset("two", 6, altOf("two")); err != nil {
 		t.Fatal(err)
 	}
 	if l.Epoch() != "two" || l.Head() != 6 || l.Tail() != 6 || l.Bytes() != 0 {
@@ -587,7 +591,7 @@ func TestResetStartsANewHistory(t *testing.T) {
 	if string(got) != "<20>" || next != 21 {
 		t.Fatalf("from the old head: %q next %d", got, next)
 	}
-	runs, _, _, _ := l.ReadAlt(6, 1<<20, nil, nil, nil)
+	runs, _, _, _, _ := l.ReadVariant(1, 6, 1<<20, nil, nil, nil)
 	if len(runs) != 1 || string(runs[0]) != "two/20:<20>" {
 		t.Fatalf("alternate after Reset: %q", runs)
 	}
@@ -596,7 +600,7 @@ func TestResetStartsANewHistory(t *testing.T) {
 	}
 	// An empty log placed mid-way: its history starts at its first number.
 	m := New(Config{})
-	if err := m.Reset("mid", 9<<10, nil, 0); err != nil {
+	if err := m.Reset("mid", 9<<10, nil); err != nil {
 		t.Fatal(err)
 	}
 	if m.Tail() != 9<<10 || m.Head() != 9<<10 {
@@ -604,14 +608,14 @@ func TestResetStartsANewHistory(t *testing.T) {
 	}
 }
 
-// Variants beyond Alt: each stored only while on (and counted in Bytes),
+// Variants: each stored only while on (and counted in Bytes),
 // built with Lazy for events appended before, with the size of the plain
 // frames read reported beside them.
 func TestVariants(t *testing.T) {
 	upper := func(dst []byte, _ uint64, f []byte) []byte { return append(dst, bytes.ToUpper(f)...) }
 	lazy := func(dst []byte, _ uint64, f []byte) []byte { return append(append(dst, '~'), f...) }
-	l := New(Config{MaxBytes: 1 << 20, SegmentBytes: 64, Alt: altFrame, AltExtra: 8,
-		Variants: []Variant{{Build: upper, Lazy: lazy, Extra: 1}}})
+	l := New(Config{MaxBytes: 1 << 20, SegmentBytes: 64,
+		Variants: []Variant{seqVariant, {Build: upper, Lazy: lazy, Extra: 1}}})
 	if l.Variants() != 2 {
 		t.Fatalf("%d variants, want 2", l.Variants())
 	}

@@ -9,11 +9,11 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/webinate/broker/bench/baseline"
+	"github.com/webinate/broker/internal/commalist"
 )
 
 func main() {
@@ -24,12 +24,7 @@ func main() {
 	maxMessage := flag.Int64("max-message", baseline.DefaultMaxMessage, "largest accepted client frame in bytes")
 	flag.Parse()
 
-	var pats []string
-	for _, p := range strings.Split(*origins, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			pats = append(pats, p)
-		}
-	}
+	pats := commalist.Split(*origins)
 	raiseNoFile()
 	s, err := baseline.New(baseline.Config{
 		Addr: ":" + strconv.Itoa(*port), AdminAddr: *adminAddr, Key: *key,

@@ -117,27 +117,47 @@ func run() int {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	return runBench("bench", *jsonFile,
+		func(ctx context.Context) (*bench.Result, error) {
+			res, err := bench.Run(ctx, cfg)
+			if cfg.Progress != nil && tty {
+				fmt.Fprint(os.Stderr, "\r\033[K")
+			}
+			return res, err
+		},
+		func(res *bench.Result) {
+			if !*quiet {
+				printSummary(res)
+			}
+		},
+		func(*bench.Result) bool { return true })
+}
+
+// runBench runs one bench command (name, for its error line) until it
+// ends or Ctrl-C or SIGTERM cancels it, writes its result as JSON to
+// jsonFile (if set) and prints it. The exit status is 2 without a result
+// (a bad configuration), 1 when the run failed or its result is not ok,
+// and 0 otherwise.
+func runBench[R any](name, jsonFile string, run func(context.Context) (*R, error), print func(*R), ok func(*R) bool) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := bench.Run(ctx, cfg)
-	if cfg.Progress != nil && tty {
-		fmt.Fprint(os.Stderr, "\r\033[K")
-	}
+	res, err := run(ctx)
 	if res == nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	if *jsonFile != "" {
-		if werr := writeJSON(*jsonFile, res); werr != nil {
+	if jsonFile != "" {
+		if werr := writeJSON(jsonFile, res); werr != nil {
 			fmt.Fprintln(os.Stderr, werr)
 			return 1
 		}
 	}
-	if !*quiet {
-		printSummary(res)
-	}
+	print(res)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
+		fmt.Fprintln(os.Stderr, name+":", err)
+		return 1
+	}
+	if !ok(res) {
 		return 1
 	}
 	return 0
@@ -171,7 +191,7 @@ func isTerminal(f *os.File) bool {
 	return err == nil
 }
 
-func writeJSON(path string, res *bench.Result) error {
+func writeJSON(path string, res any) error {
 	b, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
 		return err

@@ -2,15 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/webinate/broker/bench"
+	"github.com/webinate/broker/internal/commalist"
 )
 
 // presenceMain is "bench presence": GET /api/online's answers and cost
@@ -42,8 +40,8 @@ func presenceMain(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg.Addrs = splitList(*addrs)
-	cfg.AdminAddrs = splitList(*admins)
+	cfg.Addrs = commalist.Split(*addrs)
+	cfg.AdminAddrs = commalist.Split(*admins)
 	switch {
 	case *secret != "" && *secretFile != "":
 		fmt.Fprintln(os.Stderr, "bench presence: -jwt-secret and -jwt-secret-file: give one")
@@ -66,29 +64,9 @@ func presenceMain(args []string) int {
 	if !*quiet {
 		cfg.Progress = func(line string) { fmt.Fprintln(os.Stderr, line) }
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	res, err := bench.RunPresence(ctx, cfg)
-	if res == nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	if *jsonFile != "" {
-		b, _ := json.MarshalIndent(res, "", "  ")
-		if werr := os.WriteFile(*jsonFile, append(b, '\n'), 0o644); werr != nil {
-			fmt.Fprintln(os.Stderr, werr)
-			return 1
-		}
-	}
-	printPresence(res)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench presence:", err)
-		return 1
-	}
-	if !res.OK() {
-		return 1
-	}
-	return 0
+	return runBench("bench presence", *jsonFile,
+		func(ctx context.Context) (*bench.PresenceResult, error) { return bench.RunPresence(ctx, cfg) },
+		printPresence, (*bench.PresenceResult).OK)
 }
 
 func printPresence(r *bench.PresenceResult) {

@@ -2,15 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"strings"
-	"syscall"
 
 	"github.com/webinate/broker/bench"
+	"github.com/webinate/broker/internal/commalist"
 )
 
 // resumeMain is "bench resume": resuming clients spread over the nodes of
@@ -33,50 +30,25 @@ func resumeMain(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg.Addrs = splitList(*addrs)
-	cfg.AdminAddrs = splitList(*admins)
+	cfg.Addrs = commalist.Split(*addrs)
+	cfg.AdminAddrs = commalist.Split(*admins)
 	if !*quiet {
 		cfg.Progress = func(line string) { fmt.Fprintln(os.Stderr, line) }
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	res, err := bench.RunResume(ctx, cfg)
-	if res == nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	if *jsonFile != "" {
-		b, _ := json.MarshalIndent(res, "", "  ")
-		if werr := os.WriteFile(*jsonFile, append(b, '\n'), 0o644); werr != nil {
-			fmt.Fprintln(os.Stderr, werr)
-			return 1
-		}
-	}
-	fmt.Printf("resume: %d clients over %d nodes, %d events confirmed (%d refused) in %.1fs\n",
-		res.Clients, len(cfg.Addrs), res.Published, res.Refused, res.Seconds)
-	fmt.Printf("  connects %d (resumes %d), gap events %d covering %d events, never received %d\n",
-		res.Connects, res.Resumes, res.Gaps, res.Excused, res.NeverReceived)
-	fmt.Printf("  missing %d (in %d clients), duplicates %d, unconfirmed seen %d\n",
-		res.Missing, res.ClientsMissing, res.Duplicates, res.UnconfirmedSeen)
-	for _, e := range res.Errors {
-		fmt.Println("  error:", e)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench resume:", err)
-		return 1
-	}
-	if res.Missing > 0 || res.Duplicates > 0 || len(res.Errors) > 0 {
-		return 1
-	}
-	return 0
-}
-
-func splitList(v string) []string {
-	var out []string
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
+	return runBench("bench resume", *jsonFile,
+		func(ctx context.Context) (*bench.ResumeResult, error) { return bench.RunResume(ctx, cfg) },
+		func(res *bench.ResumeResult) {
+			fmt.Printf("resume: %d clients over %d nodes, %d events confirmed (%d refused) in %.1fs\n",
+				res.Clients, len(cfg.Addrs), res.Published, res.Refused, res.Seconds)
+			fmt.Printf("  connects %d (resumes %d), gap events %d covering %d events, never received %d\n",
+				res.Connects, res.Resumes, res.Gaps, res.Excused, res.NeverReceived)
+			fmt.Printf("  missing %d (in %d clients), duplicates %d, unconfirmed seen %d\n",
+				res.Missing, res.ClientsMissing, res.Duplicates, res.UnconfirmedSeen)
+			for _, e := range res.Errors {
+				fmt.Println("  error:", e)
+			}
+		},
+		func(res *bench.ResumeResult) bool {
+			return res.Missing == 0 && res.Duplicates == 0 && len(res.Errors) == 0
+		})
 }

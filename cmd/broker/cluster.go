@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strings"
 
 	"github.com/rs/zerolog"
 
 	"github.com/webinate/broker/cluster"
+	"github.com/webinate/broker/internal/commalist"
 )
 
 // NATS credentials other than a creds file come from the environment,
@@ -38,7 +38,7 @@ type clusterSection struct {
 // apply sets the section's values onto c.
 func (s *clusterSection) apply(c *cluster.Config) {
 	if s.NATS != nil {
-		c.URLs = splitURLs(*s.NATS)
+		c.URLs = commalist.Split(*s.NATS)
 	}
 	set(&c.Subject, s.Subject)
 	set(&c.Name, s.Name)
@@ -50,16 +50,6 @@ func (s *clusterSection) apply(c *cluster.Config) {
 	setDur(&c.StreamMaxAge, s.StreamMaxAge)
 	set(&c.StreamMaxBytes, s.StreamMaxBytes)
 	set(&c.Replicas, s.Replicas)
-}
-
-func splitURLs(v string) []string {
-	var out []string
-	for _, u := range strings.Split(v, ",") {
-		if u = strings.TrimSpace(u); u != "" {
-			out = append(out, u)
-		}
-	}
-	return out
 }
 
 // clusterCredentials takes the NATS user/password or token from the

@@ -23,6 +23,7 @@ import (
 	project "github.com/webinate/broker" // the bundled example config (package project)
 	"github.com/webinate/broker/broker"
 	"github.com/webinate/broker/cluster"
+	"github.com/webinate/broker/internal/commalist"
 )
 
 func main() {
@@ -279,7 +280,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			case "log-level":
 				opts.logLevel = *logLevel
 			case "nats":
-				opts.cluster.URLs = splitURLs(*natsURLs)
+				opts.cluster.URLs = commalist.Split(*natsURLs)
 			case "nats-subject":
 				opts.cluster.Subject = *natsSubj
 			case "nats-creds":
