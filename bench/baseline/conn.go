@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/webinate/broker/bench/peerapi"
 )
 
 // conn is one client. readLoop and writeLoop are its only goroutines; the
@@ -94,7 +96,7 @@ func (c *conn) readLoop() {
 // handle dispatches one client frame. msg is owned by this call (gorilla's
 // ReadMessage returns a fresh slice), so it may be forwarded as is.
 func (c *conn) handle(msg []byte) {
-	ev, et, reason := parseEvent(msg)
+	ev, et, reason := peerapi.ParseEvent(msg)
 	if reason != "" {
 		c.sendError(et, reason)
 		return
@@ -126,25 +128,4 @@ func (c *conn) sendError(et int64, reason string) {
 type errorEvent struct {
 	EventType int64  `json:"eventType"`
 	Error     string `json:"error"`
-}
-
-// parseEvent decodes one event object. On failure it returns the eventType
-// it could read (else 0) and a reason for the error event.
-func parseEvent(msg []byte) (map[string]json.RawMessage, int64, string) {
-	if !json.Valid(msg) {
-		return nil, 0, "invalid JSON"
-	}
-	var ev map[string]json.RawMessage
-	if err := json.Unmarshal(msg, &ev); err != nil || ev == nil {
-		return nil, 0, "event must be a JSON object"
-	}
-	raw, ok := ev["eventType"]
-	if !ok {
-		return nil, 0, "missing eventType"
-	}
-	var et int64
-	if err := json.Unmarshal(raw, &et); err != nil {
-		return nil, 0, "eventType must be an integer"
-	}
-	return ev, et, ""
 }

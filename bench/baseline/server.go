@@ -2,23 +2,23 @@ package baseline
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"net"
 	"net/http"
-	"regexp"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/webinate/broker/bench/peerapi"
 )
 
 // Server is the reference goroutine-per-connection server. Build it with New,
 // then Start, then Shutdown.
 type Server struct {
-	cfg     Config
-	origins []*regexp.Regexp
-	hub     hub
+	cfg  Config
+	gate *peerapi.Gate
+	hub  hub
 
 	upgrader websocket.Upgrader
 	public   *http.Server
@@ -38,10 +38,11 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg}
-	for _, p := range cfg.Origins {
-		s.origins = append(s.origins, regexp.MustCompile(p))
+	gate, err := peerapi.NewGate(cfg.Key, cfg.Origins)
+	if err != nil {
+		return nil, err
 	}
+	s := &Server{cfg: cfg, gate: gate}
 	s.hub.conns = make(map[*conn]struct{})
 	s.upgrader = websocket.Upgrader{
 		ReadBufferSize:  4096,
@@ -51,13 +52,7 @@ func New(cfg Config) (*Server, error) {
 		CheckOrigin: func(*http.Request) bool { return true },
 	}
 	s.public = &http.Server{Handler: http.HandlerFunc(s.serveWS), ReadHeaderTimeout: 10 * time.Second}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/api/events", s.servePublish)
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"status":"ok"}`))
-	})
-	s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.admin = &http.Server{Handler: gate.AdminHandler(s.hub.broadcast), ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
 }
 
@@ -116,33 +111,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-func (s *Server) originAllowed(origin string) bool {
-	if origin == "" {
-		return false
-	}
-	for _, re := range s.origins {
-		if re.MatchString(origin) {
-			return true
-		}
-	}
-	return false
-}
-
-func (s *Server) keyOK(got string) bool {
-	return s.cfg.Key != "" && subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Key)) == 1
-}
-
 // serveWS upgrades any path on the public listener.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
-	backend := false
-	if key, ok := r.Header["Users-Api-Key"]; ok {
-		if len(key) == 0 || !s.keyOK(key[0]) {
-			http.Error(w, "invalid api key", http.StatusUnauthorized)
-			return
-		}
-		backend = true
-	} else if !s.originAllowed(r.Header.Get("Origin")) {
-		http.Error(w, "origin not allowed", http.StatusForbidden)
+	backend, status, reason := s.gate.Admit(r)
+	if status != 0 {
+		http.Error(w, reason, status)
 		return
 	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
