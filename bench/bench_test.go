@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/webinate/broker/bench/baseline"
+	"github.com/webinate/broker/bench/rawpeer"
 	"github.com/webinate/broker/broker"
 	"github.com/webinate/broker/wsframe"
 )
@@ -67,6 +68,14 @@ func serve(t *testing.T, s server, err error) target {
 // startBaseline runs the baseline server in-process on 127.0.0.1:0.
 func startBaseline(t *testing.T) target {
 	s, err := baseline.New(baseline.Config{
+		Addr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", Key: testKey, Origins: []string{"localhost"},
+	})
+	return serve(t, s, err)
+}
+
+// startRaw runs the one-write peer in-process on 127.0.0.1:0.
+func startRaw(t *testing.T) target {
+	s, err := rawpeer.New(rawpeer.Config{
 		Addr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", Key: testKey, Origins: []string{"localhost"},
 	})
 	return serve(t, s, err)
@@ -149,6 +158,9 @@ func testFanoutAPI(t *testing.T, tg target) {
 	if res.Server.RSSAfterBytes <= 0 || res.Server.CPUSeconds < 0 {
 		t.Errorf("server stats %+v", res.Server)
 	}
+	if want := res.Server.CPUSeconds * 1e6 / float64(res.Fanout.Received); res.Fanout.ServerCPUMicrosPerDelivery != want {
+		t.Errorf("server µs per delivery %v, want %v", res.Fanout.ServerCPUMicrosPerDelivery, want)
+	}
 	if res.Harness.CPUSeconds <= 0 || !res.Harness.InProcessServer {
 		t.Errorf("harness stats %+v", res.Harness)
 	}
@@ -171,12 +183,41 @@ func TestFanoutMultiProcess(t *testing.T) {
 }
 
 func TestEchoScenario(t *testing.T) {
-	targets(t, func(t *testing.T, tg target) {
-		res := mustRun(t, tg.config(ScenarioEcho, 10))
-		if res.Echo.Clients != 10 || res.Echo.RoundTrips < 10 || res.Echo.RoundTripsSec <= 0 {
-			t.Fatalf("echo %+v", res.Echo)
+	targets(t, testEcho)
+}
+
+func testEcho(t *testing.T, tg target) {
+	cfg := tg.config(ScenarioEcho, 10)
+	cfg.PID = os.Getpid()
+	res := mustRun(t, cfg)
+	if res.Echo.Clients != 10 || res.Echo.RoundTrips < 10 || res.Echo.RoundTripsSec <= 0 {
+		t.Fatalf("echo %+v", res.Echo)
+	}
+	checkLatency(t, res.Latency)
+	if want := res.Server.CPUSeconds * 1e6 / float64(res.Echo.RoundTrips); res.Echo.ServerCPUMicrosPerRoundTrip != want || want <= 0 {
+		t.Errorf("server µs per round trip %v, want %v", res.Echo.ServerCPUMicrosPerRoundTrip, want)
+	}
+}
+
+// The one-write peer (bench/rawpeer) serves every scenario the everyday
+// comparison and the echo runs use.
+func TestRawPeer(t *testing.T) {
+	tg := startRaw(t)
+	t.Run("fanout", func(t *testing.T) { testFanoutAPI(t, tg) })
+	t.Run("echo-broadcast", func(t *testing.T) {
+		cfg := tg.config(ScenarioFanout, 50)
+		cfg.Mode, cfg.Rate = ModeEcho, 500
+		checkFanout(t, mustRun(t, cfg), 50)
+	})
+	t.Run("echo", func(t *testing.T) { testEcho(t, tg) })
+	t.Run("compression-refused", func(t *testing.T) {
+		cfg := tg.config(ScenarioFanout, 20)
+		cfg.Rate, cfg.Compression, cfg.Mix = 500, true, true
+		res := mustRun(t, cfg)
+		checkFanout(t, res, 20)
+		if res.Fanout.CompressedReaders != 0 || res.Fanout.Inflations != 0 {
+			t.Errorf("raw peer negotiated deflate: %+v", res.Fanout)
 		}
-		checkLatency(t, res.Latency)
 	})
 }
 
@@ -733,6 +774,18 @@ func TestFanoutCompression(t *testing.T) {
 	}
 	if f.PlainBytes == 0 || f.WireBytes*2 > f.PlainBytes {
 		t.Fatalf("%d wire bytes for %d inflated: want at least 2:1", f.WireBytes, f.PlainBytes)
+	}
+	// The subscribers share the inflate cache: a compressed event is
+	// inflated once, then found.
+	if !res.Params.InflateCache || f.Inflations == 0 || f.Inflations > f.Published || f.InflateCacheHits < 10*f.Inflations {
+		t.Errorf("inflate cache: %d inflations, %d hits for %d events", f.Inflations, f.InflateCacheHits, f.Published)
+	}
+	cfg.NoInflateCache = true
+	res = mustRun(t, cfg)
+	checkFanout(t, res, 50)
+	f = res.Fanout
+	if res.Params.InflateCache || f.InflateCacheHits != 0 || f.Inflations < 10*f.Published {
+		t.Errorf("no inflate cache: %d inflations, %d hits for %d events", f.Inflations, f.InflateCacheHits, f.Published)
 	}
 }
 

@@ -147,7 +147,7 @@ func dialWS(engine *nbhttp.Engine, proto *wsConn, addr, path, origin string,
 			report(outcome{err: errors.New("bench: unexpected session type")})
 			return
 		}
-		ws := &wsConn{nbc: nbc, session: session, onText: proto.onText, onClose: proto.onClose, count: proto.deflate,
+		ws := &wsConn{nbc: nbc, session: session, onText: proto.onText, onClose: proto.onClose, count: proto.deflate, cache: proto.cache,
 			deflate: proto.deflate && strings.HasPrefix(resp.Header.Get("Sec-Websocket-Extensions"), "permessage-deflate")}
 		parser.ParserCloser = ws
 		nbc.SetSession(ws)

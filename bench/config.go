@@ -184,6 +184,14 @@ type Config struct {
 	// each message on its own; FanoutStats reports the bytes received on
 	// the wire against those inflated.
 	Compression bool
+	// NoInflateCache makes every subscriber inflate each compressed
+	// message itself. By default (with Compression) the subscribers of
+	// one process share a cache keyed by the exact compressed bytes: a
+	// server compressing each event once with no context takeover sends
+	// them all the same bytes, so the process inflates each event once
+	// and its CPU stays near a plain run's (see inflateCache). Off, the
+	// harness pays what real clients would, each on its own.
+	NoInflateCache bool
 	// Mix publishes a realistic event mix instead of events of Size bytes:
 	// sizes from 100 to 4,000 bytes, padded with protocol-shaped JSON
 	// (records of users and statuses) rather than one repeated byte, so

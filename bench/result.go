@@ -60,9 +60,12 @@ type Params struct {
 	// the forged positions.
 	StalledForgeIntervalSeconds float64 `json:"stalledForgeIntervalSeconds"`
 	StalledForgeWindow          int     `json:"stalledForgeWindow"`
-	// Compression and Mix are Config.Compression and Config.Mix.
-	Compression bool `json:"compression"`
-	Mix         bool `json:"mix"`
+	// Compression and Mix are Config.Compression and Config.Mix;
+	// InflateCache is set when the subscribers shared the inflate cache
+	// (Compression without Config.NoInflateCache).
+	Compression  bool `json:"compression"`
+	Mix          bool `json:"mix"`
+	InflateCache bool `json:"inflateCache"`
 	// LateAfterSeconds is Config.LateAfter.
 	LateAfterSeconds float64 `json:"lateAfterSeconds"`
 	// RetryAfterMaxSeconds is the cap on honouring Retry-After (0: none).
@@ -135,6 +138,10 @@ type FanoutStats struct {
 	// DeliveriesPerSec is received over the span from first publish to last
 	// delivery.
 	DeliveriesPerSec float64 `json:"deliveriesPerSec"`
+	// ServerCPUMicrosPerDelivery is the server's CPU over publishing and
+	// the drain (ServerStats.CPUSeconds) per delivery received, in µs.
+	// Zero without Config.PID.
+	ServerCPUMicrosPerDelivery float64 `json:"serverCpuUsPerDelivery"`
 	// WireBytes is the text payload bytes the subscribers received as
 	// they came, PlainBytes the same after inflating; both are counted
 	// only with Config.Compression (zero otherwise, so that a plain run
@@ -143,6 +150,12 @@ type FanoutStats struct {
 	WireBytes         int64 `json:"wireBytes"`
 	PlainBytes        int64 `json:"plainBytes"`
 	CompressedReaders int   `json:"compressedReaders"`
+	// Inflations is the compressed messages the harness inflated, and
+	// InflateCacheHits those its inflate cache had already inflated for
+	// another subscriber (Params.InflateCache): with the cache, about one
+	// inflation per event and client process.
+	Inflations       int64 `json:"inflations"`
+	InflateCacheHits int64 `json:"inflateCacheHits"`
 }
 
 // Undelivered counts expected deliveries (to reading subscribers) not yet
@@ -254,6 +267,11 @@ type EchoStats struct {
 	RoundTrips    int64   `json:"roundTrips"`
 	Seconds       float64 `json:"seconds"`
 	RoundTripsSec float64 `json:"roundTripsPerSec"`
+	// ServerCPUMicrosPerRoundTrip is the server's CPU over the echo loop
+	// (ServerStats.CPUSeconds) per round trip, in µs: what a round trip
+	// costs the server, comparable across servers and client counts.
+	// Zero without Config.PID.
+	ServerCPUMicrosPerRoundTrip float64 `json:"serverCpuUsPerRoundTrip"`
 }
 
 // IdleStats covers held idle connections.

@@ -53,7 +53,7 @@ func newResult(cfg Config) *Result {
 			DurationSeconds: cfg.Duration.Seconds(), Rate: cfg.Rate, Batch: cfg.Batch, Size: cfg.Size,
 			Mode: cfg.Mode, Hold: cfg.Hold, PID: cfg.PID, Publishers: cfg.Publishers,
 			StalledFraction: cfg.StalledFraction, StalledReconnectSeconds: cfg.StalledReconnect.Seconds(),
-			Compression: cfg.Compression, Mix: cfg.Mix,
+			Compression: cfg.Compression, Mix: cfg.Mix, InflateCache: cfg.Compression && !cfg.NoInflateCache,
 			LateAfterSeconds:            cfg.LateAfter.Seconds(),
 			StalledForgeIntervalSeconds: cfg.StalledForgeInterval.Seconds(), StalledForgeWindow: cfg.StalledForgeWindow,
 			RetryAfterMaxSeconds: max(0, cfg.RetryAfterMax.Seconds()), LagBoundSeconds: cfg.LagBound.Seconds(),
@@ -156,6 +156,12 @@ func (r *run) exec(ctx context.Context) (err error) {
 		if el := time.Since(phaseStart).Seconds(); el > 0 {
 			s.CPUCores = s.CPUSeconds / el
 		}
+		if n := r.res.Echo.RoundTrips; n > 0 {
+			r.res.Echo.ServerCPUMicrosPerRoundTrip = s.CPUSeconds * 1e6 / float64(n)
+		}
+		if n := r.res.Fanout.Received; n > 0 {
+			r.res.Fanout.ServerCPUMicrosPerDelivery = s.CPUSeconds * 1e6 / float64(n)
+		}
 	}
 	return nil
 }
@@ -225,7 +231,7 @@ func (r *run) startGroups(ctx context.Context) error {
 			Publishers: r.cfg.Publishers, StalledFraction: r.cfg.StalledFraction,
 			StalledTimeout: r.cfg.StalledReadTimeout, StalledReconnect: r.cfg.StalledReconnect,
 			StalledForgeInterval: r.cfg.StalledForgeInterval, StalledForgeWindow: r.cfg.StalledForgeWindow,
-			Compression: r.cfg.Compression,
+			Compression: r.cfg.Compression, InflateCache: r.cfg.Compression && !r.cfg.NoInflateCache,
 		}
 		first += count
 		if procs == 1 {
@@ -381,6 +387,8 @@ func (r *run) fanout(ctx context.Context) error {
 		f.Received += rep.Received
 		f.WireBytes += rep.WireBytes
 		f.PlainBytes += rep.PlainBytes
+		f.Inflations += rep.Inflations
+		f.InflateCacheHits += rep.InflateCacheHits
 		f.CompressedReaders += int(rep.Compressed)
 		f.OutOfOrder += rep.OutOfOrder
 		f.Unparsed += rep.Unparsed

@@ -41,8 +41,11 @@ type workerSpec struct {
 	// StalledForgeInterval and StalledForgeWindow are Config's.
 	StalledForgeInterval time.Duration `json:"stalledForgeInterval"`
 	StalledForgeWindow   int           `json:"stalledForgeWindow"`
-	// Compression is Config.Compression.
-	Compression bool `json:"compression"`
+	// Compression is Config.Compression; InflateCache is set when the
+	// subscribers share an inflateCache (Compression without
+	// Config.NoInflateCache).
+	Compression  bool `json:"compression"`
+	InflateCache bool `json:"inflateCache"`
 }
 
 // nodeOf is the node index of global connection index i.
@@ -97,6 +100,10 @@ type deliveryReport struct {
 	WireBytes  int64 `json:"wireBytes"`
 	PlainBytes int64 `json:"plainBytes"`
 	Compressed int64 `json:"compressed"`
+	// Inflations and InflateCacheHits are the compressed messages the
+	// subscribers inflated and those the process's cache had inflated.
+	Inflations       int64 `json:"inflations"`
+	InflateCacheHits int64 `json:"inflateCacheHits"`
 }
 
 // nodeDelivery is deliveryReport's share of one node.
@@ -191,6 +198,9 @@ func newWorker(spec workerSpec) (*worker, error) {
 	}
 	w.proto.onText = w.onMessage
 	w.proto.deflate = spec.Compression
+	if spec.Compression && spec.InflateCache {
+		w.proto.cache = newInflateCache(inflateCacheSlots)
+	}
 	w.proto.onClose = func(c *wsConn) {
 		if s, _ := c.Session().(*sub); s != nil && s.held.Load() && !w.closing.Load() {
 			w.disconnected.Add(1)
@@ -580,6 +590,8 @@ func (w *worker) deliveries() deliveryReport {
 		if s.ws != nil {
 			rep.WireBytes += s.ws.wire.Load()
 			rep.PlainBytes += s.ws.plain.Load()
+			rep.Inflations += s.ws.inflations.Load()
+			rep.InflateCacheHits += s.ws.cacheHits.Load()
 			if s.ws.deflate {
 				rep.Compressed++
 			}

@@ -32,6 +32,9 @@ type wsConn struct {
 	// harness runs with -compression, so wire and plain are counted (not
 	// otherwise: a plain run costs what it did before the option).
 	deflate, count bool
+	// cache, if set, is the process's inflateCache (shared by every
+	// connection), used instead of inflating each message here.
+	cache *inflateCache
 
 	// poller only
 	rbuf       []byte
@@ -44,6 +47,9 @@ type wsConn struct {
 	// and as handled (inflated); each connection's own (one poller adds
 	// to them), summed at report time.
 	wire, plain atomic.Int64
+	// inflations is the messages this connection inflated itself,
+	// cacheHits those the cache had inflated already.
+	inflations, cacheHits atomic.Int64
 
 	closed atomic.Bool
 }
@@ -52,14 +58,25 @@ type wsConn struct {
 // broker answers, and what gorilla offers.
 const deflateOffer = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
 
-// inflate returns the message p inflated, in c.inflated (at most 64 MiB:
-// a harness has no message limit of its own).
+// inflate returns the message p inflated (at most maxInflate bytes):
+// from the process's cache if it has one (shared, read only), else in
+// c.inflated.
 func (c *wsConn) inflate(p []byte) ([]byte, error) {
-	out, err := wsframe.Inflate(c.inflated[:0], p, 1<<26)
+	if c.cache != nil {
+		out, hit, err := c.cache.inflate(p)
+		if hit {
+			c.cacheHits.Add(1)
+		} else if err == nil {
+			c.inflations.Add(1)
+		}
+		return out, err
+	}
+	out, err := wsframe.Inflate(c.inflated[:0], p, maxInflate)
 	if err != nil {
 		return nil, fmt.Errorf("bench: inflate: %w", err)
 	}
 	c.inflated = out
+	c.inflations.Add(1)
 	return out, nil
 }
 

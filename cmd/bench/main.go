@@ -55,6 +55,8 @@ func run() int {
 	fs.IntVar(&cfg.Publishers, "publishers", bench.DefaultPublishers, "fanout: concurrent publishers, each with its own connection; a fixed -rate is split between them")
 	fs.DurationVar(&cfg.RetryAfterMax, "retry-after-max", bench.DefaultRetryAfterMax, "fanout: longest pause after a 503 (Retry-After is honoured up to this; negative: retry at once)")
 	fs.BoolVar(&cfg.Compression, "compression", false, "subscribers offer permessage-deflate and inflate what arrives compressed (reported: wireBytes vs plainBytes)")
+	inflateCache := fs.Bool("inflate-cache", true, "with -compression: the subscribers of one process share a cache of inflated events keyed by the exact compressed bytes, "+
+		"so each event is inflated once per process, not once per subscriber (false: each inflates every message itself, as real clients would)")
 	fs.BoolVar(&cfg.Mix, "mix", false, "fanout: publish a realistic event mix (100-4000 bytes of protocol-shaped JSON) instead of -size events")
 	fs.Float64Var(&cfg.StalledFraction, "stalled", 0, "fanout: fraction (0..1) of subscribers that never read after their handshake")
 	fs.DurationVar(&cfg.StalledReadTimeout, "stalled-read", bench.DefaultStalledReadTimeout, "fanout: how long the final read of the stalled sockets looks for the server's close")
@@ -96,6 +98,7 @@ func run() int {
 		return 2
 	}
 	cfg.Scenario = *scenario
+	cfg.NoInflateCache = !*inflateCache
 	if cfg.Procs == 0 {
 		cfg.Procs = (cfg.Conns + connsPerProc - 1) / connsPerProc
 	}
@@ -243,6 +246,17 @@ func printSummary(r *bench.Result) {
 					st.ReconnectSeconds, st.Reconnects, st.ReconnectFailed, errSummary(st.ReconnectErrors), st.Connections, st.ClosedBeforeReconnect, st.ClosedBeforeReconnect1008, st.Unconnected)
 			}
 		}
+		if r.Params.Compression {
+			cache := "off"
+			if r.Params.InflateCache {
+				cache = fmt.Sprintf("%d hits", f.InflateCacheHits)
+			}
+			fmt.Printf("compression: %d readers negotiated it; %d wire bytes for %d plain (%.3f); %d messages inflated, inflate cache %s\n",
+				f.CompressedReaders, f.WireBytes, f.PlainBytes, float64(f.WireBytes)/float64(max(f.PlainBytes, 1)), f.Inflations, cache)
+		}
+		if f.ServerCPUMicrosPerDelivery > 0 {
+			fmt.Printf("server CPU per delivery: %.3f µs\n", f.ServerCPUMicrosPerDelivery)
+		}
 		printLatency("publish→receive", r.Latency)
 		if len(r.Nodes) > 1 {
 			for _, n := range r.Nodes {
@@ -253,6 +267,9 @@ func printSummary(r *bench.Result) {
 	case bench.ScenarioEcho:
 		e := r.Echo
 		fmt.Printf("echo: %d clients, %d round trips in %.2fs = %.0f/s\n", e.Clients, e.RoundTrips, e.Seconds, e.RoundTripsSec)
+		if e.ServerCPUMicrosPerRoundTrip > 0 {
+			fmt.Printf("server CPU per round trip: %.3f µs\n", e.ServerCPUMicrosPerRoundTrip)
+		}
 		printLatency("round trip", r.Latency)
 	case bench.ScenarioIdle:
 		fmt.Printf("idle: held %d, dropped %d over %.1fs\n", r.Idle.Held, r.Idle.Dropped, r.Idle.HoldSeconds)
