@@ -44,14 +44,13 @@ func mixEvents(n int) [][]byte {
 }
 
 // The cached path yields exactly the inflated bytes, the second time from
-// the cache; with one slot every payload lands on the same entry, so a
-// different payload (of the same length too) must miss, never get
-// another's bytes.
+// the cache. With one set, more payloads than ways evict each other in
+// turn, so every lookup must miss and still get its own bytes, never
+// another's; among them two payloads of one length differing in one byte.
 func TestInflateCache(t *testing.T) {
 	plains := mixEvents(len(mixSizes))
 	comp := deflateAll(t, flate.DefaultCompression, plains)
-	// Two payloads of one length that differ in one byte, stored (level
-	// 0) so that their compressed forms differ in one byte too.
+	// Stored (level 0), so that the compressed forms differ in one byte too.
 	a := bytes.Repeat([]byte("a"), 300)
 	b := bytes.Clone(a)
 	b[150] = 'b'
@@ -60,26 +59,38 @@ func TestInflateCache(t *testing.T) {
 		t.Fatalf("stored pair: %d and %d bytes", len(ab[0]), len(ab[1]))
 	}
 	plains, comp = append(plains, a, b), append(comp, ab...)
-	for _, slots := range []int{1, inflateCacheSlots} {
-		ic := newInflateCache(slots)
+	if len(comp) <= inflateWays {
+		t.Fatalf("%d payloads do not overflow a set of %d", len(comp), inflateWays)
+	}
+	for _, sets := range []int{1, inflateCacheSets} {
+		ic := newInflateCache(sets)
 		for round := range 3 {
 			for i, c := range comp {
 				got, hit, err := ic.inflate(c)
 				if err != nil {
-					t.Fatalf("slots %d: %v", slots, err)
+					t.Fatalf("sets %d: %v", sets, err)
 				}
 				if !bytes.Equal(got, plains[i]) {
-					t.Fatalf("slots %d round %d payload %d: got %.40q, want %.40q", slots, round, i, got, plains[i])
+					t.Fatalf("sets %d round %d payload %d: got %.40q, want %.40q", sets, round, i, got, plains[i])
 				}
-				// One slot: each payload evicts the last, so every
-				// lookup misses; many slots: the second round hits
-				// (hash collisions aside, none among these few).
-				if slots == 1 && hit {
-					t.Fatalf("one slot: payload %d hit", i)
+				if sets == 1 && hit {
+					t.Fatalf("one set: payload %d hit", i)
 				}
-				if slots > 1 && round > 0 && !hit {
-					t.Errorf("slots %d round %d payload %d: miss", slots, round, i)
+				// Many sets: no set gets more than its ways of these few.
+				if sets > 1 && round > 0 && !hit {
+					t.Errorf("sets %d round %d payload %d: miss", sets, round, i)
 				}
+			}
+		}
+	}
+	// Payloads that share a set and come in turn (the events of a batch,
+	// subscriber after subscriber) are each inflated once, not once per
+	// turn.
+	ic := newInflateCache(1)
+	for round := range 100 {
+		for i, c := range comp[:inflateWays] {
+			if _, hit, _ := ic.inflate(c); hit != (round > 0) {
+				t.Fatalf("round %d payload %d: hit %v", round, i, hit)
 			}
 		}
 	}

@@ -199,7 +199,7 @@ func newWorker(spec workerSpec) (*worker, error) {
 	w.proto.onText = w.onMessage
 	w.proto.deflate = spec.Compression
 	if spec.Compression && spec.InflateCache {
-		w.proto.cache = newInflateCache(inflateCacheSlots)
+		w.proto.cache = newInflateCache(inflateCacheSets)
 	}
 	w.proto.onClose = func(c *wsConn) {
 		if s, _ := c.Session().(*sub); s != nil && s.held.Load() && !w.closing.Load() {

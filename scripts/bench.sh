@@ -100,7 +100,8 @@ metrics = {  # case -> [(label, getter, higher is better)]
     "echo": [("round trips/s", lambda r: r["echo"]["roundTripsPerSec"], True),
              ("p50 ms", lambda r: r["latency"]["p50Ms"], False),
              ("p99 ms", lambda r: r["latency"]["p99Ms"], False),
-             ("server CPU s", lambda r: r["server"]["cpuSeconds"], False)],
+             ("server CPU s", lambda r: r["server"]["cpuSeconds"], False),
+             ("server CPU us/rt", lambda r: r["echo"]["serverCpuUsPerRoundTrip"], False)],
     "connect": [("handshakes/s", lambda r: r["connect"]["perSec"], True),
                 ("failed", lambda r: r["connect"]["failed"], False)],
 }

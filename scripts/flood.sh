@@ -137,7 +137,8 @@ metrics = {"flood": fanout, "stalled": fanout + stalled, "rate20": fanout,
                     ("p50 ms", lambda r: r["latency"]["p50Ms"]),
                     ("p99 ms", lambda r: r["latency"]["p99Ms"]),
                     ("errors", lambda r: len(r["errors"]) + r["connect"]["failed"] + r["connect"]["disconnected"]),
-                    ("server CPU s", lambda r: r["server"]["cpuSeconds"])]}
+                    ("server CPU s", lambda r: r["server"]["cpuSeconds"]),
+                    ("server CPU us/round trip", lambda r: r["echo"]["serverCpuUsPerRoundTrip"])]}
 summary = []
 print(f"{'case':<18} {'metric':<24} {'broker':>12} {'baseline':>12} {'ratio':>8}")
 for name in sorted({n for n, _ in runs}):
