@@ -20,6 +20,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/webinate/broker/bench/baseline"
+	"github.com/webinate/broker/bench/peerapi"
+	"github.com/webinate/broker/bench/peerapi/peertest"
 	"github.com/webinate/broker/bench/rawpeer"
 	"github.com/webinate/broker/broker"
 	"github.com/webinate/broker/wsframe"
@@ -40,36 +42,18 @@ type target struct {
 
 const testKey = "bench-key"
 
-// server is what both the baseline and the broker offer a test.
-type server interface {
-	Start() error
-	Shutdown(context.Context) error
-	Addr() string
-	AdminAddr() string
-}
-
 // serve starts s and stops it when the test ends.
-func serve(t *testing.T, s server, err error) target {
+func serve[S peertest.Server](t *testing.T, s S, err error) target {
 	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = s.Shutdown(ctx)
-	})
+	peertest.Serve(t, s, err)
 	return target{addr: s.Addr(), adminAddr: s.AdminAddr(), key: testKey}
 }
 
 // startBaseline runs the baseline server in-process on 127.0.0.1:0.
 func startBaseline(t *testing.T) target {
-	s, err := baseline.New(baseline.Config{
+	s, err := baseline.New(baseline.Config{Config: peerapi.Config{
 		Addr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", Key: testKey, Origins: []string{"localhost"},
-	})
+	}})
 	return serve(t, s, err)
 }
 
@@ -199,17 +183,32 @@ func testEcho(t *testing.T, tg target) {
 	}
 }
 
-// The one-write peer (bench/rawpeer) serves every scenario the everyday
-// comparison and the echo runs use.
-func TestRawPeer(t *testing.T) {
-	tg := startRaw(t)
-	t.Run("fanout", func(t *testing.T) { testFanoutAPI(t, tg) })
+// testPeer runs the scenarios the everyday comparison and the echo runs
+// use against a reference peer; the events must arrive as published (the
+// timestamps exact, or the latencies would be nonsense).
+func testPeer(t *testing.T, tg target) {
+	t.Run("fanout", func(t *testing.T) {
+		cfg := tg.config(ScenarioFanout, 100)
+		cfg.Rate, cfg.Batch, cfg.Duration = 500, 20, 400*time.Millisecond
+		res := mustRun(t, cfg)
+		checkFanout(t, res, 100)
+		if res.Latency.MaxMs > 10_000 {
+			t.Errorf("latency %+v: timestamps mangled", res.Latency)
+		}
+	})
 	t.Run("echo-broadcast", func(t *testing.T) {
-		cfg := tg.config(ScenarioFanout, 50)
-		cfg.Mode, cfg.Rate = ModeEcho, 500
-		checkFanout(t, mustRun(t, cfg), 50)
+		cfg := tg.config(ScenarioFanout, 20)
+		cfg.Mode, cfg.Rate = ModeEcho, 300
+		checkFanout(t, mustRun(t, cfg), 20)
 	})
 	t.Run("echo", func(t *testing.T) { testEcho(t, tg) })
+}
+
+// The one-write peer (bench/rawpeer) serves every scenario the everyday
+// comparison and the echo runs use, and offers no compression.
+func TestRawPeer(t *testing.T) {
+	tg := startRaw(t)
+	testPeer(t, tg)
 	t.Run("compression-refused", func(t *testing.T) {
 		cfg := tg.config(ScenarioFanout, 20)
 		cfg.Rate, cfg.Compression, cfg.Mix = 500, true, true

@@ -79,25 +79,10 @@ func startNodePeer(t *testing.T) target {
 }
 
 // The node peer serves what the everyday comparison and the echo runs
-// use, and the events arrive as published (the timestamps exact, or the
-// latencies would be nonsense).
+// use, and refuses a bad origin.
 func TestNodePeer(t *testing.T) {
 	tg := startNodePeer(t)
-	t.Run("fanout", func(t *testing.T) {
-		cfg := tg.config(ScenarioFanout, 100)
-		cfg.Rate, cfg.Batch, cfg.Duration = 500, 20, 400*time.Millisecond
-		res := mustRun(t, cfg)
-		checkFanout(t, res, 100)
-		if res.Latency.MaxMs > 10_000 {
-			t.Errorf("latency %+v: timestamps mangled", res.Latency)
-		}
-	})
-	t.Run("echo-broadcast", func(t *testing.T) {
-		cfg := tg.config(ScenarioFanout, 20)
-		cfg.Mode, cfg.Rate = ModeEcho, 300
-		checkFanout(t, mustRun(t, cfg), 20)
-	})
-	t.Run("echo", func(t *testing.T) { testEcho(t, tg) })
+	testPeer(t, tg)
 	t.Run("refused", func(t *testing.T) {
 		cfg := tg.config(ScenarioConnect, 3)
 		cfg.Origin = "http://evil.test"

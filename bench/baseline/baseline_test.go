@@ -1,7 +1,6 @@
 package baseline_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -11,6 +10,8 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/webinate/broker/bench/baseline"
+	"github.com/webinate/broker/bench/peerapi"
+	"github.com/webinate/broker/bench/peerapi/peertest"
 )
 
 const testKey = "secret"
@@ -18,42 +19,21 @@ const testKey = "secret"
 // startServer runs a baseline server on 127.0.0.1:0 until the test ends.
 func startServer(t *testing.T) *baseline.Server {
 	t.Helper()
-	s, err := baseline.New(baseline.Config{
+	s, err := baseline.New(baseline.Config{Config: peerapi.Config{
 		Addr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", Key: testKey,
 		Origins: []string{"localhost", `^https://app\.example\.com$`},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = s.Shutdown(ctx)
-	})
-	return s
+	}})
+	return peertest.Serve(t, s, err)
 }
 
 func dial(t *testing.T, s *baseline.Server, origin string) *websocket.Conn {
 	t.Helper()
-	h := http.Header{"Origin": {origin}}
-	c, resp, err := websocket.DefaultDialer.Dial("ws://"+s.Addr()+"/any/path", h)
-	if err != nil {
-		t.Fatalf("dial: %v (resp %v)", err, resp)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
+	return peertest.Dial(t, s.Addr(), origin)
 }
 
 func read(t *testing.T, c *websocket.Conn) map[string]any {
 	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	_, b, err := c.ReadMessage()
-	if err != nil {
-		t.Fatalf("read: %v", err)
-	}
+	b := peertest.Read(t, c)
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatalf("bad frame %q: %v", b, err)
@@ -64,13 +44,7 @@ func read(t *testing.T, c *websocket.Conn) map[string]any {
 // waitConns polls until the server has n clients, so broadcasts reach all.
 func waitConns(t *testing.T, s *baseline.Server, n int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for s.Conns() != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("have %d conns, want %d", s.Conns(), n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	peertest.WaitConns(t, s.Conns, n)
 }
 
 func TestEchoAndErrors(t *testing.T) {
@@ -118,18 +92,7 @@ func TestBroadcastEcho(t *testing.T) {
 
 func post(t *testing.T, s *baseline.Server, key, body string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, "http://"+s.AdminAddr()+"/api/events", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var sb strings.Builder
-	buf := make([]byte, 512)
-	n, _ := resp.Body.Read(buf)
-	sb.Write(buf[:n])
-	return resp.StatusCode, strings.TrimSpace(sb.String())
+	return peertest.Post(t, s.AdminAddr(), key, body)
 }
 
 func TestPublish(t *testing.T) {
@@ -172,12 +135,7 @@ func TestHandshakeRefusals(t *testing.T) {
 		{"wrong key", http.Header{"Users-Api-Key": {"nope"}}, http.StatusUnauthorized},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			_, resp, err := websocket.DefaultDialer.Dial("ws://"+s.Addr(), tc.header)
-			if err == nil || resp == nil || resp.StatusCode != tc.want {
-				t.Fatalf("err %v resp %v, want status %d", err, resp, tc.want)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { peertest.Refused(t, s.Addr(), tc.header, tc.want) })
 	}
 	// A backend with the right key needs no origin and may publish by frame.
 	b, _, err := websocket.DefaultDialer.Dial("ws://"+s.Addr(), http.Header{"Users-Api-Key": {testKey}})
@@ -207,7 +165,7 @@ func TestLimits(t *testing.T) {
 		t.Fatalf("binary frame: %v, want close 1003", err)
 	}
 	c2 := dial(t, s, "http://localhost")
-	big := `{"eventType":10,"message":"` + strings.Repeat("x", baseline.DefaultMaxMessage) + `"}`
+	big := `{"eventType":10,"message":"` + strings.Repeat("x", peerapi.DefaultMaxMessage) + `"}`
 	if err := c2.WriteMessage(websocket.TextMessage, []byte(big)); err != nil {
 		t.Fatal(err)
 	}

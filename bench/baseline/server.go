@@ -2,11 +2,9 @@ package baseline
 
 import (
 	"context"
-	"errors"
-	"net"
+	"fmt"
 	"net/http"
 	"sync"
-	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -16,18 +14,16 @@ import (
 // Server is the reference goroutine-per-connection server. Build it with New,
 // then Start, then Shutdown.
 type Server struct {
+	// Listeners serve the upgrades and the admin API, and give Addr and
+	// AdminAddr.
+	peerapi.Listeners
 	cfg  Config
 	gate *peerapi.Gate
 	hub  hub
 
 	upgrader websocket.Upgrader
-	public   *http.Server
-	admin    *http.Server
-	publicLn net.Listener
-	adminLn  net.Listener
 
 	mu       sync.Mutex
-	started  bool
 	shutdown bool
 	wg       sync.WaitGroup // connection goroutines
 }
@@ -51,38 +47,16 @@ func New(cfg Config) (*Server, error) {
 		// refusal is a plain 403 and the reason can be chosen there.
 		CheckOrigin: func(*http.Request) bool { return true },
 	}
-	s.public = &http.Server{Handler: http.HandlerFunc(s.serveWS), ReadHeaderTimeout: 10 * time.Second}
-	s.admin = &http.Server{Handler: gate.AdminHandler(s.hub.broadcast), ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
 }
 
 // Start opens both listeners and serves them in the background.
 func (s *Server) Start() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.started {
-		return errors.New("baseline: already started")
+	if err := s.Listen(s.cfg.Config, http.HandlerFunc(s.serveWS), s.gate.AdminHandler(s.hub.broadcast)); err != nil {
+		return fmt.Errorf("baseline: %w", err)
 	}
-	pl, err := net.Listen("tcp", s.cfg.Addr)
-	if err != nil {
-		return err
-	}
-	al, err := net.Listen("tcp", s.cfg.AdminAddr)
-	if err != nil {
-		_ = pl.Close()
-		return err
-	}
-	s.publicLn, s.adminLn, s.started = pl, al, true
-	go func() { _ = s.public.Serve(pl) }()
-	go func() { _ = s.admin.Serve(al) }()
 	return nil
 }
-
-// Addr is the bound public address (valid after Start).
-func (s *Server) Addr() string { return s.publicLn.Addr().String() }
-
-// AdminAddr is the bound admin address (valid after Start).
-func (s *Server) AdminAddr() string { return s.adminLn.Addr().String() }
 
 // Conns is the number of connected WebSocket clients.
 func (s *Server) Conns() int { return s.hub.len() }
@@ -91,24 +65,14 @@ func (s *Server) Conns() int { return s.hub.len() }
 // their goroutines or ctx. It is safe to call more than once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	if s.shutdown || !s.started {
-		s.shutdown = true
-		s.mu.Unlock()
-		return nil
-	}
+	already := s.shutdown
 	s.shutdown = true
 	s.mu.Unlock()
-	_ = s.admin.Shutdown(ctx)
-	_ = s.public.Shutdown(ctx) // hijacked conns are not tracked by http.Server
-	s.hub.closeAll()
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
+	if already || !s.Listeners.Shutdown(ctx) {
 		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
+	s.hub.closeAll()
+	return peerapi.Wait(ctx, &s.wg)
 }
 
 // serveWS upgrades any path on the public listener.

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -17,49 +18,25 @@ import (
 	"github.com/webinate/broker/wsframe"
 )
 
-// Defaults applied by New when a Config field is zero.
-const (
-	// DefaultAddr is the public WebSocket listen address.
-	DefaultAddr = ":8080"
-	// DefaultAdminAddr is the admin (publish API) listen address.
-	DefaultAdminAddr = "127.0.0.1:8081"
-	// DefaultMaxMessage is the largest client message accepted.
-	DefaultMaxMessage = 64 << 10
-)
-
-// Config configures a Server. Zero fields take the Default* values.
-type Config struct {
-	// Addr is the public WebSocket listener.
-	Addr string
-	// AdminAddr is the publish API listener.
-	AdminAddr string
-	// Key is the socketApiKey for backends and the publish API; empty
-	// refuses every publish request.
-	Key string
-	// Origins are regular expressions matched unanchored against the
-	// Origin header (peerapi.Gate).
-	Origins []string
-	// MaxMessage is the largest client message in bytes; a larger one is
-	// answered with close 1009.
-	MaxMessage int64
-}
+// Config configures a Server: addresses, key, origins, and the largest
+// client message (a larger one is answered with close 1009). Zero fields
+// take peerapi's defaults.
+type Config = peerapi.Config
 
 // Server is the one-write fan-out server. Build it with New, then Start,
 // then Shutdown.
 type Server struct {
-	cfg    Config
-	gate   *peerapi.Gate
-	public *http.Server
-	admin  *http.Server
-
-	publicLn, adminLn net.Listener
+	// Listeners serve the upgrades and the admin API, and give Addr and
+	// AdminAddr.
+	peerapi.Listeners
+	cfg  Config
+	gate *peerapi.Gate
 
 	// mu guards clients and shutdown; a fan-out holds it for reading
 	// while it writes, a client joining or leaving for writing.
 	mu       sync.RWMutex
 	clients  []*client
 	shutdown bool
-	started  bool
 
 	wg      sync.WaitGroup // reader loops (hijacked connections)
 	dropped atomic.Int64
@@ -79,55 +56,24 @@ type client struct {
 
 // New checks cfg and allocates a Server; it opens no sockets.
 func New(cfg Config) (*Server, error) {
-	if cfg.Addr == "" {
-		cfg.Addr = DefaultAddr
-	}
-	if cfg.AdminAddr == "" {
-		cfg.AdminAddr = DefaultAdminAddr
-	}
-	if cfg.MaxMessage == 0 {
-		cfg.MaxMessage = DefaultMaxMessage
-	}
-	if cfg.MaxMessage < 0 {
-		return nil, errors.New("rawpeer: MaxMessage must not be negative")
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("rawpeer: %w", err)
 	}
 	gate, err := peerapi.NewGate(cfg.Key, cfg.Origins)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, gate: gate}
-	s.public = &http.Server{Handler: http.HandlerFunc(s.serveWS), ReadHeaderTimeout: 10 * time.Second}
-	s.admin = &http.Server{Handler: gate.AdminHandler(s.broadcast), ReadHeaderTimeout: 10 * time.Second}
-	return s, nil
+	return &Server{cfg: cfg, gate: gate}, nil
 }
 
 // Start opens both listeners and serves them in the background.
 func (s *Server) Start() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.started {
-		return errors.New("rawpeer: already started")
+	if err := s.Listen(s.cfg, http.HandlerFunc(s.serveWS), s.gate.AdminHandler(s.broadcast)); err != nil {
+		return fmt.Errorf("rawpeer: %w", err)
 	}
-	pl, err := net.Listen("tcp", s.cfg.Addr)
-	if err != nil {
-		return err
-	}
-	al, err := net.Listen("tcp", s.cfg.AdminAddr)
-	if err != nil {
-		_ = pl.Close()
-		return err
-	}
-	s.publicLn, s.adminLn, s.started = pl, al, true
-	go func() { _ = s.public.Serve(pl) }()
-	go func() { _ = s.admin.Serve(al) }()
 	return nil
 }
-
-// Addr is the bound public address (valid after Start).
-func (s *Server) Addr() string { return s.publicLn.Addr().String() }
-
-// AdminAddr is the bound admin address (valid after Start).
-func (s *Server) AdminAddr() string { return s.adminLn.Addr().String() }
 
 // Conns is the number of connected clients.
 func (s *Server) Conns() int {
@@ -143,29 +89,19 @@ func (s *Server) Dropped() int64 { return s.dropped.Load() }
 // waits for the readers or ctx. It is safe to call more than once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	if s.shutdown || !s.started {
-		s.shutdown = true
-		s.mu.Unlock()
-		return nil
-	}
+	already := s.shutdown
 	s.shutdown = true
 	clients := append([]*client(nil), s.clients...)
 	s.mu.Unlock()
-	_ = s.admin.Shutdown(ctx)
-	_ = s.public.Shutdown(ctx) // hijacked connections are not its to wait for
+	if already || !s.Listeners.Shutdown(ctx) {
+		return nil
+	}
 	bye := wsframe.AppendClose(nil, wsframe.CloseGoingAway, "server shutdown")
 	for _, c := range clients {
 		c.write(bye)
 		_ = c.conn.Close()
 	}
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return peerapi.Wait(ctx, &s.wg)
 }
 
 // broadcast frames payload once and writes it to every client.

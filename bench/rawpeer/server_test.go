@@ -3,7 +3,6 @@ package rawpeer_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/webinate/broker/bench/peerapi/peertest"
 	"github.com/webinate/broker/bench/rawpeer"
 	"github.com/webinate/broker/wsframe"
 )
@@ -29,71 +29,29 @@ func startServer(t *testing.T) *rawpeer.Server {
 		Addr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", Key: testKey,
 		Origins: []string{"localhost"}, MaxMessage: 1024,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	return s
+	return peertest.Serve(t, s, err)
 }
 
 func dial(t *testing.T, s *rawpeer.Server) *websocket.Conn {
 	t.Helper()
-	c, resp, err := websocket.DefaultDialer.Dial("ws://"+s.Addr()+"/x", http.Header{"Origin": {"http://localhost"}})
-	if err != nil {
-		t.Fatalf("dial: %v (resp %v)", err, resp)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
+	return peertest.Dial(t, s.Addr(), "http://localhost")
 }
 
 func read(t *testing.T, c *websocket.Conn) string {
 	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	mt, b, err := c.ReadMessage()
-	if err != nil || mt != websocket.TextMessage {
-		t.Fatalf("read: %v (type %d)", err, mt)
-	}
-	return string(b)
-}
-
-// waitConns polls until the server holds n clients, so a publish reaches all.
-func waitConns(t *testing.T, s *rawpeer.Server, n int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for s.Conns() != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("have %d conns, want %d", s.Conns(), n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	return string(peertest.Read(t, c))
 }
 
 func post(t *testing.T, s *rawpeer.Server, key, body string) int {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, "http://"+s.AdminAddr()+"/api/events", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
+	code, _ := peertest.Post(t, s.AdminAddr(), key, body)
+	return code
 }
 
 func TestPublishAndEcho(t *testing.T) {
 	s := startServer(t)
 	a, b := dial(t, s), dial(t, s)
-	waitConns(t, s, 2)
+	peertest.WaitConns(t, s.Conns, 2)
 	if code := post(t, s, "wrong", `{"eventType":5}`); code != http.StatusUnauthorized {
 		t.Fatalf("wrong key: %d", code)
 	}
@@ -141,19 +99,9 @@ func TestPublishAndEcho(t *testing.T) {
 
 func TestRefusalsAndCloses(t *testing.T) {
 	s := startServer(t)
-	for _, tc := range []struct {
-		header http.Header
-		want   int
-	}{
-		{http.Header{"Origin": {"http://evil.test"}}, http.StatusForbidden},
-		{http.Header{}, http.StatusForbidden},
-		{http.Header{"Users-Api-Key": {"nope"}}, http.StatusUnauthorized},
-	} {
-		_, resp, err := websocket.DefaultDialer.Dial("ws://"+s.Addr(), tc.header)
-		if err == nil || resp == nil || resp.StatusCode != tc.want {
-			t.Errorf("%v: err %v resp %v, want %d", tc.header, err, resp, tc.want)
-		}
-	}
+	peertest.Refused(t, s.Addr(), http.Header{"Origin": {"http://evil.test"}}, http.StatusForbidden)
+	peertest.Refused(t, s.Addr(), http.Header{}, http.StatusForbidden)
+	peertest.Refused(t, s.Addr(), http.Header{"Users-Api-Key": {"nope"}}, http.StatusUnauthorized)
 	for _, tc := range []struct {
 		name string
 		mt   int
@@ -197,7 +145,7 @@ func TestSlowClientDroppedNotTorn(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("upgrade: %v %v", resp, err)
 	}
-	waitConns(t, s, 1)
+	peertest.WaitConns(t, s.Conns, 1)
 	pad := strings.Repeat("y", 8000)
 	event := func(i int) string { return `{"eventType":5,"i":` + strconv.Itoa(i) + `,"pad":"` + pad + `"}` }
 	sent := 0
@@ -242,9 +190,7 @@ func TestSlowClientDroppedNotTorn(t *testing.T) {
 	if whole == 0 || whole >= sent {
 		t.Fatalf("%d whole frames of %d sent: the client was not cut", whole, sent)
 	}
-	if s.Conns() != 0 {
-		waitConns(t, s, 0)
-	}
+	peertest.WaitConns(t, s.Conns, 0) // the dropped client has left
 }
 
 func isReset(err error) bool {

@@ -31,22 +31,23 @@ type server interface {
 func main() {
 	impl := flag.String("impl", "gorilla", "gorilla (bench/baseline: a reader and a writer goroutine per connection) or raw (bench/rawpeer: one write(2) per socket per event)")
 	port := flag.Int("port", 8080, "public WebSocket port")
-	adminAddr := flag.String("admin-addr", baseline.DefaultAdminAddr, "admin (publish API) listen address")
+	adminAddr := flag.String("admin-addr", peerapi.DefaultAdminAddr, "admin (publish API) listen address")
 	key := flag.String("key", "change-me", "socketApiKey for backends and the publish API")
 	origins := flag.String("origins", "localhost", "comma-separated approved Origin regular expressions")
-	maxMessage := flag.Int64("max-message", baseline.DefaultMaxMessage, "largest accepted client frame in bytes")
+	maxMessage := flag.Int64("max-message", peerapi.DefaultMaxMessage, "largest accepted client frame in bytes")
 	flag.Parse()
 
 	pats := commalist.Split(*origins)
 	peerapi.RaiseNoFile()
 	addr := ":" + strconv.Itoa(*port)
+	cfg := peerapi.Config{Addr: addr, AdminAddr: *adminAddr, Key: *key, Origins: pats, MaxMessage: *maxMessage}
 	var s server
 	var err error
 	switch *impl {
 	case "gorilla":
-		s, err = baseline.New(baseline.Config{Addr: addr, AdminAddr: *adminAddr, Key: *key, Origins: pats, MaxMessage: *maxMessage})
+		s, err = baseline.New(baseline.Config{Config: cfg})
 	case "raw":
-		s, err = rawpeer.New(rawpeer.Config{Addr: addr, AdminAddr: *adminAddr, Key: *key, Origins: pats, MaxMessage: *maxMessage})
+		s, err = rawpeer.New(cfg)
 	default:
 		err = fmt.Errorf("unknown -impl %q (want gorilla or raw)", *impl)
 	}
