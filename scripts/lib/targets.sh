@@ -17,6 +17,10 @@
 # the broker does not build, node is missing), BROKER_FLAGS, BROKER_BIN (a
 # prebuilt broker to use instead of building this tree's), NODE_FLAGS
 # (extra peer.js flags, e.g. --deflate), NODE_PEER (the peer script).
+# Pick PORT and ADMIN below 32768: above, a client's ephemeral port can
+# hold them. start_server refuses to start when something already answers
+# on ADMIN, and fails when its own server exited (say, on a port in use)
+# even if another server answered the health check.
 # shellcheck shell=bash
 
 me=$(basename "$0")
@@ -76,6 +80,12 @@ stop_server() {
 trap stop_server EXIT
 
 start_server() { # $1 = broker|baseline|raw|node
+  # Another server on the port (another run's, another user's) would
+  # answer the health check and be measured instead of ours.
+  if curl -sf -m 1 "http://$ADMIN/healthz" >/dev/null 2>&1; then
+    echo "$me: something already answers on $ADMIN: not starting $1 (choose PORT and ADMIN)" >&2
+    return 1
+  fi
   # shellcheck disable=SC2086 # BROKER_FLAGS and NODE_FLAGS are word lists by design
   case "$1" in
     broker) "$OUT/broker" -config "$OUT/broker.json" -port "$PORT" -admin-addr "$ADMIN" -log-level warn $BROKER_FLAGS \
@@ -94,7 +104,12 @@ start_server() { # $1 = broker|baseline|raw|node
   esac
   SERVER_PID=$!
   for _ in $(seq 100); do
-    if curl -sf "http://$ADMIN/healthz" >/dev/null 2>&1; then return 0; fi
+    if curl -sf "http://$ADMIN/healthz" >/dev/null 2>&1; then
+      sleep 0.2 # one that failed to bind may still be on its way out
+      kill -0 "$SERVER_PID" 2>/dev/null && return 0
+      echo "$me: $1 exited at start (see $OUT/$1.log)" >&2
+      return 1
+    fi
     kill -0 "$SERVER_PID" 2>/dev/null || { echo "$me: $1 exited at start (see $OUT/$1.log)" >&2; return 1; }
     sleep 0.1
   done
