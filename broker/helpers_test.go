@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 
+	"github.com/webinate/broker/internal/testutil"
 	"github.com/webinate/broker/wsframe"
 )
 
@@ -46,13 +47,7 @@ func startServer(t testing.TB, mut func(*Config)) *testServer {
 	if mut != nil {
 		mut(&cfg)
 	}
-	var log zerolog.Logger
-	if testing.Verbose() {
-		log = zerolog.New(zerolog.ConsoleWriter{Out: testWriter{t}}).Level(zerolog.WarnLevel)
-	} else {
-		log = zerolog.Nop()
-	}
-	s, err := New(cfg, log)
+	s, err := New(cfg, testutil.Logger(t, zerolog.WarnLevel))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -67,69 +62,30 @@ func startServer(t testing.TB, mut func(*Config)) *testServer {
 	return &testServer{Server: s, wsURL: "ws://" + s.Addr() + "/", adminURL: "http://" + s.AdminAddr()}
 }
 
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
+// The helpers every black-box package shares (internal/testutil).
+var (
+	waitFor       = testutil.WaitFor
+	read          = testutil.Read
+	send          = testutil.Send
+	expectNothing = testutil.ExpectNothing
+	publish       = testutil.Publish
+)
 
 // dial opens a gorilla/websocket client (a real, independent
-// implementation) with the given Origin.
+// implementation) with the given Origin (none if empty).
 func dial(t testing.TB, url, origin string) *websocket.Conn {
 	t.Helper()
 	h := http.Header{}
 	if origin != "" {
 		h.Set("Origin", origin)
 	}
-	c, resp, err := websocket.DefaultDialer.Dial(url, h)
-	if err != nil {
-		code := 0
-		if resp != nil {
-			code = resp.StatusCode
-		}
-		t.Fatalf("dial %s (origin %q): %v (status %d)", url, origin, err, code)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
+	return testutil.Dial(t, url, h)
 }
 
 // dialBackend opens a backend connection with the users-api-key header.
 func dialBackend(t testing.TB, url, key string) *websocket.Conn {
 	t.Helper()
-	c, _, err := websocket.DefaultDialer.Dial(url, http.Header{"users-api-key": {key}})
-	if err != nil {
-		t.Fatalf("dial backend: %v", err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
-
-// read returns the next text message or fails the test.
-func read(t testing.TB, c *websocket.Conn) string {
-	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	typ, b, err := c.ReadMessage()
-	if err != nil {
-		t.Fatalf("read: %v", err)
-	}
-	if typ != websocket.TextMessage {
-		t.Fatalf("read: message type %d, want text", typ)
-	}
-	return string(b)
-}
-
-// expectNothing asserts that no message arrives within d.
-func expectNothing(t testing.TB, c *websocket.Conn, d time.Duration) {
-	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(d))
-	_, b, err := c.ReadMessage()
-	if err == nil {
-		t.Fatalf("unexpected message %s", b)
-	}
-	if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
-		t.Fatalf("unexpected error %v", err)
-	}
+	return testutil.Dial(t, url, http.Header{"users-api-key": {key}})
 }
 
 // expectClose reads until the connection closes and returns the close code.
@@ -147,42 +103,6 @@ func expectClose(t testing.TB, c *websocket.Conn) int {
 			return ce.Code
 		}
 		t.Fatalf("connection ended without a close frame: %v", err)
-	}
-}
-
-func send(t testing.TB, c *websocket.Conn, msg string) {
-	t.Helper()
-	if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
-		t.Fatalf("write: %v", err)
-	}
-}
-
-// publish POSTs body to the publish API and returns status and body.
-func publish(t testing.TB, adminURL, key, body string) (int, string) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, adminURL+"/api/events", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("publish: %v", err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -3,11 +3,9 @@ package cluster
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/webinate/broker/broker"
+	"github.com/webinate/broker/internal/testutil"
 )
 
 const (
@@ -72,19 +71,7 @@ type node struct {
 	adminURL string
 }
 
-func testLogger(t testing.TB) zerolog.Logger {
-	if testing.Verbose() {
-		return zerolog.New(zerolog.ConsoleWriter{Out: testWriter{t}}).Level(zerolog.InfoLevel)
-	}
-	return zerolog.Nop()
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
+func testLogger(t testing.TB) zerolog.Logger { return testutil.Logger(t, zerolog.InfoLevel) }
 
 // startNode starts a broker joined to the cluster at d, with the broker
 // and bridge configs adjusted by the mut functions (either may be nil).
@@ -125,73 +112,30 @@ func startNode(t testing.TB, d *natsd, mutB func(*broker.Config), mutC func(*Con
 	return &node{Server: s, bus: bus, wsURL: "ws://" + s.Addr() + "/", adminURL: "http://" + s.AdminAddr()}
 }
 
+// The helpers every black-box package shares (internal/testutil).
+var (
+	waitFor       = testutil.WaitFor
+	read          = testutil.Read
+	send          = testutil.Send
+	expectNothing = testutil.ExpectNothing
+)
+
+// dial opens a client with an approved Origin.
 func dial(t testing.TB, url string) *websocket.Conn {
 	t.Helper()
-	c, resp, err := websocket.DefaultDialer.Dial(url, http.Header{"Origin": {testOrigin}})
-	if err != nil {
-		code := 0
-		if resp != nil {
-			code = resp.StatusCode
-		}
-		t.Fatalf("dial %s: %v (status %d)", url, err, code)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
+	return testutil.Dial(t, url, http.Header{"Origin": {testOrigin}})
 }
 
+// dialBackend opens a backend connection with the test key.
 func dialBackend(t testing.TB, url string) *websocket.Conn {
 	t.Helper()
-	c, _, err := websocket.DefaultDialer.Dial(url, http.Header{"users-api-key": {testKey}})
-	if err != nil {
-		t.Fatalf("dial backend: %v", err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
-
-// read returns the next text message or fails the test.
-func read(t testing.TB, c *websocket.Conn) string {
-	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, b, err := c.ReadMessage()
-	if err != nil {
-		t.Fatalf("read: %v", err)
-	}
-	return string(b)
-}
-
-func expectNothing(t testing.TB, c *websocket.Conn, d time.Duration) {
-	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(d))
-	_, b, err := c.ReadMessage()
-	if err == nil {
-		t.Fatalf("unexpected message %s", b)
-	}
-	if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
-		t.Fatalf("unexpected error %v", err)
-	}
-}
-
-func send(t testing.TB, c *websocket.Conn, msg string) {
-	t.Helper()
-	if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
-		t.Fatalf("write: %v", err)
-	}
+	return testutil.Dial(t, url, http.Header{"users-api-key": {testKey}})
 }
 
 // publish POSTs body to a node's publish API.
 func publish(t testing.TB, n *node, body string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, n.adminURL+"/api/events", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+testKey)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("publish: %v", err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return testutil.Publish(t, n.adminURL, testKey, body)
 }
 
 // health returns /healthz's status code and decoded body.
@@ -205,17 +149,6 @@ func health(t testing.TB, n *node) (int, map[string]any) {
 	var m map[string]any
 	_ = json.NewDecoder(resp.Body).Decode(&m)
 	return resp.StatusCode, m
-}
-
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // joined waits until a client connection counts on n (the 101 has gone

@@ -2,11 +2,9 @@ package interop
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/webinate/broker/broker"
+	"github.com/webinate/broker/internal/testutil"
 )
 
 const (
@@ -59,11 +58,7 @@ func startBroker(t *testing.T, mut func(*broker.Config)) *testBroker {
 	if mut != nil {
 		mut(&cfg)
 	}
-	log := zerolog.Nop()
-	if testing.Verbose() {
-		log = zerolog.New(zerolog.ConsoleWriter{Out: testWriter{t}, NoColor: true}).Level(zerolog.WarnLevel)
-	}
-	s, err := broker.New(cfg, log)
+	s, err := broker.New(cfg, testutil.Logger(t, zerolog.WarnLevel))
 	if err != nil {
 		t.Fatalf("broker.New: %v", err)
 	}
@@ -78,59 +73,25 @@ func startBroker(t *testing.T, mut func(*broker.Config)) *testBroker {
 	return &testBroker{Server: s, wsURL: "ws://" + s.Addr() + "/", adminURL: "http://" + s.AdminAddr()}
 }
 
+// The helpers every black-box package shares (internal/testutil).
+var (
+	waitFor = testutil.WaitFor
+	read    = testutil.Read
+	send    = testutil.Send
+)
+
 // dial opens a gorilla/websocket client with the given Origin.
 func dial(t *testing.T, url, origin string) *websocket.Conn {
 	t.Helper()
-	c, resp, err := websocket.DefaultDialer.Dial(url, http.Header{"Origin": {origin}})
-	if err != nil {
-		code := 0
-		if resp != nil {
-			code = resp.StatusCode
-		}
-		t.Fatalf("dial %s (origin %q): %v (status %d)", url, origin, err, code)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
-
-// read returns the next text message on c or fails the test.
-func read(t *testing.T, c *websocket.Conn) string {
-	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, b, err := c.ReadMessage()
-	if err != nil {
-		t.Fatalf("read: %v", err)
-	}
-	return string(b)
+	return testutil.Dial(t, url, http.Header{"Origin": {origin}})
 }
 
 // publish POSTs body to the admin publish API with the Bearer key and
 // requires 202.
 func publish(t *testing.T, tb *testBroker, body string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, tb.adminURL+"/api/events", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+testKey)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("publish: %v", err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("publish %s: %d %s", body, resp.StatusCode, b)
-	}
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if code, b := testutil.Publish(t, tb.adminURL, testKey, body); code != http.StatusAccepted {
+		t.Fatalf("publish %s: %d %s", body, code, b)
 	}
 }
 
@@ -142,12 +103,4 @@ func lookPath(names ...string) string {
 		}
 	}
 	return ""
-}
-
-// send writes a text message on c or fails the test.
-func send(t *testing.T, c *websocket.Conn, msg string) {
-	t.Helper()
-	if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
-		t.Fatalf("write: %v", err)
-	}
 }

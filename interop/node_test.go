@@ -15,6 +15,7 @@ import (
 
 	"github.com/webinate/broker/auth"
 	"github.com/webinate/broker/broker"
+	"github.com/webinate/broker/internal/testutil"
 )
 
 // nodeEvent is one line that node/client.js writes.
@@ -52,7 +53,7 @@ func startNode(t *testing.T, url, origin string) *nodeClient {
 		args = append(args, origin)
 	}
 	cmd := exec.Command(node, args...)
-	cmd.Stderr = testWriter{t}
+	cmd.Stderr = testutil.LogWriter{T: t}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -258,12 +259,4 @@ func TestNodeClientRefused(t *testing.T) {
 	if got := tb.Stats().Accepted; got != 0 {
 		t.Fatalf("accepted %d, want 0", got)
 	}
-}
-
-// testWriter sends a child process's stderr to the test log.
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
