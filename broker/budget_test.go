@@ -139,7 +139,8 @@ func TestMetaFloodPacedBackendStays(t *testing.T) {
 // the publishes waited out publish-wait and got 503.
 func TestBroadcastsDoNotStarvePublisher(t *testing.T) {
 	// Fan-out that has work to do is slow, as on a broker with many
-	// subscribers: what broadcasts take from it, publishers lack.
+	// subscribers: what broadcasts take from it, publishers lack. The
+	// sleep is that cost, not a wait for anything.
 	hook := func() { time.Sleep(100 * time.Millisecond) }
 	testHookWrite.Store(&hook)
 	t.Cleanup(func() { testHookWrite.Store(nil) })

@@ -94,7 +94,7 @@ func TestStaleEpollEventChurn(t *testing.T) {
 			default:
 			}
 			ts.publish([][]byte{[]byte(fmt.Sprintf(`{"eventType":4,"username":"u","seq":%d}`, seq))})
-			time.Sleep(200 * time.Microsecond)
+			time.Sleep(200 * time.Microsecond) // a steady publisher, not one burst
 		}
 	}()
 

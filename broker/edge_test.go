@@ -232,7 +232,7 @@ func TestMassDisconnectWhilePublishing(t *testing.T) {
 			default:
 			}
 			ts.publish([][]byte{[]byte(`{"eventType":1,"username":"x"}`)})
-			time.Sleep(100 * time.Microsecond)
+			time.Sleep(100 * time.Microsecond) // a steady publisher while the sockets go
 		}
 	}()
 	for _, rc := range conns {

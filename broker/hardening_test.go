@@ -171,10 +171,11 @@ func TestServerPingsAndIdleTimeout(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("idle close took %v", d)
 	}
-	time.Sleep(700 * time.Millisecond) // longer than the idle timeout
-	if pings.Load() < 3 {
-		t.Fatalf("live client saw %d pings", pings.Load())
-	}
+	// The live client answers pings for longer than an idle timeout after
+	// the silent one was cut (a ping every 100 ms: 7 of them span 700 ms),
+	// counted by the pings it saw rather than slept through.
+	seen := pings.Load()
+	waitFor(t, 5*time.Second, "7 more pings answered", func() bool { return pings.Load() >= seen+7 })
 	send(t, live, `{"eventType":10,"message":"alive"}`)
 	waitFor(t, 2*time.Second, "live client still connected", func() bool { return ts.Stats().MessagesIn >= 1 })
 	waitFor(t, 5*time.Second, "idle close counted", func() bool { return ts.Stats().Closed["idle_timeout"] == 1 })
@@ -194,7 +195,7 @@ func TestHandshakeTimeoutDropsSlowloris(t *testing.T) {
 			if _, err := fmt.Fprintf(c, "X-Drip-%d: y\r\n", i); err != nil {
 				return
 			}
-			time.Sleep(100 * time.Millisecond)
+			time.Sleep(100 * time.Millisecond) // the slow drip is the attack being tested
 		}
 	}()
 	_, _ = c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n"))
@@ -210,6 +211,8 @@ func TestHandshakeTimeoutDropsSlowloris(t *testing.T) {
 	}
 	// An upgraded connection is not subject to the handshake deadline.
 	live := dial(t, ts.wsURL, testOrigin)
+	// Idle past the handshake timeout (300 ms): the time that passes is
+	// what is tested, so it is slept, not waited on.
 	time.Sleep(500 * time.Millisecond)
 	send(t, live, `{"eventType":10,"message":"x"}`)
 	if got := read(t, live); got != `{"eventType":10,"message":"x"}` {
@@ -560,22 +563,23 @@ func TestStartFailureReleasesListeners(t *testing.T) {
 // While draining, an event a backend sends is refused with an error event
 // rather than accepted and then dropped.
 func TestBackendEventRefusedWhileDraining(t *testing.T) {
-	// A pass slowed by a sleep, not held: the error reply below must come
-	// out while the worker is busy with the accepted event.
-	hook := func() { time.Sleep(400 * time.Millisecond) }
-	testHookWrite.Store(&hook)
-	t.Cleanup(func() { testHookWrite.Store(nil) })
+	// The pass that writes the accepted event is held, so the drain
+	// cannot end before the backend's event comes in, and the error reply
+	// (written by the backend's reader, not by a pass) comes out first.
+	inPass, release := slowPass(t)
 	ts := startServer(t, func(c *Config) { c.Shards = 1 })
 	be := dialBackend(t, ts.wsURL, testKey)
 	if code, _ := publish(t, ts.adminURL, testKey, `{"eventType":1,"username":"a"}`); code != 202 {
 		t.Fatal(code)
 	}
+	<-inPass // the worker is inside its pass, the event not yet written
 	go func() { _ = ts.Shutdown(t.Context()) }()
 	waitFor(t, 2*time.Second, "draining", func() bool { return ts.draining.Load() })
 	send(t, be, `{"eventType":2,"username":"b"}`)
 	if got := read(t, be); !strings.Contains(got, `"eventType":2`) || !strings.Contains(got, "shutting down") {
 		t.Fatalf("got %s, want a shutting-down error", got)
 	}
+	release()
 	if got := read(t, be); got != `{"eventType":1,"username":"a"}` {
 		t.Fatalf("accepted event not delivered: %s", got)
 	}

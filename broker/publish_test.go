@@ -229,19 +229,9 @@ func TestNoGoroutinePerConnection(t *testing.T) {
 		conns = append(conns, dialRaw(t, ts.Addr()))
 	}
 	waitFor(t, 10*time.Second, "all registered", func() bool { return ts.Stats().Connections == n+1 })
-	// Handshake helpers on nbio's pool finish and exit; give them a moment.
-	var after int
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		after = runtime.NumGoroutine()
-		if after-before < 100 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if after-before >= 100 {
-		t.Fatalf("goroutines grew from %d to %d with %d connections", before, after, n)
-	}
+	// Handshake helpers on nbio's pool finish and exit: wait for them.
+	waitFor(t, 5*time.Second, fmt.Sprintf("goroutines within 100 of the %d before %d connections", before, n),
+		func() bool { return runtime.NumGoroutine()-before < 100 })
 	// And they all still work.
 	code, _ := publish(t, ts.adminURL, testKey, `{"eventType":1,"username":"x"}`)
 	if code != 202 {

@@ -102,7 +102,7 @@ func TestResumeNoGapNoDuplicate(t *testing.T) {
 			}
 			ts.publish([][]byte{[]byte(fmt.Sprintf(`{"eventType":5,"n":%d}`, n))})
 			published.Add(1)
-			time.Sleep(500 * time.Microsecond)
+			time.Sleep(500 * time.Microsecond) // a steady publisher throughout
 		}
 	}()
 	defer func() { close(stop); wg.Wait() }()

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/webinate/broker/internal/testutil"
 )
 
 var soakFlag = flag.Duration("soak", 0, "churn soak duration (default $BROKER_SOAK or 30s; scripts/soak.sh runs 10m)")
@@ -114,7 +116,7 @@ func TestChurnSoak(t *testing.T) {
 			resp.Body.Close()
 			seq += n
 			published.Store(seq)
-			time.Sleep(10 * time.Millisecond)
+			time.Sleep(10 * time.Millisecond) // the pace of a steady publisher
 		}
 	}()
 	var cycles atomic.Int64
@@ -156,14 +158,10 @@ func TestChurnSoak(t *testing.T) {
 
 	var g int
 	var heap uint64
-	deadlineG := time.Now().Add(10 * time.Second)
-	for {
+	testutil.Eventually(10*time.Second, func() bool {
 		g, heap = settle()
-		if (g <= baseG+10 && heap <= baseHeap+16<<20) || time.Now().After(deadlineG) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return g <= baseG+10 && heap <= baseHeap+16<<20
+	})
 	t.Logf("soak %v: %d churn cycles, %d events to %d stable clients; goroutines %d -> %d, heap %d -> %d KiB; closes %v",
 		dur, cycles.Load(), total, stableN, baseG, g, baseHeap>>10, heap>>10, ts.Stats().Closed)
 	if g > baseG+10 {

@@ -11,10 +11,32 @@ import (
 	"github.com/webinate/broker/broker"
 )
 
-// countNode counts deliveries.
-type countNode struct{ n atomic.Int64 }
+// countNode counts deliveries and closes done once want have come.
+type countNode struct {
+	n    atomic.Int64
+	want int64
+	done chan struct{}
+}
 
-func (c *countNode) Deliver(_ uint64, evs []broker.BusEvent)  { c.n.Add(int64(len(evs))) }
+func newCountNode(want int64) *countNode { return &countNode{want: want, done: make(chan struct{})} }
+
+func (c *countNode) Deliver(_ uint64, evs []broker.BusEvent) {
+	k := int64(len(evs))
+	if n := c.n.Add(k); n >= c.want && n-k < c.want {
+		close(c.done)
+	}
+}
+
+// awaitDeliveries waits for done (every event delivered), failing the
+// benchmark after a minute rather than hanging on a lost event.
+func awaitDeliveries(b *testing.B, done <-chan struct{}) {
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		b.Fatal("not every event was delivered within a minute")
+	}
+}
+
 func (c *countNode) ServeMeta(_ []byte, respond func([]byte)) { respond(nil) }
 func (c *countNode) Saturated() bool                          { return false }
 func (c *countNode) Answer(string, []byte) []byte             { return nil }
@@ -43,7 +65,12 @@ func BenchmarkBus(b *testing.B) {
 		}
 		defer sub.Close()
 		var got atomic.Int64
-		s, _ := sub.Subscribe("core.events", func(*nats.Msg) { got.Add(1) })
+		all := make(chan struct{})
+		s, _ := sub.Subscribe("core.events", func(*nats.Msg) {
+			if got.Add(1) == int64(b.N) {
+				close(all)
+			}
+		})
 		_ = s.SetPendingLimits(-1, -1)
 		_ = sub.Flush()
 		b.ReportAllocs()
@@ -54,9 +81,7 @@ func BenchmarkBus(b *testing.B) {
 			_ = pub.Publish("core.events", benchEvent)
 		}
 		_ = pub.Flush()
-		for got.Load() < int64(b.N) {
-			time.Sleep(100 * time.Microsecond)
-		}
+		awaitDeliveries(b, all)
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
 	})
 	run := func(name string, publishers, perRequest int) {
@@ -65,12 +90,13 @@ func BenchmarkBus(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			cn := &countNode{}
+			reqs := (b.N + perRequest - 1) / perRequest
+			want := int64(reqs * perRequest)
+			cn := newCountNode(want)
 			if err := br.Start(cn); err != nil {
 				b.Fatal(err)
 			}
 			defer br.Close()
-			reqs := (b.N + perRequest - 1) / perRequest
 			batch := make([][]byte, perRequest)
 			for i := range batch {
 				batch[i] = benchEvent
@@ -96,10 +122,7 @@ func BenchmarkBus(b *testing.B) {
 				}()
 			}
 			wg.Wait()
-			want := int64(reqs * perRequest)
-			for cn.n.Load() < want {
-				time.Sleep(100 * time.Microsecond)
-			}
+			awaitDeliveries(b, cn.done)
 			el := time.Since(start).Seconds()
 			b.ReportMetric(float64(want)/el, "events/s")
 			b.ReportMetric(float64(reqs)/el, "requests/s")

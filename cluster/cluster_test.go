@@ -310,7 +310,7 @@ func TestNATSRestartLosesNothingConfirmed(t *testing.T) {
 				t.Errorf("publish %d: status %d", i, code)
 			}
 			mu.Unlock()
-			time.Sleep(2 * time.Millisecond)
+			time.Sleep(2 * time.Millisecond) // a steady publisher, through the outage
 		}
 	}()
 	waitFor(t, 10*time.Second, "some published", func() bool { mu.Lock(); defer mu.Unlock(); return len(ok) > 50 })
@@ -322,6 +322,8 @@ func TestNATSRestartLosesNothingConfirmed(t *testing.T) {
 	// Local echo still works on a node cut off from NATS.
 	send(t, cb, `{"eventType":10,"message":"still here"}`)
 	waitFor(t, 5*time.Second, "local echo during the outage", func() bool { gb.mu.Lock(); defer gb.mu.Unlock(); return gb.echo == 1 })
+	// The outage goes on a while longer, with the publisher still at it:
+	// its length is what is tested, so it is slept.
 	time.Sleep(200 * time.Millisecond)
 	d.start()
 	<-done
@@ -461,7 +463,10 @@ func TestResentMessageIsStoredOnce(t *testing.T) {
 	}
 	three := msg("x-1", `{"eventType":1,"n":1}`, `{"eventType":1,"n":2}`, `{"eventType":1,"n":3}`)
 	one := msg("x-2", `{"eventType":1,"n":4}`)
-	for i, m := range []*nats.Msg{three, three, one, one} {
+	// A last message is the fence: the stream delivers in order, so once
+	// it is delivered any stored copy of a resend would have been too.
+	fence := msg("x-3", `{"eventType":1,"n":5}`)
+	for i, m := range []*nats.Msg{three, three, one, one, fence} {
 		seq, err := b.sendOnce(m, 2*time.Second)
 		if err != nil {
 			t.Fatalf("send: %v", err)
@@ -470,11 +475,14 @@ func TestResentMessageIsStoredOnce(t *testing.T) {
 			t.Fatalf("send %d: stream seq %d, want %d", i, seq, want)
 		}
 	}
-	waitFor(t, 5*time.Second, "4 deliveries", func() bool { return f.count() >= 4 })
-	time.Sleep(100 * time.Millisecond)
+	waitFor(t, 5*time.Second, "the fence delivered", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.evs) > 0 && f.evs[len(f.evs)-1] == `{"eventType":1,"n":5}`
+	})
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	want := []uint64{LogSeq(1, 0), LogSeq(1, 1), LogSeq(1, 2), LogSeq(2, 0)}
+	want := []uint64{LogSeq(1, 0), LogSeq(1, 1), LogSeq(1, 2), LogSeq(2, 0), LogSeq(3, 0)}
 	if fmt.Sprint(f.seqs) != fmt.Sprint(want) || f.evs[3] != `{"eventType":1,"n":4}` {
 		t.Fatalf("deliveries %v %q, want %v", f.seqs, f.evs, want)
 	}

@@ -131,6 +131,8 @@ func TestStatusPage(t *testing.T) {
 		if time.Now().After(stop) {
 			t.Fatalf("rates never went above zero: events %q, deliveries %q", ev, dl)
 		}
+		// Steady traffic, not one burst: the page computes its rates
+		// from samples over time.
 		time.Sleep(150 * time.Millisecond)
 	}
 

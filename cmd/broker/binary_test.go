@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -80,6 +81,21 @@ func startBroker(t *testing.T, bin string, env []string, args ...string) *broker
 	})
 	p.started = waitLog(t, lines, "broker started")
 	return p
+}
+
+// connections is the broker's /healthz connection count at admin.
+func connections(t *testing.T, admin string) int {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var h struct{ Connections int }
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+		t.Fatalf("healthz: %v", err)
+	}
+	return h.Connections
 }
 
 // wait waits for the process to exit and reports a non-zero exit.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/webinate/broker/internal/testutil"
 	"github.com/webinate/broker/wsframe"
 )
 
@@ -69,7 +70,8 @@ func TestFloodBoundedMemoryNoLoss(t *testing.T) {
 	for i := 0; i < stalled; i++ {
 		stalls = append(stalls, rawUpgrade(t, addr))
 	}
-	time.Sleep(200 * time.Millisecond)
+	// Every socket counts (its cursor is placed) before the flood starts.
+	testutil.WaitFor(t, 10*time.Second, "every socket registered", func() bool { return connections(t, admin) == readers+stalled })
 	for _, r := range rs {
 		go func() {
 			defer close(r.done)
@@ -155,14 +157,22 @@ func TestFloodBoundedMemoryNoLoss(t *testing.T) {
 	if total == 0 {
 		t.Fatal("nothing was accepted")
 	}
-	// Every reader gets every accepted event, in order.
+	// Every reader gets every accepted event, in order. A reader's
+	// goroutine ends (done) only on an error, which it has set by then.
 	deadline := time.Now().Add(30 * time.Second)
 	for i, r := range rs {
-		for r.n.Load() < total && r.err == nil && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if r.err != nil {
+		testutil.Eventually(time.Until(deadline), func() bool {
+			select {
+			case <-r.done:
+				return true
+			default:
+				return r.n.Load() >= total
+			}
+		})
+		select {
+		case <-r.done:
 			t.Fatalf("reader %d after %d events: %v", i, r.n.Load(), r.err)
+		default:
 		}
 		if got := r.n.Load(); got != total {
 			t.Fatalf("reader %d received %d of %d accepted events", i, got, total)

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
@@ -17,6 +16,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"golang.org/x/sys/unix"
+
+	"github.com/webinate/broker/internal/testutil"
 )
 
 const migrateSysctl = "/proc/sys/net/ipv4/tcp_migrate_req"
@@ -162,7 +163,8 @@ func restartScenario(t *testing.T, bin string) {
 			}
 		}()
 	}
-	time.Sleep(300 * time.Millisecond)
+	// The loops are under way (served by A and B) before A is stopped.
+	testutil.WaitFor(t, 10*time.Second, "20 upgrades before the swap", func() bool { return attempts.Load() >= 20 })
 	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -185,32 +187,19 @@ func restartScenario(t *testing.T, bin string) {
 	if err := a.wait(10 * time.Second); err != nil {
 		t.Fatalf("A: %v", err)
 	}
-	time.Sleep(200 * time.Millisecond) // B alone, for a moment
+	// B alone, for 20 more upgrades.
+	alone := attempts.Load()
+	testutil.WaitFor(t, 10*time.Second, "20 upgrades with B alone", func() bool { return attempts.Load() >= alone+20 })
 	stop.Store(true)
 	loops.Wait()
 	if len(failures) > 0 {
 		t.Fatalf("%d of %d upgrades during the swap failed, e.g. %s", len(failures), attempts.Load(), failures[0])
 	}
-	if attempts.Load() < 20 {
-		t.Fatalf("only %d upgrades during the swap", attempts.Load())
-	}
 	// Every reconnected client is on B (once B has seen the loop's last
 	// connections go).
-	var h struct{ Connections int }
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		resp, err = http.Get("http://" + b.started["admin"].(string) + "/healthz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = json.NewDecoder(resp.Body).Decode(&h)
-		resp.Body.Close()
-		if h.Connections == clients {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("B has %d connections, want the %d reconnected clients", h.Connections, clients)
-		}
-		time.Sleep(10 * time.Millisecond)
+	bAdmin := b.started["admin"].(string)
+	if !testutil.Eventually(5*time.Second, func() bool { return connections(t, bAdmin) == clients }) {
+		t.Fatalf("B has %d connections, want the %d reconnected clients", connections(t, bAdmin), clients)
 	}
 	t.Logf("%d upgrades during the swap, none refused", attempts.Load())
 }
