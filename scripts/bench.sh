@@ -6,7 +6,8 @@
 # Env: RUNS (3; QUICK: 2), QUICK=1 (small numbers, ~2 min), OUT (dir),
 #      FANOUT_N FANOUT_DURATION MAX_BATCH IDLE_N IDLE_DURATION ECHO_N
 #      ECHO_DURATION CONNECT_N CONNECT_HOLD TARGETS ("broker baseline"),
-#      BROKER_FLAGS (extra broker flags), CASES_ONLY (e.g. "fanout-max").
+#      BROKER_FLAGS (extra broker flags), CASES_ONLY (space-separated case
+#      names or prefixes, e.g. "fanout-max").
 # Loopback only: servers listen on 127.0.0.1 and the harness refuses any
 # other target.
 set -euo pipefail
@@ -47,6 +48,8 @@ ulimit -n "$(ulimit -Hn)"
 mkdir -p "$OUT/json"
 # shellcheck source=scripts/lib/targets.sh
 source "$(dirname "$0")/lib/targets.sh"
+# shellcheck source=scripts/lib/summary.sh
+source "$(dirname "$0")/lib/summary.sh"
 build_targets
 
 # name | bench arguments
@@ -58,32 +61,13 @@ CASES=(
   "connect|connect -n $CONNECT_N -hold=$CONNECT_HOLD"
 )
 
-for run in $(seq "$RUNS"); do
-  order=($TARGETS)
-  if (( run % 2 == 0 )) && (( ${#order[@]} == 2 )); then order=("${order[1]}" "${order[0]}"); fi
-  for c in "${CASES[@]}"; do
-    name=${c%%|*}; args=${c#*|}
-    if [[ -n "${CASES_ONLY:-}" && " $CASES_ONLY " != *" $name "* ]]; then continue; fi
-    for target in "${order[@]}"; do
-      json="$OUT/json/$name-$target-$run.json"
-      echo "run $run/$RUNS: $name on $target" >&2
-      start_server "$target" || continue
-      # shellcheck disable=SC2086 # args is a word list by design
-      "$OUT/bench" $args -addr "127.0.0.1:$PORT" -admin "$ADMIN" -key "$KEY" \
-        -pid "$SERVER_PID" -json "$json" -quiet || echo "bench.sh: $name on $target failed (see $json)" >&2
-      stop_server
-    done
-  done
-done
+run_suite quiet
 
-python3 - "$OUT" <<'PY'
-import glob, json, os, statistics, sys
+summarize "$OUT" <<'PY'
+import sys
+from summary import by_target, cases, compare, header, load_runs, write_summary
 out = sys.argv[1]
-runs = {}
-for f in sorted(glob.glob(os.path.join(out, "json", "*.json"))):
-    name, target, _ = os.path.basename(f)[:-5].rsplit("-", 2)
-    with open(f) as fh:
-        runs.setdefault((name, target), []).append(json.load(fh))
+runs = load_runs(out)
 metrics = {  # case -> [(label, getter, higher is better)]
     "fanout": [("deliveries/s", lambda r: r["fanout"]["deliveriesPerSec"], True),
                ("published/s", lambda r: r["fanout"]["publishRate"], True),
@@ -106,20 +90,9 @@ metrics = {  # case -> [(label, getter, higher is better)]
                 ("failed", lambda r: r["connect"]["failed"], False)],
 }
 summary = []
-print(f"{'case':<11} {'metric':<18} {'broker':>12} {'baseline':>12} {'ratio':>8}")
-for name in sorted({n for n, _ in runs}):
-    for label, get, _ in metrics[name.split("-")[0]]:
-        med = {}
-        for t in ("broker", "baseline"):
-            vals = [get(r) for r in runs.get((name, t), [])]
-            med[t] = statistics.median(vals) if vals else None
-        b, base = med["broker"], med["baseline"]
-        ratio = b / base if b is not None and base not in (None, 0) else None
-        fmt = lambda v: "-" if v is None else f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}"
-        print(f"{name:<11} {label:<18} {fmt(b):>12} {fmt(base):>12} {fmt(ratio):>8}")
-        summary.append({"case": name, "metric": label, "broker": b, "baseline": base, "ratio": ratio,
-                        "runs": {t: len(runs.get((name, t), [])) for t in ("broker", "baseline")}})
-with open(os.path.join(out, "summary.json"), "w") as fh:
-    json.dump(summary, fh, indent=2)
+header((11, 18))
+for name in cases(runs):
+    summary += compare(by_target(runs, name), metrics[name.split("-")[0]], (11, 18), case=name)
+write_summary(out, summary)
 print(f"\nratio = broker / baseline (medians); runs in {out}/json, summary in {out}/summary.json")
 PY

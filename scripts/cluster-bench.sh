@@ -41,50 +41,17 @@ NATS_PORT=${NATS_PORT:-14222}
 BROKER_FLAGS=${BROKER_FLAGS:-}
 
 ulimit -n "$(ulimit -Hn)"
-rm -rf "$OUT/js"
-mkdir -p "$OUT"
-echo "cluster-bench: building into $OUT" >&2
-go build -o "$OUT/natsd" ./cmd/natsd
-go build -o "$OUT/broker" ./cmd/broker
-if [[ -n "${BENCH:-}" ]]; then cp "$BENCH" "$OUT/bench"; else go build -o "$OUT/bench" ./cmd/bench; fi
-cat > "$OUT/broker.json" <<JSON
-{"websocket":{"port":$PORT,"approvedSocketDomains":["localhost"],"socketApiKey":"$KEY"}}
-JSON
-
-PIDS=()
-# shellcheck disable=SC2317 # called by the EXIT trap
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-
-wait_http() { # $1 url, $2 pid, $3 name
-  for _ in $(seq 100); do
-    if curl -s -o /dev/null "$1"; then return 0; fi
-    kill -0 "$2" 2>/dev/null || { echo "cluster-bench: $3 exited at start (see $OUT/$3.log)" >&2; exit 1; }
-    sleep 0.1
-  done
-  echo "cluster-bench: $3 not up after 10s" >&2
-  exit 1
-}
-
-if [[ -z "${NATS_URL:-}" ]]; then
-  NATS_URL=nats://127.0.0.1:$NATS_PORT
-  "$OUT/natsd" -addr "127.0.0.1:$NATS_PORT" -store "$OUT/js" >"$OUT/natsd.log" 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null; then break; fi
-    sleep 0.1
-  done
-fi
+# shellcheck source=scripts/lib/cluster.sh
+source "$(dirname "$0")/lib/cluster.sh"
+build_cluster
+trap stop_pids EXIT
+start_natsd
 
 if (( NODES < 1 || NODES > 3 )); then echo "cluster-bench: NODES=$NODES: 1 to 3" >&2; exit 2; fi
 NAMES=(A B C)
 NAMES=("${NAMES[@]:0:NODES}")
 ADDRS=()
 BROKER_PIDS=()
-NATS_PID=${PIDS[0]:-}
 for i in "${!NAMES[@]}"; do
   name=${NAMES[$i]}
   # shellcheck disable=SC2086 # BROKER_FLAGS is a word list by design

@@ -44,14 +44,15 @@ rm -rf "$OUT/json"
 mkdir -p "$OUT/json"
 # shellcheck source=scripts/lib/targets.sh
 source "$(dirname "$0")/lib/targets.sh"
+# shellcheck source=scripts/lib/summary.sh
+source "$(dirname "$0")/lib/summary.sh"
 build_targets
 
 # shellcheck disable=SC2206 # MODES is a word list by design
 all=($MODES)
+modes=()
 for run in $(seq "$RUNS"); do
-  # Rotate: round r starts with mode r-1, so each takes each slot.
-  modes=()
-  for i in "${!all[@]}"; do modes+=("${all[$(( (i + run - 1) % ${#all[@]} ))]}"); done
+  rotate modes "$run" "${all[@]}"
   for mode in "${modes[@]}"; do
     json="$OUT/json/$mode-$run.json"
     echo "run $run/$RUNS: $mode" >&2
@@ -69,14 +70,11 @@ for run in $(seq "$RUNS"); do
   done
 done
 
-python3 - "$OUT" "${all[@]}" <<'PY'
-import glob, json, os, statistics, sys
+summarize "$OUT" "${all[@]}" <<'PY'
+import sys
+from summary import fmt, load_runs, median, write_summary
 out, modes = sys.argv[1], sys.argv[2:]
-runs = {}
-for f in sorted(glob.glob(os.path.join(out, "json", "*.json"))):
-    mode = os.path.basename(f).rsplit("-", 1)[0]
-    with open(f) as fh:
-        runs.setdefault(mode, []).append(json.load(fh))
+runs = load_runs(out, key=lambda base: base.rsplit("-", 1)[0])  # MODE-RUN
 per = lambda r: r["fanout"]["received"] or 1
 comp = lambda r: r["params"]["compression"]
 metrics = [
@@ -95,7 +93,6 @@ metrics = [
     ("inflate cache hits", lambda r: r["fanout"]["inflateCacheHits"] if comp(r) else None),
     ("harness cores", lambda r: r["harness"]["cpuCores"]),
 ]
-fmt = lambda v: "-" if v is None else f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}"
 others = [m for m in modes if m != "plain"]
 head = f"{'metric':<24}" + "".join(f"{m:>14}" for m in modes)
 if "plain" in modes:
@@ -103,10 +100,7 @@ if "plain" in modes:
 print(head)
 summary = []
 for label, get in metrics:
-    def median(rs):
-        vals = [v for v in (get(r) for r in rs) if v is not None]
-        return statistics.median(vals) if vals else None
-    med = {m: median(runs.get(m, [])) for m in modes}
+    med = {m: median(get(r) for r in runs.get(m, [])) for m in modes}
     line = f"{label:<24}" + "".join(f"{fmt(med[m]):>14}" for m in modes)
     p = med.get("plain")
     ratios = {m: med[m] / p if p not in (None, 0) and med[m] is not None else None for m in others}
@@ -115,8 +109,7 @@ for label, get in metrics:
     print(line)
     summary.append({"metric": label, **med, "ratioToPlain": ratios,
                     "runs": {m: len(runs.get(m, [])) for m in modes}})
-with open(os.path.join(out, "summary.json"), "w") as fh:
-    json.dump(summary, fh, indent=2)
+write_summary(out, summary)
 counts = ", ".join(f"{len(runs.get(m, []))} {m}" for m in modes)
 print(f"\nratio = mode / plain (medians of {counts} runs); JSON in {out}/json")
 PY

@@ -45,15 +45,15 @@ mkdir -p "$OUT/json"
 wanted=($TARGETS) # the summary has a column for each, run or not
 # shellcheck source=scripts/lib/targets.sh
 source "$(dirname "$0")/lib/targets.sh"
+# shellcheck source=scripts/lib/summary.sh
+source "$(dirname "$0")/lib/summary.sh"
 build_targets # may leave out node (or the broker), saying why
 
 # shellcheck disable=SC2206
 all=($TARGETS)
 (( ${#all[@]} > 0 )) || { echo "everyday.sh: no target left to run" >&2; exit 1; }
 for run in $(seq "$RUNS"); do
-  # Rotate: round r starts with target r-1, so each takes each slot.
-  order=()
-  for i in "${!all[@]}"; do order+=("${all[$(( (i + run - 1) % ${#all[@]} ))]}"); done
+  rotate order "$run" "${all[@]}"
   for target in "${order[@]}"; do
     json="$OUT/json/$target-$run.json"
     echo "run $run/$RUNS: $target" >&2
@@ -65,14 +65,11 @@ for run in $(seq "$RUNS"); do
   done
 done
 
-python3 - "$OUT" "$RUNS" "${wanted[@]}" <<'PY'
-import glob, json, os, statistics, sys
+summarize "$OUT" "$RUNS" "${wanted[@]}" <<'PY'
+import sys
+from summary import fmt, load_runs, median, write_summary
 out, nruns, cols = sys.argv[1], sys.argv[2], sys.argv[3:]
-runs = {}
-for f in sorted(glob.glob(os.path.join(out, "json", "*.json"))):
-    target = os.path.basename(f)[:-5].rsplit("-", 1)[0]
-    with open(f) as fh:
-        runs.setdefault(target, []).append(json.load(fh))
+runs = load_runs(out, key=lambda base: base.rsplit("-", 1)[0])  # TARGET-RUN
 metrics = [  # label, getter, compared with raw
     ("p50 ms", lambda r: r["latency"]["p50Ms"], True),
     ("p99 ms", lambda r: r["latency"]["p99Ms"], True),
@@ -82,12 +79,7 @@ metrics = [  # label, getter, compared with raw
     ("peak RSS MiB", lambda r: r["server"]["rssPeakBytes"] / 2**20, True),
     ("harness cores", lambda r: r["harness"]["cpuCores"], False),
 ]
-fmt = lambda v: "-" if v is None else f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}"
-med = {}
-for label, get, _ in metrics:
-    for t in cols:
-        vals = [get(r) for r in runs.get(t, [])]
-        med[label, t] = statistics.median(vals) if vals else None
+med = {(label, t): median(get(r) for r in runs.get(t, [])) for label, get, _ in metrics for t in cols}
 print(f"{'median of ' + nruns + ' runs':<24}" + "".join(f"{t:>12}" for t in cols))
 for label, _, _ in metrics:
     print(f"{label:<24}" + "".join(f"{fmt(med[label, t]):>12}" for t in cols))
@@ -101,8 +93,7 @@ for label, _, compare in metrics:
         summary.append({"metric": label, "target": t, "median": v, "ratioToRaw": ratios[t], "runs": len(runs.get(t, []))})
     if compare:
         print(f"{label:<24}" + "".join(f"{fmt(ratios[t]):>12}" for t in cols))
-with open(os.path.join(out, "summary.json"), "w") as fh:
-    json.dump(summary, fh, indent=2)
+write_summary(out, summary)
 missing = [t for t in cols if t not in runs]
 if missing:
     print(f"\nno runs for: {' '.join(missing)}")

@@ -56,6 +56,8 @@ ulimit -n "$(ulimit -Hn)"
 mkdir -p "$OUT/json" "$OUT/charts"
 # shellcheck source=scripts/lib/targets.sh
 source "$(dirname "$0")/lib/targets.sh"
+# shellcheck source=scripts/lib/summary.sh
+source "$(dirname "$0")/lib/summary.sh"
 build_targets
 
 FLOOD="fanout -size $SIZE -rate 0 -publishers $PUBLISHERS -batch $BATCH -late-after $LATE_AFTER"
@@ -69,33 +71,8 @@ done
 CASES+=("rate20-$RATE_N|fanout -size $SIZE -rate 20 -n $RATE_N -duration $RATE_DURATION -late-after $LATE_AFTER")
 CASES+=("echo-$ECHO_N|echo -n $ECHO_N -duration $ECHO_DURATION")
 
-selected() { # $1 = case name
-  [[ -z "${CASES_ONLY:-}" ]] && return 0
-  local c
-  for c in $CASES_ONLY; do [[ "$1" == "$c"* ]] && return 0; done
-  return 1
-}
-
-for run in $(seq "$RUNS"); do
-  # shellcheck disable=SC2206 # TARGETS is a word list by design
-  order=($TARGETS)
-  if (( run % 2 == 0 )) && (( ${#order[@]} == 2 )); then order=("${order[1]}" "${order[0]}"); fi
-  for c in "${CASES[@]}"; do
-    name=${c%%|*}; args=${c#*|}
-    selected "$name" || continue
-    for target in "${order[@]}"; do
-      json="$OUT/json/$name-$target-$run.json"
-      echo "run $run/$RUNS: $name on $target" >&2
-      start_server "$target" || continue
-      # Progress goes to stderr (a line per phase and every 5 s); the
-      # summary to a log beside the JSON.
-      # shellcheck disable=SC2086 # args is a word list by design
-      "$OUT/bench" $args -addr "127.0.0.1:$PORT" -admin "$ADMIN" -key "$KEY" -label "$target" \
-        -pid "$SERVER_PID" -json "$json" >"${json%.json}.txt" || echo "flood.sh: $name on $target failed (see $json)" >&2
-      stop_server
-    done
-  done
-done
+# The summary of each run is kept beside its JSON (.txt).
+run_suite text
 
 # Charts per case family (the name without its subscriber count), broker and
 # baseline side by side.
@@ -105,14 +82,11 @@ for fam in $fams; do
     || echo "flood.sh: charts for $fam failed" >&2
 done
 
-python3 - "$OUT" <<'PY'
-import glob, json, os, statistics, sys
+summarize "$OUT" <<'PY'
+import sys
+from summary import by_target, cases, compare, header, load_runs, write_summary
 out = sys.argv[1]
-runs = {}
-for f in sorted(glob.glob(os.path.join(out, "json", "*.json"))):
-    name, target, _ = os.path.basename(f)[:-5].rsplit("-", 2)
-    with open(f) as fh:
-        runs.setdefault((name, target), []).append(json.load(fh))
+runs = load_runs(out)
 fan = lambda r: r["fanout"]
 fanout = [("deliveries/s", lambda r: fan(r)["deliveriesPerSec"]),
           ("accepted/s", lambda r: fan(r)["publishRate"]),
@@ -140,20 +114,9 @@ metrics = {"flood": fanout, "stalled": fanout + stalled, "rate20": fanout,
                     ("server CPU s", lambda r: r["server"]["cpuSeconds"]),
                     ("server CPU us/round trip", lambda r: r["echo"]["serverCpuUsPerRoundTrip"])]}
 summary = []
-print(f"{'case':<18} {'metric':<24} {'broker':>12} {'baseline':>12} {'ratio':>8}")
-for name in sorted({n for n, _ in runs}):
-    for label, get in metrics[name.split("-")[0]]:
-        med = {}
-        for t in ("broker", "baseline"):
-            vals = [get(r) for r in runs.get((name, t), [])]
-            med[t] = statistics.median(vals) if vals else None
-        b, base = med["broker"], med["baseline"]
-        ratio = b / base if b is not None and base not in (None, 0) else None
-        fmt = lambda v: "-" if v is None else f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}"
-        print(f"{name:<18} {label:<24} {fmt(b):>12} {fmt(base):>12} {fmt(ratio):>8}")
-        summary.append({"case": name, "metric": label, "broker": b, "baseline": base, "ratio": ratio,
-                        "runs": {t: len(runs.get((name, t), [])) for t in ("broker", "baseline")}})
-with open(os.path.join(out, "summary.json"), "w") as fh:
-    json.dump(summary, fh, indent=2)
+header((18, 24))
+for name in cases(runs):
+    summary += compare(by_target(runs, name), metrics[name.split("-")[0]], (18, 24), case=name)
+write_summary(out, summary)
 print(f"\nratio = broker / baseline (medians); runs in {out}/json, charts in {out}/charts, summary in {out}/summary.json")
 PY

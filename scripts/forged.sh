@@ -60,22 +60,15 @@ CONTROL=${CONTROL:-1}
 LATE_AFTER=${LATE_AFTER:-2s}
 TARGETS=broker
 
-# stalled_fraction S R: the -stalled fraction that makes exactly S of S+R
-# subscribers never read (as in scripts/majority.sh: the harness marks
-# int(n·f) of n; (S + ½)/n keeps float rounding from tipping it).
-stalled_fraction() {
-  awk -v s="$1" -v r="$2" 'BEGIN {
-    n = s + r; f = sprintf("%.12f", (s + 0.5) / n)
-    if (int(n * f) != s) { print "forged.sh: fraction " f " gives " int(n * f) " of " n > "/dev/stderr"; exit 1 }
-    print f }'
-}
-
 ulimit -n "$(ulimit -Hn)"
 mkdir -p "$OUT/json"
 # shellcheck source=scripts/lib/targets.sh
 source "$(dirname "$0")/lib/targets.sh"
+# shellcheck source=scripts/lib/summary.sh
+source "$(dirname "$0")/lib/summary.sh"
 build_targets
 
+# Exactly FORGERS of FORGERS + READERS never read.
 f=$(stalled_fraction "$FORGERS" "$READERS")
 BASE="fanout -n $((FORGERS + READERS)) -stalled $f -rate $RATE -size $SIZE -duration $DURATION
   -late-after $LATE_AFTER -lag-bound $LAG_BOUND -stalled-read $STALLED_READ -timeout 3m"
@@ -95,8 +88,9 @@ for run in $(seq "$RUNS"); do
   done
 done
 
-python3 - "$OUT" "$FORGERS" "$READERS" "$WINDOW" <<'PY'
-import glob, json, os, statistics, sys
+summarize "$OUT" "$FORGERS" "$READERS" "$WINDOW" <<'PY'
+import glob, json, os, sys
+from summary import fmt, median, write_summary
 out, forgers, readers, window = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 bound_mib = 1 + forgers * window / 2**20
 runs = {}
@@ -136,19 +130,18 @@ metrics = [("never-reading sockets", lambda r: st(r)["count"]),
            ("forge turns skipped (full)", lambda r: st(r)["forgeBlocked"]),
            ("broker forgedPongs counted", lambda r: r["_stats"].get("forgedPongs", 0)),
            ("server CPU s", lambda r: r["server"]["cpuSeconds"])]
-fmt = lambda v: "-" if v is None else f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}"
 lag = runs["forged"][0]["params"]["lagBoundSeconds"]
 print(f"forged pongs: {forgers} forging sockets + {readers} readers, {len(runs['forged'])} runs (medians); "
       f"target: all closed 1008 within {lag:g}s, RSS growth <= {bound_mib:.2f} MiB (1 MiB + {forgers} x {window} B)")
 print(f"  {'metric':<32} {'forged':>10} {'control':>10} {'diff':>10}   forged runs")
 summary = []
 for label, get in metrics:
-    med = {c: statistics.median([get(r) for r in runs[c]]) if runs.get(c) else None for c in ("forged", "control")}
+    med = {c: median(get(r) for r in runs.get(c, [])) for c in ("forged", "control")}
     diff = med["forged"] - med["control"] if med["control"] is not None else None
     vals = [get(r) for r in runs["forged"]]
     print(f"  {label:<32} {fmt(med['forged']):>10} {fmt(med['control']):>10} {fmt(diff):>10}   {' '.join(fmt(v) for v in vals)}")
     summary.append({"metric": label, "forged": med["forged"], "control": med["control"], "diff": diff, "forgedRuns": vals})
-ctrl = statistics.median([mib(r["server"]["rssGrowthBytes"]) for r in runs["control"]]) if runs.get("control") else None
+ctrl = median(mib(r["server"]["rssGrowthBytes"]) for r in runs.get("control", []))
 print("per forged run:")
 for i, r in enumerate(runs["forged"], 1):
     s = st(r)
@@ -159,7 +152,6 @@ for i, r in enumerate(runs["forged"], 1):
           f"slowest close {s['closeSecondsMax']:.2f}s, RSS growth {grow:.2f} MiB ({r['server']['rssRunPeakFrom']}"
           + (f"; {grow - ctrl:+.2f} on the control's median" if ctrl is not None else "") + "), "
           f"readers lost {r['fanout']['lost']}: {'met' if ok else 'NOT met'}")
-with open(os.path.join(out, "summary.json"), "w") as fh:
-    json.dump({"forgers": forgers, "readers": readers, "window": window, "boundMiB": bound_mib, "metrics": summary}, fh, indent=2)
+write_summary(out, {"forgers": forgers, "readers": readers, "window": window, "boundMiB": bound_mib, "metrics": summary})
 print(f"\ndiff = forged - control (medians); runs in {out}/json, summary in {out}/summary.json")
 PY

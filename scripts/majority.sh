@@ -62,71 +62,36 @@ LAG_BOUND=${LAG_BOUND:-7s}
 TARGETS=${TARGETS:-broker baseline}
 BROKER_FLAGS=${BROKER_FLAGS:-}
 
-# stalled_fraction S R: the -stalled fraction that makes exactly S of S+R
-# subscribers never read. The harness marks connection i stalled when
-# int((i+1)·f) > int(i·f), which over i = 0..n-1 gives int(n·f) in all;
-# (S + ½)/n puts n·f half-way between S and S+1, so float rounding cannot
-# tip it either way. Checked here, and each run's readers again below.
-stalled_fraction() {
-  awk -v s="$1" -v r="$2" 'BEGIN {
-    n = s + r; f = sprintf("%.12f", (s + 0.5) / n)
-    if (int(n * f) != s) { print "majority.sh: fraction " f " gives " int(n * f) " of " n > "/dev/stderr"; exit 1 }
-    print f }'
-}
-
 ulimit -n "$(ulimit -Hn)"
 mkdir -p "$OUT/json"
 # shellcheck source=scripts/lib/targets.sh
 source "$(dirname "$0")/lib/targets.sh"
+# shellcheck source=scripts/lib/summary.sh
+source "$(dirname "$0")/lib/summary.sh"
 build_targets
 
 CASES=()  # name | bench arguments
 for s in $STALLED_COUNTS; do
+  # Exactly s of s + READERS never read (checked again for each run below).
   f=$(stalled_fraction "$s" "$READERS")
   base="fanout -n $((s + READERS)) -stalled $f -rate $RATE -size $SIZE -duration $DURATION -late-after $LATE_AFTER -lag-bound $LAG_BOUND -stalled-read $STALLED_READ"
   CASES+=("majority-$s|$base")
   CASES+=("majority-reconnect-$s|$base -stalled-reconnect $RECONNECT")
 done
 
-selected() { # $1 = case name
-  [[ -z "${CASES_ONLY:-}" ]] && return 0
-  local c
-  for c in $CASES_ONLY; do [[ "$1" == "$c"* ]] && return 0; done
-  return 1
-}
+run_suite text
 
-for run in $(seq "$RUNS"); do
-  # shellcheck disable=SC2206 # TARGETS is a word list by design
-  order=($TARGETS)
-  if (( run % 2 == 0 )) && (( ${#order[@]} == 2 )); then order=("${order[1]}" "${order[0]}"); fi
-  for c in "${CASES[@]}"; do
-    name=${c%%|*}; args=${c#*|}
-    selected "$name" || continue
-    for target in "${order[@]}"; do
-      json="$OUT/json/$name-$target-$run.json"
-      echo "run $run/$RUNS: $name on $target" >&2
-      start_server "$target" || continue
-      # shellcheck disable=SC2086 # args is a word list by design
-      "$OUT/bench" $args -addr "127.0.0.1:$PORT" -admin "$ADMIN" -key "$KEY" -label "$target" \
-        -pid "$SERVER_PID" -json "$json" >"${json%.json}.txt" || echo "majority.sh: $name on $target failed (see $json)" >&2
-      stop_server
-    done
-  done
-done
-
-python3 - "$OUT" "$READERS" <<'PY'
-import glob, json, os, statistics, sys
+summarize "$OUT" "$READERS" <<'PY'
+import sys
+from summary import by_target, cases, compare, header, load_runs, write_summary
 out, readers = sys.argv[1], int(sys.argv[2])
-runs = {}
-for f in sorted(glob.glob(os.path.join(out, "json", "*.json"))):
-    name, target, _ = os.path.basename(f)[:-5].rsplit("-", 2)
-    with open(f) as fh:
-        r = json.load(fh)
+def check(f, r):
+    name = f[:-5].rsplit("-", 2)[0]
     fo, want_stalled = r["fanout"], int(name.rsplit("-", 1)[1])
     if fo["readers"] != readers or fo["stalledSubscribers"] != want_stalled or r["connect"]["failed"]:
-        print(f"majority.sh: {os.path.basename(f)}: {fo['readers']} readers, {fo['stalledSubscribers']} stalled, "
+        print(f"majority.sh: {f}: {fo['readers']} readers, {fo['stalledSubscribers']} stalled, "
               f"{r['connect']['failed']} failed to connect (want {readers} and {want_stalled}, 0)", file=sys.stderr)
-    runs.setdefault((name, target), []).append(r)
+runs = load_runs(out, check=check)
 fan = lambda r: r["fanout"]
 st = lambda r: fan(r)["stalled"]
 common = [("slowest publish ms", lambda r: fan(r)["publishLatency"]["maxMs"]),
@@ -150,22 +115,12 @@ reconnect = [("reconnects", lambda r: st(r)["reconnects"]),
 tail = [("peak RSS MiB", lambda r: r["server"]["rssPeakBytes"] / 2**20),
         ("server CPU s", lambda r: r["server"]["cpuSeconds"]),
         ("harness cores", lambda r: r["harness"]["cpuCores"])]
-fmt = lambda v: "-" if v is None else f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}"
+names = cases(runs)
 summary = []
-names = sorted({n for n, _ in runs})
-print(f"{'case':<24} {'metric':<26} {'broker':>12} {'baseline':>12} {'ratio':>8}")
+header((24, 26))
 for name in names:
     metrics = common + (reconnect if "-reconnect-" in name else []) + tail
-    for label, get in metrics:
-        med = {}
-        for t in ("broker", "baseline"):
-            vals = [get(r) for r in runs.get((name, t), [])]
-            med[t] = statistics.median(vals) if vals else None
-        b, base = med["broker"], med["baseline"]
-        ratio = b / base if b is not None and base not in (None, 0) else None
-        print(f"{name:<24} {label:<26} {fmt(b):>12} {fmt(base):>12} {fmt(ratio):>8}")
-        summary.append({"case": name, "metric": label, "broker": b, "baseline": base, "ratio": ratio,
-                        "runs": {t: len(runs.get((name, t), [])) for t in ("broker", "baseline")}})
+    summary += compare(by_target(runs, name), metrics, (24, 26), case=name)
 print("\ntargets, worst run: every publish <= 100 ms, readers' p99.9 <= 100 ms, nothing lost or undelivered")
 for name in names:
     for t in ("broker", "baseline"):
@@ -178,7 +133,6 @@ for name in names:
         ok = "met" if slow <= 100 and p999 <= 100 and lost == 0 else "NOT met"
         print(f"  {name:<24} {t:<9} slowest publish {slow:9.1f} ms  readers p99.9 {p999:9.1f} ms  "
               f"lost+undelivered {lost:>7}  {ok}  ({len(rs)} runs)")
-with open(os.path.join(out, "summary.json"), "w") as fh:
-    json.dump(summary, fh, indent=2)
+write_summary(out, summary)
 print(f"\nratio = broker / baseline (medians); runs in {out}/json, summary in {out}/summary.json")
 PY

@@ -48,48 +48,14 @@ BROKER_FLAGS=${BROKER_FLAGS:-}
 
 if (( NODES < 1 || NODES > 3 )); then echo "presence: NODES=$NODES: 1 to 3" >&2; exit 2; fi
 ulimit -n "$(ulimit -Hn)"
-rm -rf "$OUT/js"
-mkdir -p "$OUT"
-echo "presence: building into $OUT" >&2
-go build -o "$OUT/natsd" ./cmd/natsd
-go build -o "$OUT/broker" ./cmd/broker
-if [[ -n "${BENCH:-}" ]]; then cp "$BENCH" "$OUT/bench"; else go build -o "$OUT/bench" ./cmd/bench; fi
-cat > "$OUT/broker.json" <<JSON
-{"websocket":{"port":$PORT,"approvedSocketDomains":["localhost"],"socketApiKey":"$KEY"}}
-JSON
+# shellcheck source=scripts/lib/cluster.sh
+source "$(dirname "$0")/lib/cluster.sh"
+build_cluster
 # A fresh secret each run, in a file only we can read (not on any command line).
 (umask 077; head -c 32 /dev/urandom | base64 >"$OUT/jwt-secret")
 
-PIDS=()
-# shellcheck disable=SC2317 # called by the EXIT trap
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-
-wait_http() { # $1 url, $2 pid, $3 name
-  for _ in $(seq 100); do
-    if curl -s -o /dev/null "$1"; then return 0; fi
-    kill -0 "$2" 2>/dev/null || { echo "presence: $3 exited at start (see $OUT/$3.log)" >&2; exit 1; }
-    sleep 0.1
-  done
-  echo "presence: $3 not up after 10s" >&2
-  exit 1
-}
-
-NATS_PID=
-if [[ -z "${NATS_URL:-}" ]]; then
-  NATS_URL=nats://127.0.0.1:$NATS_PORT
-  "$OUT/natsd" -addr "127.0.0.1:$NATS_PORT" -store "$OUT/js" >"$OUT/natsd.log" 2>&1 &
-  NATS_PID=$!
-  PIDS+=("$NATS_PID")
-  for _ in $(seq 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null; then break; fi
-    kill -0 "$NATS_PID" 2>/dev/null || { echo "presence: natsd exited at start (see $OUT/natsd.log)" >&2; exit 1; }
-    sleep 0.1
-  done
-fi
+trap stop_pids EXIT
+start_natsd
 
 NAMES=(A B C)
 NAMES=("${NAMES[@]:0:NODES}")

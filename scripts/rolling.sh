@@ -20,7 +20,8 @@
 #      SETTLE (3s of traffic before the first restart), TIMEOUT (hard bound
 #      on the whole run, 180 seconds), OUT, PORT (18280: nodes on PORT..PORT+3),
 #      ADMIN_PORT (18290..+3), NATS_PORT (14322), BROKER_FLAGS (extra flags
-#      for every broker).
+#      for every broker), BENCH (a prebuilt cmd/bench to use instead of
+#      building this tree's).
 # Loopback only: everything listens on 127.0.0.1. Keep N small: this
 # checks correctness, not load.
 set -euo pipefail
@@ -40,15 +41,9 @@ NATS_PORT=${NATS_PORT:-14322}
 BROKER_FLAGS=${BROKER_FLAGS:-}
 NAMES=(A B C D)
 
-rm -rf "$OUT/js"
-mkdir -p "$OUT"
-echo "rolling: building into $OUT" >&2
-go build -o "$OUT/natsd" ./cmd/natsd
-go build -o "$OUT/broker" ./cmd/broker
-go build -o "$OUT/bench" ./cmd/bench
-cat > "$OUT/broker.json" <<JSON
-{"websocket":{"port":$PORT,"approvedSocketDomains":["localhost"],"socketApiKey":"$KEY"}}
-JSON
+# shellcheck source=scripts/lib/cluster.sh
+source "$(dirname "$0")/lib/cluster.sh"
+build_cluster
 
 declare -A PID
 NATS_PID=
@@ -79,13 +74,7 @@ start_node() { # $1 name
     -admin-addr "127.0.0.1:$((ADMIN_PORT + i))" -nats "nats://127.0.0.1:$NATS_PORT" -nats-name "$name" \
     -shutdown-timeout 5s -log-level warn $BROKER_FLAGS >>"$OUT/broker-$name.log" 2>&1 &
   PID[$name]=$!
-  for _ in $(seq 150); do
-    if curl -s -o /dev/null "http://127.0.0.1:$((ADMIN_PORT + i))/healthz"; then return 0; fi
-    kill -0 "${PID[$name]}" 2>/dev/null || { echo "rolling: broker $name exited at start (see $OUT/broker-$name.log)" >&2; exit 1; }
-    sleep 0.1
-  done
-  echo "rolling: broker $name not up after 15s" >&2
-  exit 1
+  wait_http "http://127.0.0.1:$((ADMIN_PORT + i))/healthz" "${PID[$name]}" "broker-$name" 15
 }
 
 stop_node() { # $1 name: SIGTERM, then wait for the drain to finish

@@ -16,7 +16,9 @@
 # Uses: OUT, PORT, ADMIN, KEY, TARGETS (narrowed when a target cannot run:
 # the broker does not build, node is missing), BROKER_FLAGS, BROKER_BIN (a
 # prebuilt broker to use instead of building this tree's), NODE_FLAGS
-# (extra peer.js flags, e.g. --deflate), NODE_PEER (the peer script).
+# (extra peer.js flags, e.g. --deflate), NODE_PEER (the peer script);
+# run_suite (a suite of cases on each target) also RUNS, CASES and
+# CASES_ONLY.
 # Pick PORT and ADMIN below 32768: above, a client's ephemeral port can
 # hold them. start_server refuses to start when something already answers
 # on ADMIN, and fails when its own server exited (say, on a port in use)
@@ -115,4 +117,72 @@ start_server() { # $1 = broker|baseline|raw|node
   done
   echo "$me: $1 not healthy after 10s" >&2
   return 1
+}
+
+# selected NAME: whether case NAME is one of CASES_ONLY (space-separated
+# case names or prefixes; empty selects every case).
+selected() {
+  [[ -z "${CASES_ONLY:-}" ]] && return 0
+  local c
+  for c in $CASES_ONLY; do [[ "$1" == "$c"* ]] && return 0; done
+  return 1
+}
+
+# rotate ARRAY RUN ITEM...: sets ARRAY to the items rotated for round RUN
+# (1, 2, ...): round r starts with item r-1, so over as many rounds as
+# there are items each takes each slot (two items swap every other round).
+rotate() {
+  local -n into=$1
+  local run=$2 i
+  shift 2
+  into=()
+  for (( i = 0; i < $#; i++ )); do
+    into+=("${@:$(( (i + run - 1) % $# + 1 )):1}")
+  done
+}
+
+# run_suite MODE: RUNS times, every selected case of CASES ("name|bench
+# arguments") on each target of TARGETS (their order rotated each run), a
+# fresh server for each run, the JSON in $OUT/json/NAME-TARGET-RUN.json.
+# MODE text keeps the bench's printed summary beside it (.txt, the run
+# labelled with its target); MODE quiet has the bench print nothing.
+run_suite() {
+  local mode=$1 run c name args target json
+  local -a order common
+  for run in $(seq "$RUNS"); do
+    # shellcheck disable=SC2086 # TARGETS is a word list by design
+    rotate order "$run" $TARGETS
+    for c in "${CASES[@]}"; do
+      name=${c%%|*}; args=${c#*|}
+      selected "$name" || continue
+      for target in "${order[@]}"; do
+        json="$OUT/json/$name-$target-$run.json"
+        echo "run $run/$RUNS: $name on $target" >&2
+        start_server "$target" || continue
+        common=(-addr "127.0.0.1:$PORT" -admin "$ADMIN" -key "$KEY" -pid "$SERVER_PID" -json "$json")
+        # Progress goes to stderr (a line per phase and every 5 s).
+        # shellcheck disable=SC2086 # args is a word list by design
+        if [[ "$mode" == text ]]; then
+          "$OUT/bench" $args "${common[@]}" -label "$target" >"${json%.json}.txt" \
+            || echo "$me: $name on $target failed (see $json)" >&2
+        else
+          "$OUT/bench" $args "${common[@]}" -quiet || echo "$me: $name on $target failed (see $json)" >&2
+        fi
+        stop_server
+      done
+    done
+  done
+}
+
+# stalled_fraction S R: the -stalled fraction that makes exactly S of S+R
+# subscribers never read. The harness marks connection i stalled when
+# int((i+1)·f) > int(i·f), which over i = 0..n-1 gives int(n·f) in all;
+# (S + ½)/n puts n·f half-way between S and S+1, so float rounding cannot
+# tip it either way. Checked here (and majority.sh checks each run's
+# readers again).
+stalled_fraction() {
+  awk -v s="$1" -v r="$2" -v me="$me" 'BEGIN {
+    n = s + r; f = sprintf("%.12f", (s + 0.5) / n)
+    if (int(n * f) != s) { print me ": fraction " f " gives " int(n * f) " of " n > "/dev/stderr"; exit 1 }
+    print f }'
 }
