@@ -2,9 +2,11 @@
 // against (issue #20): a server that does nothing but frame each published
 // event once and hand it to every client socket with one write(2). No
 // per-connection queue, no writer goroutine, no buffering, no flow
-// control: the publish request's goroutine loops over the clients and
-// calls write(2) on each socket's descriptor (non-blocking, through
-// syscall.RawConn, so the loop never waits for a slow client).
+// control: the publish request's goroutine (with one helper per further
+// core, each taking a share of the clients, from 512 clients) loops over
+// the clients and calls write(2) on each socket's descriptor
+// (non-blocking, through syscall.RawConn, so the loop never waits for a
+// slow client).
 //
 // Correctness without buffering: a frame the kernel does not take whole
 // (the socket's send buffer is full, or holds only part of it) cannot be
