@@ -28,7 +28,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 
-	r := &run{cfg: cfg, res: newResult(cfg)}
+	r := &run{cfg: cfg, res: newResult(cfg), phaseMove: make(chan string, 8)}
 	r.phase.Store("start")
 	r.cpuStartUser, r.cpuStartSys = rusageCPU(syscall.RUSAGE_SELF)
 	r.childStartUser, r.childStartSys = rusageCPU(syscall.RUSAGE_CHILDREN)
@@ -78,6 +78,7 @@ type run struct {
 	groups   []group
 
 	phase     atomic.Value // string, for the progress line
+	phaseMove chan string  // a phase began: print a line for it now (setPhase)
 	published atomic.Int64
 	refused   atomic.Int64
 
@@ -113,7 +114,7 @@ func (r *run) exec(ctx context.Context) (err error) {
 	case ScenarioConnect:
 		// The measured phase is the connect phase itself.
 	case ScenarioIdle:
-		r.phase.Store("hold")
+		r.setPhase("hold")
 		phaseStart, phaseCPU = time.Now(), r.sampleServer().CPU
 		sleepCtx(ctx, r.cfg.Duration)
 		r.res.Idle.HoldSeconds = time.Since(phaseStart).Seconds()
@@ -269,7 +270,7 @@ func (r *run) eachGroup(f func(i int, g group) error) error {
 }
 
 func (r *run) connect(ctx context.Context) error {
-	r.phase.Store("connecting")
+	r.setPhase("connecting")
 	start := time.Now()
 	reps := make([]connectReport, len(r.groups))
 	err := r.eachGroup(func(i int, g group) error {
@@ -307,7 +308,7 @@ func (r *run) connect(ctx context.Context) error {
 }
 
 func (r *run) echo(ctx context.Context) error {
-	r.phase.Store("echoing")
+	r.setPhase("echoing")
 	reps := make([]echoReport, len(r.groups))
 	start := time.Now()
 	err := r.eachGroup(func(i int, g group) error {
@@ -355,7 +356,7 @@ func (r *run) fanout(ctx context.Context) error {
 	case <-time.After(r.cfg.Settle):
 	case <-ctx.Done():
 	}
-	r.phase.Store("publishing")
+	r.setPhase("publishing")
 	f := &r.res.Fanout
 	f.Subscribers = r.res.Connect.Connected
 	f.Publishers = r.cfg.Publishers
@@ -367,7 +368,7 @@ func (r *run) fanout(ctx context.Context) error {
 		f.PublishRate = float64(f.Published) / f.PublishSeconds
 	}
 
-	r.phase.Store("draining")
+	r.setPhase("draining")
 	lateAt := stop.Add(r.cfg.LateAfter).UnixNano()
 	reps := make([]deliveryReport, len(r.groups))
 	err := r.eachGroup(func(i int, g group) error {
@@ -634,7 +635,7 @@ func (r *run) publishOne(ctx context.Context, id int, pub publisher, start time.
 
 // closeGroups closes every group and collects harness CPU and disconnects.
 func (r *run) closeGroups(ctx context.Context) error {
-	r.phase.Store("closing")
+	r.setPhase("closing")
 	groups := r.groupsSnapshot()
 	reps := make([]closeReport, len(groups))
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
@@ -670,7 +671,19 @@ func (r *run) closeGroups(ctx context.Context) error {
 	return err
 }
 
-// startProgress reports a status line about twice a second if asked to.
+// setPhase records the phase the run is in and has the progress
+// goroutine report it at once, so that every phase shows in the progress
+// lines, however short (a drain that ends between two ticks).
+func (r *run) setPhase(p string) {
+	r.phase.Store(p)
+	select {
+	case r.phaseMove <- p:
+	default: // the progress goroutine is behind, or progress is off
+	}
+}
+
+// startProgress reports a status line about twice a second, and when a
+// phase begins, if asked to.
 func (r *run) startProgress() (stop func()) {
 	if r.cfg.Progress == nil {
 		return func() {}
@@ -687,14 +700,16 @@ func (r *run) startProgress() (stop func()) {
 			case <-done:
 				return
 			case <-t.C:
-				r.cfg.Progress(r.progressLine())
+				r.cfg.Progress(r.progressLine(r.phase.Load().(string)))
+			case p := <-r.phaseMove:
+				r.cfg.Progress(r.progressLine(p))
 			}
 		}
 	}()
 	return func() { close(done); wg.Wait() }
 }
 
-func (r *run) progressLine() string {
+func (r *run) progressLine(phase string) string {
 	var conns, recv int64
 	for _, g := range r.groupsSnapshot() {
 		c, rc := g.progress()
@@ -702,7 +717,7 @@ func (r *run) progressLine() string {
 		recv += rc
 	}
 	line := fmt.Sprintf("%-7s %-10s %6.1fs  conns %d/%d  published %d  received %d",
-		r.cfg.Scenario, r.phase.Load(), time.Since(r.res.Start).Seconds(), conns, r.cfg.Conns, r.published.Load(), recv)
+		r.cfg.Scenario, phase, time.Since(r.res.Start).Seconds(), conns, r.cfg.Conns, r.published.Load(), recv)
 	if n := r.refused.Load(); n > 0 {
 		line += fmt.Sprintf("  refused %d", n)
 	}

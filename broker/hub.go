@@ -56,7 +56,10 @@ type hub struct {
 	drainPeriod int64
 	// varConns[k] counts the connections that read log variant k (see
 	// logVariant): while there are any, the log stores that variant
-	// (eventlog SetVariant).
+	// (eventlog SetVariant). Changed under varMu (useVariant), so that a
+	// connection leaving in one shard and another joining in the next
+	// cannot turn the variant off for the one that stays.
+	varMu    sync.Mutex
 	varConns [4]atomic.Int64
 	stats    *stats
 	wg       sync.WaitGroup
@@ -205,10 +208,14 @@ func (h *hub) addWith(c *conn, limit int64, first func() bool) (added, full bool
 		h.count.Add(-1)
 		return false, true
 	}
-	// The cursor starts at the head before the 101 goes out: every event
-	// published after the client saw 101 reaches it.
+	// The cursor starts at the head, and the log stores the variant it
+	// reads, before the 101 goes out: every event published after the
+	// client saw 101 reaches it, and in its encoding (deflated, if it
+	// negotiated that).
+	h.useVariant(c.variant, 1)
 	c.start(h.log.Head())
 	if !first() {
+		h.useVariant(c.variant, -1)
 		h.count.Add(-1)
 		return false, false
 	}
@@ -217,12 +224,26 @@ func (h *hub) addWith(c *conn, limit int64, first func() bool) (added, full bool
 }
 
 // insert puts cur, written through out, at the end of the table. Called
-// with s.mu held for writing, the connection counted in hub.count.
+// with s.mu held for writing, the connection counted in hub.count and in
+// useVariant.
 func (s *shard) insert(cur *cursor, out sink) {
 	cur.idx = len(s.conns)
 	s.conns = append(s.conns, member{cur, out})
-	if v := cur.variant; v != logPlain && s.h.varConns[v].Add(1) == 1 {
-		s.h.log.SetVariant(v, true)
+}
+
+// useVariant counts delta connections that read log variant v, and has
+// the log store it while any do.
+func (h *hub) useVariant(v int, delta int64) {
+	if v == logPlain {
+		return
+	}
+	h.varMu.Lock()
+	defer h.varMu.Unlock()
+	switch n := h.varConns[v].Add(delta); {
+	case delta > 0 && n == delta:
+		h.log.SetVariant(v, true)
+	case delta < 0 && n == 0:
+		h.log.SetVariant(v, false)
 	}
 }
 
@@ -246,9 +267,7 @@ func (h *hub) remove(c *conn) bool {
 	s.conns[last] = member{}
 	s.conns = s.conns[:last]
 	c.idx = -1
-	if v := c.variant; v != logPlain && h.varConns[v].Add(-1) == 0 {
-		h.log.SetVariant(v, false)
-	}
+	h.useVariant(c.variant, -1)
 	h.count.Add(-1)
 	return true
 }

@@ -179,6 +179,7 @@ func (th *testHub) join(n int) []*fakeConn {
 		s.mu.Lock()
 		th.count.Add(1)
 		f.start(th.log.Head())
+		th.useVariant(f.variant, 1)
 		s.insert(&f.cursor, f)
 		s.mu.Unlock()
 		fs[i] = f
