@@ -14,8 +14,9 @@ import (
 //
 // Ownership: next and pinged belong to the shard worker (next is set
 // before the connection is visible to it: start, resumeAt); sent is
-// written by the worker and read by the pong handler; acked, ackSeq and
-// lastAck are written by the pong handler (ack) and read by the worker;
+// written by the worker and read by the pong handler, as is oweSince;
+// acked, ackSeq, lastAck and pongLag are written by the pong handler
+// (ack) and read by the worker;
 // starved is the worker's request for a wake-up, cleared by the pong that
 // answers it. paused and heldAt are written by the read side's pacing
 // (pace.go). id, idx, variant, joined and want are set before the
@@ -34,10 +35,14 @@ type cursor struct {
 	ackSeq  atomic.Uint64 // cursor as of the ping that acked confirms
 	starved atomic.Bool   // the worker is waiting for credit
 	lastAck atomic.Int64  // hub clock of the last pong that returned credit; 0: never
-	// ackGap is the smoothed time between its credit-returning pongs: a
-	// reader that is slow but keeps reading (a busy client machine) owes
-	// its next pong for about that long, and is not stalled for it.
-	ackGap atomic.Int64
+	// oweSince is when the worker sent a credit ping with none
+	// outstanding: with lastAck, when the pong now owed became due.
+	oweSince atomic.Int64
+	// pongLag is how long it usually owes a pong (smoothed, rising at
+	// once): a reader that is slow but keeps reading (a busy client
+	// machine) owes its pongs for about that long each, and is not
+	// stalled for it.
+	pongLag atomic.Int64
 	// paused mirrors the read side's hold for the worker, and heldAt is
 	// when the last hold ended: a connection whose input the broker holds
 	// cannot return credit (its pongs wait too), so it is neither counted
@@ -73,17 +78,36 @@ func (c *cursor) unread() uint64 {
 	return c.next
 }
 
-// stalled reports that it owes a pong and has returned no credit for
-// stall nanoseconds, or never has. Only a pong for a ping the broker sent
-// counts (see creditTag), so this cannot be faked without reading.
+// stalled reports that it owes a pong and has never returned credit, or
+// has owed it for longer than stall and than stallGaps of its usual
+// pong lag (at most most: half of max-lag, so that a client that reads a
+// little and then stops loses its vote within that whatever its
+// history). Only a pong for a ping the broker sent counts (see
+// creditTag), so this cannot be faked without reading.
 func (c *cursor) stalled(now, stall, most int64) bool {
-	return c.owes() && now-c.lastAck.Load() > max(stall, min(stallGaps*c.ackGap.Load(), most))
+	if !c.owes() {
+		return false
+	}
+	last := c.lastAck.Load()
+	if last == 0 {
+		return true // never read: no vote from its first ping on
+	}
+	owed := now - max(last, c.oweSince.Load())
+	return owed > max(stall, min(stallGaps*c.pongLag.Load(), most))
 }
 
 // stallGaps: a connection that has returned credit before is stalled
-// only after owing a pong for this many of its usual gaps between pongs
+// only after owing a pong for this many times as long as it usually does
 // (and at least stallAfter, at most half of max-lag).
 const stallGaps = 4
+
+// pinging records, before a credit ping goes out, when a pong became
+// owed if none was (see oweSince). Worker only.
+func (c *cursor) pinging(now int64) {
+	if c.acked.Load() == c.pinged {
+		c.oweSince.Store(now)
+	}
+}
 
 // recentlyHeld reports whether the broker holds the connection's input
 // now, or did within half of maxLag (see paused).
@@ -112,17 +136,17 @@ func (c *cursor) answers(pos int64) bool {
 // goroutine at a time (the connection's poller), so load-then-store in
 // answers cannot go back.
 func (c *cursor) ack(pos int64, seq uint64, now int64) (wake bool) {
+	// How long this pong was owed: since the last one, or since the ping
+	// that made one owed after none was (a quiet spell is not lag).
+	owed := now - max(c.lastAck.Load(), c.oweSince.Load())
 	c.ackSeq.Store(seq)
 	c.acked.Store(pos)
-	if last := c.lastAck.Load(); last != 0 {
-		// Smoothed over about four pongs; a longer gap counts at once
-		// (a reader slowing down keeps its vote), a shorter one slowly.
-		gap, was := now-last, c.ackGap.Load()
-		if gap > was {
-			c.ackGap.Store(gap)
-		} else {
-			c.ackGap.Store(was - (was-gap)/4)
-		}
+	// Smoothed over about four pongs; a longer lag counts at once (a
+	// reader slowing down keeps its vote), a shorter one slowly.
+	if was := c.pongLag.Load(); owed > was {
+		c.pongLag.Store(owed)
+	} else {
+		c.pongLag.Store(was - (was-owed)/4)
 	}
 	c.lastAck.Store(now)
 	return c.starved.Swap(false)

@@ -39,7 +39,8 @@ import (
 // are answered by every conforming client (RFC 6455 section 5.5.2), browsers
 // included.
 //
-// Lock order: shard.mu is taken alone, and never held across a socket
+// Lock order: shard.mu is taken alone (but for hub.varMu, taken under it
+// and taking nothing), and never held across a socket
 // write: a worker copies its connection list under the read lock and
 // writes without it, so a write that fails and makes nbio close the socket
 // (whose close callback takes shard.mu for writing) cannot deadlock a shard.
@@ -70,12 +71,6 @@ type hub struct {
 	// creditKey keys the tags of credit pings (creditTag): random per
 	// process, never sent.
 	creditKey [16]byte
-
-	// written counts the log bytes the workers have written to sockets,
-	// and sendRate measures it: how fast the fan-out is delivering, which
-	// bounds how far publishers may run ahead of the audience (lead).
-	written  atomic.Int64
-	sendRate rateMeter
 
 	// progress is closed at the end of each pass, for waiting publishers.
 	progMu   sync.Mutex
@@ -129,11 +124,17 @@ type shard struct {
 	// Published by each pass for publishers (saturated), drain and stats.
 	// The vote (voters, behind, low) counts only the audience: live
 	// connections that are neither held nor stalled (see pass).
-	voters   atomic.Int64  // the audience
-	behind   atomic.Int64  // ... of which more than publishLag behind
-	stalled  atomic.Int64  // live connections out of the vote: stalled
-	low      atomic.Uint64 // the audience's cursor at its slowest tenth, or head
-	buffered atomic.Int64  // bytes its connections hold in nbio
+	voters  atomic.Int64 // the audience
+	behind  atomic.Int64 // ... of which more than publishLag behind
+	stalled atomic.Int64 // live connections out of the vote: stalled
+	// deciles[k] is the log position (eventlog Pos) of the audience's
+	// cursor at rank k/10 of its voters, 0 when that event is gone: what
+	// saturated counts voters the fan-out has not caught up with from,
+	// across shards. lowRate measures how fast deciles[1], the slowest
+	// tenth, advances: log bytes per second, which sizes the lead.
+	deciles  [audienceShare]atomic.Int64
+	lowRate  rateMeter
+	buffered atomic.Int64 // bytes its connections hold in nbio
 
 	// Worker-only scratch, reused across passes.
 	list    []member
@@ -339,8 +340,9 @@ func (h *hub) each(fn func(*conn)) {
 
 // saturated reports whether publishers should wait because the broker's
 // audience is not keeping up. The audience is the connections that make
-// progress: a connection that owes a pong and has returned no credit for
-// stallAfter (or never has) is stalled and has no vote, so sockets that
+// progress: a connection that owes a pong and has never returned credit,
+// or has owed it for longer than stallAfter and than its own usual lag
+// allows (cursor.stalled), is stalled and has no vote, so sockets that
 // never read, however many, cannot hold a publisher; they are cut at
 // max-lag instead. The broker is saturated when more than one in
 // audienceShare of the audience is more than publishLag behind in time
@@ -349,55 +351,68 @@ func (h *hub) each(fn func(*conn)) {
 // before a large minority of readers drifts towards max-lag and is cut.
 //
 // Or when more than one in audienceShare of the audience has not even
-// been written lead bytes of the log (the fan-out itself has not caught
-// up). That test needs no pass to notice a burst: it compares the live
-// head with the cursors of the workers' last passes, so a flood of
+// been written the log's head less a lead (the fan-out itself has not
+// caught up). That test needs no pass to notice a burst: it compares the
+// live head with the cursors of the workers' last passes, so a flood of
 // publishers cannot run ahead of the fan-out while a pass is under way,
 // which at tens of thousands of connections on a busy machine lasts
-// seconds. No per-connection work.
+// seconds. The count is over the whole audience, from each shard's
+// deciles (a lower bound: a shard whose decile k is short counts k tenths
+// of its voters, plus one), so one slow reader in a shard of a few does
+// not hold anyone. No per-connection work.
 func (h *hub) saturated() bool {
 	if h.fo.publishLag.Load() <= 0 {
 		return false
 	}
 	var voters, behind int64
-	low := h.log.Head()
 	for _, s := range h.shards {
-		if n := s.voters.Load(); n > 0 {
-			voters += n
-			behind += s.behind.Load()
-			low = min(low, s.low.Load())
-		}
+		voters += s.voters.Load()
+		behind += s.behind.Load()
+	}
+	if voters == 0 {
+		return false
 	}
 	if behind*audienceShare > voters {
 		return true
 	}
-	at, ok := h.log.Pos(low)
-	if !ok {
-		return true // the slow tenth's next event is gone
-	}
 	head, _ := h.log.Pos(h.log.Head())
-	return head-at > h.lead(voters)
+	var short int64
+	for _, s := range h.shards {
+		n := s.voters.Load()
+		if n == 0 {
+			continue
+		}
+		at := head - s.lead()
+		for k := audienceShare - 1; k >= 0; k-- {
+			if s.deciles[k].Load() < at {
+				short += int64(k)*n/audienceShare + 1
+				break
+			}
+		}
+	}
+	return short*audienceShare > voters
 }
 
 // lead is how many bytes of the log publishers may run ahead of what the
-// fan-out has written to the audience: what the fan-out writes to one
-// connection in leadTime at the rate it is delivering now, within a
-// quarter and one whole credit window. A window is a fixed size, but its
-// worth in time is not: at 16 KiB of 100-byte events it is 150 events,
-// a fraction of a second at a few thousand subscribers and several
-// seconds, past max-lag, for the last socket of a 48,000-socket
-// audience on a busy machine (BENCHMARKS.md, "readers at overload").
-// A lead measured in time keeps a burst within what the audience can take
-// before max-lag; at small audiences it is the window, as before.
-func (h *hub) lead(voters int64) int64 {
-	w := h.fo.window
-	perConn := h.sendRate.rate() / float64(max(voters, 1))
-	lead := int64(perConn * (h.fo.maxLag.Load() / leadShare).Seconds())
+// fan-out has written to the shard's audience: what it writes to the
+// slowest tenth in a leadShare-th of max-lag at the rate it has been
+// advancing (over about a second, in log bytes, so filters, targeted
+// events and compressed variants count as the log does), within a
+// quarter and one credit window. A window is a fixed size, but its worth
+// in time is not: at 16 KiB of 100-byte events it is about 160 events, a
+// fraction of a second at a few thousand subscribers and several seconds,
+// past max-lag, for the last socket of a 48,000-socket audience on a busy
+// machine (BENCHMARKS.md, "readers at overload"). While little is
+// published the lead is the quarter window, so a burst larger than that
+// waits for one pass.
+func (s *shard) lead() int64 {
+	w := s.h.fo.window
+	lead := int64(s.lowRate.rate() * (s.h.fo.maxLag.Load() / leadShare).Seconds())
 	return min(max(lead, w/4), w)
 }
 
-// leadShare: publishers may run ahead of the fan-out by the bytes it
-// writes to a connection in one leadShare-th of max-lag.
+// leadShare: publishers may run ahead of the fan-out by what it writes to
+// a connection in one leadShare-th of max-lag.
 const leadShare = 4
 
 // stalledCount is the connections out of the vote as stalled, as of the
@@ -520,7 +535,7 @@ func (s *shard) pass() {
 	tail := lg.Tail()
 	now := h.clock()
 	maxLag, publishLag := h.fo.maxLag.Load(), h.fo.publishLag.Load()
-	stall := int64(stallAfter(maxLag, publishLag))
+	stall, most := stallBounds(maxLag, publishLag)
 	slowSeq := lg.SeqAfter(now - int64(maxLag))
 	behindSeq := uint64(0)
 	if publishLag > 0 {
@@ -535,7 +550,7 @@ func (s *shard) pass() {
 		}
 	}
 
-	var voters, behind, stalledN, buffered, wrote int64
+	var voters, behind, stalledN, buffered int64
 	oldest := head // oldest event this pass writes
 	writes, delivered := 0, 0
 	slow := s.slow[:0]
@@ -551,7 +566,7 @@ func (s *shard) pass() {
 			continue
 		}
 		lagSeq := c.unread()
-		stalled := c.stalled(now, stall, int64(maxLag/2))
+		stalled := c.stalled(now, stall, most)
 		// Lag counts from when the connection joined: a client resuming
 		// from old events is not behind for having been away.
 		held := c.recentlyHeld(now, maxLag)
@@ -567,10 +582,9 @@ func (s *shard) pass() {
 		}
 		if c.next < head {
 			oldest = min(oldest, c.next)
-			w, d, b := s.feed(c, out, head)
+			w, d := s.feed(c, out, head)
 			writes += w
 			delivered += d
-			wrote += b
 		}
 		if drain > 0 && c.next >= drain && now >= h.drainStart+h.drainOffset(c.id) {
 			out.closeShutdown(h.drainReason(c.id))
@@ -588,15 +602,16 @@ func (s *shard) pass() {
 	s.voters.Store(voters)
 	s.behind.Store(behind)
 	s.stalled.Store(stalledN)
-	low := head
-	if len(s.nexts) > 0 {
+	if n := len(s.nexts); n > 0 {
 		slices.Sort(s.nexts)
-		low = s.nexts[len(s.nexts)/audienceShare]
+		for k := range s.deciles {
+			pos, _ := lg.Pos(s.nexts[k*n/audienceShare]) // 0 if gone
+			s.deciles[k].Store(pos)
+		}
+		s.lowRate.observe(h.clock(), s.deciles[1].Load())
 		s.nexts = s.nexts[:0]
 	}
-	s.low.Store(low)
 	s.buffered.Store(buffered)
-	h.sendRate.observe(h.clock(), h.written.Add(wrote))
 	h.stats.writes.Add(int64(writes))
 	h.stats.deliveries.Add(int64(delivered))
 	h.progressed()
@@ -621,12 +636,19 @@ func (s *shard) pass() {
 // audience is behind (see saturated).
 const audienceShare = 10
 
-// stallAfter is how long a connection may owe a pong before it is stalled
-// and loses its vote: long enough that a reader on a busy machine, whose
-// pongs come late, keeps its vote; a socket that has never answered a
-// credit ping has none from the start.
+// stallAfter is how long any connection may owe a pong before it is
+// stalled and loses its vote: long enough that a reader on a busy
+// machine, whose pongs come late, keeps its vote; a socket that has never
+// answered a credit ping has none from the start, and one whose pongs
+// usually come later keeps it longer (cursor.stalled).
 func stallAfter(maxLag, publishLag time.Duration) time.Duration {
 	return max(maxLag/4, 4*publishLag)
+}
+
+// stallBounds is the pass's arguments to cursor.stalled: stallAfter, and
+// the most a slow reader's own lag can extend it to, half of max-lag.
+func stallBounds(maxLag, publishLag time.Duration) (stall, most int64) {
+	return int64(stallAfter(maxLag, publishLag)), int64(maxLag / 2)
 }
 
 // pingPayloadLen is the size of the credit ping's payload: a marker, the
@@ -678,9 +700,8 @@ func (h *hub) pong(c *cursor, p []byte) {
 }
 
 // feed writes to c, through out, what its credit allows, up to head. It
-// returns the write calls made, the events delivered and the log bytes
-// written.
-func (s *shard) feed(c *cursor, out sink, head uint64) (writes, delivered int, wrote int64) {
+// returns the write calls made and the events delivered.
+func (s *shard) feed(c *cursor, out sink, head uint64) (writes, delivered int) {
 	window := s.h.fo.window
 	for c.next < head {
 		// What nbio still holds for this socket is bounded apart from
@@ -688,7 +709,7 @@ func (s *shard) feed(c *cursor, out sink, head uint64) (writes, delivered int, w
 		// answers pings, so only a client the broker cannot account for
 		// reaches this, and it waits, without a wake-up, for a later pass.
 		if out.pending() >= 2*window {
-			return writes, delivered, wrote
+			return writes, delivered
 		}
 		budget := c.credit(window)
 		// Wait for a quarter window of credit: many small writes cost
@@ -701,20 +722,18 @@ func (s *shard) feed(c *cursor, out sink, head uint64) (writes, delivered int, w
 			c.starved.Store(true)
 			budget = c.credit(window)
 			if budget < window/4 {
-				return writes, delivered, wrote
+				return writes, delivered
 			}
 			c.starved.Store(false)
 		}
-		was := c.sent.Load()
 		w, d, ok := s.write(c, out, budget)
 		writes += w
 		delivered += d
-		wrote += c.sent.Load() - was
 		if !ok {
 			break
 		}
 	}
-	return writes, delivered, wrote
+	return writes, delivered
 }
 
 // write sends c, through out, one batch of log events within budget
@@ -767,6 +786,7 @@ func (s *shard) write(c *cursor, out sink, budget int64) (writes, delivered int,
 	c.next = next
 	c.sent.Store(sent)
 	if ping {
+		c.pinging(s.h.clock())
 		c.pinged = sent
 	}
 	if !out.write(b) {

@@ -6,11 +6,11 @@ import (
 	"sync/atomic"
 )
 
-// rateMeter measures how fast a monotonic total grows, over the last
-// meterSpan of samples taken at least meterStep apart: the fan-out's
-// bytes written per second, which sizes how far publishers may run ahead
-// of the audience (hub.saturated). Sampling is cheap and lock-free when
-// it is not yet due, so every shard's pass can offer a sample.
+// rateMeter measures how fast a total grows, over the last meterSpan of
+// samples taken at least meterStep apart: how fast a shard's slowest
+// tenth advances through the log, in bytes per second, which sizes how
+// far publishers may run ahead of it (shard.lead). Sampling is cheap and
+// lock-free when it is not yet due, so every pass can offer a sample.
 type rateMeter struct {
 	due  atomic.Int64  // clock value from which the next sample is taken
 	perS atomic.Uint64 // the rate, float64 bits: units per second
@@ -45,7 +45,9 @@ func (m *rateMeter) observe(now, total int64) {
 	}
 	oldest := m.ring[max(m.n-len(m.ring), 0)%len(m.ring)]
 	if dt := now - oldest.at; dt > 0 {
-		m.perS.Store(math.Float64bits(float64(total-oldest.total) * 1e9 / float64(dt)))
+		// A total that went back (the slowest tenth is now a connection
+		// that resumed far behind) is no progress, not negative progress.
+		m.perS.Store(math.Float64bits(float64(max(total-oldest.total, 0)) * 1e9 / float64(dt)))
 	}
 }
 
