@@ -2,7 +2,9 @@ package broker
 
 import (
 	"net/http"
+	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -269,4 +271,51 @@ func TestReloadConcurrentWithTraffic(t *testing.T) {
 	}
 	close(stop)
 	<-done
+}
+
+// README's "Live reload" table lists exactly the live fields: each field
+// Reload applies is named (by its config key) in the table's first
+// column, and every config key named there is live, so the document and
+// the reload classification cannot drift apart.
+func TestLiveFieldsMatchREADME(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	start := strings.Index(doc, "## Live reload")
+	if start < 0 {
+		t.Fatal("README has no Live reload section")
+	}
+	section := doc[start:]
+	if end := strings.Index(section[3:], "\n## "); end >= 0 {
+		section = section[:end+3]
+	}
+	named := map[string]bool{}
+	for _, line := range strings.Split(section, "\n") {
+		if !strings.HasPrefix(line, "| ") || strings.HasPrefix(line, "| changes live") {
+			continue
+		}
+		first := strings.SplitN(line[2:], "|", 2)[0]
+		for _, m := range regexp.MustCompile("`([A-Za-z.]+)`").FindAllStringSubmatch(first, -1) {
+			named[m[1]] = true
+		}
+		if strings.Contains(first, "TLS certificate") {
+			named[configKeys["TLS"]] = true
+		}
+	}
+	keyField := map[string]string{}
+	for f, k := range configKeys {
+		keyField[k] = f
+	}
+	for f := range liveFields {
+		if !named[configKeys[f]] {
+			t.Errorf("live field %s (config key %q) is not in README's Live reload table", f, configKeys[f])
+		}
+	}
+	for k := range named {
+		if f, ok := keyField[k]; ok && !liveFields[f] {
+			t.Errorf("README's Live reload table names %q, which needs a restart", k)
+		}
+	}
 }
