@@ -346,8 +346,8 @@ func (h *hub) each(fn func(*conn)) {
 // never read, however many, cannot hold a publisher; they are cut at
 // max-lag instead. The broker is saturated when more than one in
 // audienceShare of the audience is more than publishLag behind in time
-// (its client has not read what it was sent): a high quantile, not the
-// median, so that a machine that is merely busy paces its publishers
+// (its client has not read what it was sent): a high quantile of lag,
+// not the median, so that a machine that is merely busy paces its publishers
 // before a large minority of readers drifts towards max-lag and is cut.
 //
 // Or when more than one in audienceShare of the audience has not even
