@@ -41,12 +41,15 @@ func TestResumeTally(t *testing.T) {
 // duplicated, no gap.
 func TestRunResumeOneNode(t *testing.T) {
 	tg := startBroker(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// Port 1: nothing listens there. (A port taken from a listener and
+	// closed again can be handed to another test's server meanwhile, and a
+	// client that dials it then waits out a handshake timeout: one run in
+	// ten failed so beside a flood.)
+	down := "127.0.0.1:1"
+	if c, err := net.Dial("tcp", down); err == nil {
+		c.Close()
+		t.Fatal("something listens on 127.0.0.1:1; this test needs a port that refuses connections")
 	}
-	down := ln.Addr().String()
-	ln.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	res, err := RunResume(ctx, ResumeConfig{
