@@ -3,6 +3,7 @@ package broker
 import (
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -243,6 +244,36 @@ func TestBackendRoutedFromItsHandshake(t *testing.T) {
 	be := dialBackend(t, ts.wsURL, testKey) // its handler is now held in the hook
 	defer close(release)
 	send(t, client, `{"eventType":9,"username":"bob","property":"age"}`)
+	got := read(t, be)
+	if !strings.Contains(got, `"clientId"`) {
+		t.Fatalf("backend got %s, want the forwarded MetaRequest", got)
+	}
+}
+
+// A client that saw a backend's 101 finds the backend even if the
+// broker's handler is held right after writing it: the backend joins the
+// routing before its 101 goes out (it joined after, and a client's
+// MetaRequest in that window was told "no backend available", seen once
+// on a loaded machine). The request waits for the held write lock and
+// reaches the backend once the handler goes on.
+func TestBackendRoutedBeforeIts101(t *testing.T) {
+	ts := startServer(t, nil)
+	client := dial(t, ts.wsURL, testOrigin)
+	release := make(chan struct{})
+	var once sync.Once
+	hook := func() { once.Do(func() { <-release }) }
+	testHookSent101.Store(&hook)
+	t.Cleanup(func() { testHookSent101.Store(nil) })
+	be := dialBackend(t, ts.wsURL, testKey) // returns with its handler held in the hook
+	send(t, client, `{"eventType":9,"username":"bob","property":"age"}`)
+	// Nothing may come back while the handler is held: a refusal would
+	// be the bug (the request itself waits for the backend's write lock).
+	_ = client.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if _, msg, err := client.ReadMessage(); err == nil {
+		close(release)
+		t.Fatalf("client got %s while the backend's handshake was held", msg)
+	}
+	close(release)
 	got := read(t, be)
 	if !strings.Contains(got, `"clientId"`) {
 		t.Fatalf("backend got %s, want the forwarded MetaRequest", got)

@@ -290,14 +290,23 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		gap := s.resumeAt(c, resume)
 		c.ackSeq.Store(c.next)
 		c.joined = s.now()
-		// A backend joins the MetaRequest routing with its 101, under
-		// wmu: a request forwarded to it waits for the 101 to be written
-		// first, and one sent by a client that saw the backend's 101
-		// finds it.
+		// A backend joins the MetaRequest routing before its 101 is
+		// written, both under wmu: a request forwarded to it (offer takes
+		// wmu) waits for the 101 to be written first, and one sent by a
+		// client that saw the backend's 101 finds it. (Joining after the
+		// write left a window, between the 101 reaching the backend and
+		// the join, in which a loaded machine could answer "no backend
+		// available".)
 		c.wmu.Lock()
-		sent := !c.closing.Load() && c.writeRaw(resp) == nil
-		if sent && backend {
+		if backend {
 			s.meta.addBackend(c)
+		}
+		sent := !c.closing.Load() && c.writeRaw(resp) == nil
+		if !sent && backend {
+			s.meta.removeBackend(c)
+		}
+		if hook := testHookSent101.Load(); hook != nil && sent && backend {
+			(*hook)()
 		}
 		c.wmu.Unlock()
 		if !sent {
@@ -363,6 +372,11 @@ func logOrigin(origin string) string {
 // upgrade and before the connection joins the table: it lets tests line
 // upgrades up against Shutdown or the connection cap.
 var testHookUpgrade atomic.Pointer[func()]
+
+// testHookSent101, when set by a test, runs right after a backend's 101
+// is written, still under its wmu: it lets a test act between the
+// backend seeing its 101 and the rest of the handshake.
+var testHookSent101 atomic.Pointer[func()]
 
 // testHookJoined, when set by a test, runs once a connection has joined
 // the table and its 101 is out, before the handler's last steps.
