@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -273,4 +274,26 @@ func TestKeyRotationClosesBackends(t *testing.T) {
 		t.Fatal(got)
 	}
 	waitFor(t, 5*time.Second, "the rotation counted", func() bool { return ts.Stats().KeyRotated == 1 })
+}
+
+// A client that has its 101 is online: GET /api/online counts it even
+// while the broker's handler is held right after writing the 101 (the
+// username was counted after that write, so presence could miss a user
+// whose client was already connected; seen once in a cluster test).
+func TestOnlineFromIts101(t *testing.T) {
+	ts := startIdentityServer(t, nil)
+	release := make(chan struct{})
+	var once sync.Once
+	hook := func() { once.Do(func() { <-release }) }
+	testHookSent101.Store(&hook)
+	t.Cleanup(func() { testHookSent101.Store(nil) })
+	dial(t, ts.wsURL+"?token="+idToken(t, "alice", time.Hour), testOrigin) // held in the hook
+	var one struct {
+		Connections int `json:"connections"`
+	}
+	code := adminDo(t, ts, "GET", "/api/online?username=alice", "", &one)
+	close(release)
+	if code != 200 || one.Connections != 1 {
+		t.Fatalf("online while alice's handshake is held: %d %+v", code, one)
+	}
 }

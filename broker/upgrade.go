@@ -296,32 +296,30 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		// client that saw the backend's 101 finds it. (Joining after the
 		// write left a window, between the 101 reaching the backend and
 		// the join, in which a loaded machine could answer "no backend
-		// available".)
+		// available".) Its username counts online from before its 101 too: a client
+		// that has its 101 is in GET /api/online. Under the shard lock,
+		// so removeConn (which takes it to remove c) releases only after
+		// this.
+		if username != "" {
+			s.online.acquire(username, 0)
+		}
 		c.wmu.Lock()
 		if backend {
 			s.meta.addBackend(c)
 		}
 		sent := !c.closing.Load() && c.writeRaw(resp) == nil
-		if !sent && backend {
-			s.meta.removeBackend(c)
-		}
-		if hook := testHookSent101.Load(); hook != nil && sent && backend {
+		if hook := testHookSent101.Load(); hook != nil && sent {
 			(*hook)()
 		}
 		c.wmu.Unlock()
-		if !sent {
-			return false
-		}
-		if gap != nil && !c.send(gap) {
+		if !sent || (gap != nil && !c.send(gap)) {
 			if backend {
 				s.meta.removeBackend(c)
 			}
+			if username != "" {
+				s.online.release(username)
+			}
 			return false
-		}
-		if username != "" {
-			// Under the shard lock, so removeConn (which takes it to
-			// remove c) releases only after this.
-			s.online.acquire(username, 0)
 		}
 		return true
 	})
@@ -373,7 +371,7 @@ func logOrigin(origin string) string {
 // upgrades up against Shutdown or the connection cap.
 var testHookUpgrade atomic.Pointer[func()]
 
-// testHookSent101, when set by a test, runs right after a backend's 101
+// testHookSent101, when set by a test, runs right after a connection's 101
 // is written, still under its wmu: it lets a test act between the
 // backend seeing its 101 and the rest of the handshake.
 var testHookSent101 atomic.Pointer[func()]
