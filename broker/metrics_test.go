@@ -86,6 +86,9 @@ func TestMetrics(t *testing.T) {
 	read(t, c)
 	_ = c.Close()
 	waitFor(t, 5*time.Second, "client close counted", func() bool { return len(ts.Stats().Closed) > 0 })
+	// The backend's events are written by its shard's pass, which on a
+	// busy run may end after the client has read its own.
+	waitFor(t, 5*time.Second, "the backend's deliveries counted", func() bool { return ts.Stats().Deliveries == 4 })
 
 	after := scrape(t, ts)
 	checks := []struct {
