@@ -296,10 +296,12 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		// client that saw the backend's 101 finds it. (Joining after the
 		// write left a window, between the 101 reaching the backend and
 		// the join, in which a loaded machine could answer "no backend
-		// available".) Its username counts online from before its 101 too: a client
-		// that has its 101 is in GET /api/online. Under the shard lock,
-		// so removeConn (which takes it to remove c) releases only after
-		// this.
+		// available".)
+		//
+		// Its username counts online from before its 101 too, for the
+		// same reason: a client that has its 101 is in GET /api/online.
+		// Under the shard lock, so removeConn (which takes it to remove
+		// c) releases only after this.
 		if username != "" {
 			s.online.acquire(username, 0)
 		}
@@ -372,8 +374,8 @@ func logOrigin(origin string) string {
 var testHookUpgrade atomic.Pointer[func()]
 
 // testHookSent101, when set by a test, runs right after a connection's 101
-// is written, still under its wmu: it lets a test act between the
-// backend seeing its 101 and the rest of the handshake.
+// is written, still under its wmu and the shard lock: it lets a test act
+// between the client seeing its 101 and the rest of the handshake.
 var testHookSent101 atomic.Pointer[func()]
 
 // testHookJoined, when set by a test, runs once a connection has joined
