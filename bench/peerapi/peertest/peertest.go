@@ -5,6 +5,7 @@ package peertest
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/webinate/broker/internal/testutil"
 )
 
 // Server is what a peer (or the broker) offers a test.
@@ -44,12 +47,7 @@ func Serve[S Server](t testing.TB, s S, err error) S {
 // test ends.
 func Dial(t testing.TB, addr, origin string) *websocket.Conn {
 	t.Helper()
-	c, resp, err := websocket.DefaultDialer.Dial("ws://"+addr+"/any/path", http.Header{"Origin": {origin}})
-	if err != nil {
-		t.Fatalf("dial: %v (resp %v)", err, resp)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
+	return testutil.Dial(t, "ws://"+addr+"/any/path", http.Header{"Origin": {origin}})
 }
 
 // Read returns the next text message, waiting 5 s at most.
@@ -67,13 +65,7 @@ func Read(t testing.TB, c *websocket.Conn) []byte {
 // publish reaches every client.
 func WaitConns(t testing.TB, conns func() int, n int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for conns() != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("have %d conns, want %d", conns(), n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 5*time.Second, fmt.Sprintf("%d conns", n), func() bool { return conns() == n })
 }
 
 // Post sends body to adminAddr's POST /api/events with key and returns
